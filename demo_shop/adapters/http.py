@@ -1,0 +1,72 @@
+"""What the payments and inventory clients share: an httpx client and its error translation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from ..errors import DependencyUnavailable, OutcomeUnknown
+from ..resilience import Deadline, Timeouts
+
+
+def http_translator(dependency: str) -> Callable[[BaseException], DependencyUnavailable | None]:
+    """Map httpx errors: not sent -> DependencyUnavailable; maybe processed -> OutcomeUnknown."""
+
+    def translate(exc: BaseException) -> DependencyUnavailable | None:
+        if isinstance(exc, httpx.ConnectTimeout):
+            return DependencyUnavailable(dependency, "timeout", "connect timed out")
+        if isinstance(exc, httpx.PoolTimeout):
+            return DependencyUnavailable(dependency, "saturated", "no free connection")
+        if isinstance(exc, httpx.ConnectError):
+            return DependencyUnavailable(dependency, "refused", "could not connect")
+        if isinstance(exc, httpx.TimeoutException):
+            return OutcomeUnknown(dependency, "timeout", "no answer in time")
+        if isinstance(exc, httpx.TransportError):
+            return OutcomeUnknown(dependency, "reset", "connection lost")
+        if isinstance(exc, ValueError):  # a reply that is not the JSON we expect
+            return OutcomeUnknown(dependency, "garbled", "unreadable answer")
+        return None
+
+    return translate
+
+
+def raise_for_server_error(dependency: str, response: httpx.Response) -> None:
+    """A 5xx: 502/503/504/429 mean it did not take the request; a 500 may have done it."""
+    if response.status_code in (429, 502, 503, 504):
+        raise DependencyUnavailable(dependency, "status", f"answered {response.status_code}")
+    if response.status_code >= 500:
+        raise OutcomeUnknown(dependency, "status", f"answered {response.status_code}")
+
+
+class JsonHttp:
+    """A keep-alive httpx client whose every call is bounded by Timeouts and a Deadline."""
+
+    def __init__(self, base_url: str, timeouts: Timeouts, max_connections: int = 50) -> None:
+        self._timeouts = timeouts
+        self._client = httpx.Client(
+            base_url=base_url,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
+            headers={"User-Agent": "demo-shop"},
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        deadline: Deadline,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request, with connect and read timeouts capped by the deadline."""
+        read = deadline.cap(self._timeouts.read)
+        timeout = httpx.Timeout(read, connect=deadline.cap(self._timeouts.connect), pool=read)
+        return self._client.request(
+            method, path, json=json, headers=headers, params=params, timeout=timeout
+        )
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._client.close()

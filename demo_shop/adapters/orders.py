@@ -1,0 +1,270 @@
+"""Orders and the product table in PostgreSQL (psycopg 3 with a connection pool).
+
+libpq has no client-side query timeout, and a proxy that swallows packets (a Toxiproxy
+blackhole) leaves a query waiting forever. So every transaction runs under a guard
+that shuts the connection's socket down when its time is up: the wait wakes with an
+error, the pool drops the broken connection, and the shopper gets an answer in time.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ..catalog import PRODUCTS
+from ..domain import CartLine, Order, OrderStatus
+from ..errors import DependencyUnavailable
+from ..observe import CallObserver
+from ..resilience import Deadline, Timeouts
+
+DEPENDENCY = "database"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS products (
+    sku text PRIMARY KEY,
+    name text NOT NULL,
+    price_cents integer NOT NULL CHECK (price_cents > 0),
+    sale_price_cents integer NOT NULL CHECK (sale_price_cents > 0)
+);
+CREATE TABLE IF NOT EXISTS orders (
+    order_id text PRIMARY KEY,
+    idempotency_key text NOT NULL UNIQUE,
+    cart_id text NOT NULL,
+    status text NOT NULL,
+    total_cents integer NOT NULL CHECK (total_cents >= 0),
+    attempt integer NOT NULL DEFAULT 1,
+    reservation_id text,
+    charge_id text,
+    stock_committed boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS order_items (
+    order_id text NOT NULL REFERENCES orders (order_id) ON DELETE CASCADE,
+    sku text NOT NULL,
+    qty integer NOT NULL CHECK (qty BETWEEN 1 AND 99),
+    unit_price_cents integer NOT NULL,
+    PRIMARY KEY (order_id, sku)
+);
+CREATE INDEX IF NOT EXISTS orders_status_idx ON orders (status);
+"""
+
+
+def translate_pg(exc: BaseException) -> DependencyUnavailable | None:
+    """PostgreSQL errors become the shop's DependencyUnavailable."""
+    if isinstance(exc, PoolTimeout):
+        return DependencyUnavailable(DEPENDENCY, "saturated", "no free connection")
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return DependencyUnavailable(DEPENDENCY, "timeout", "statement timed out")
+    if isinstance(exc, psycopg.OperationalError):
+        return DependencyUnavailable(DEPENDENCY, "reset", "connection failed")
+    if isinstance(exc, psycopg.InterfaceError):
+        return DependencyUnavailable(DEPENDENCY, "reset", "connection closed")
+    return None
+
+
+class _SocketGuard:
+    """Shuts a connection's socket down if the guarded block outlives its time."""
+
+    def __init__(self, conn: psycopg.Connection[Any], seconds: float) -> None:
+        self._conn = conn
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._sever)
+        self._timer.daemon = True
+
+    def _sever(self) -> None:
+        self.fired = True
+        try:
+            fd = self._conn.pgconn.socket
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, psycopg.Error):
+            # The connection already closed by itself: nothing left to cut.
+            return
+
+    def __enter__(self) -> _SocketGuard:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+
+def check_idle_socket(conn: psycopg.Connection[Any]) -> None:
+    """Reject a pooled connection whose peer hung up while it sat idle.
+
+    An idle connection's socket has nothing to read; if it is readable, the server or a
+    proxy in between closed it (Toxiproxy does when a proxy is disabled). One select()
+    with no wait finds that without a round trip, so recovery is not slowed by a pool
+    full of dead connections and the check costs nothing under a latency fault.
+    """
+    if conn.closed:
+        raise psycopg.OperationalError("connection is closed")
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        conn.close()  # closed, the pool discards it instead of handing it out again
+        raise psycopg.OperationalError("connection was closed by the server")
+
+
+def connect_pool(dsn: str, timeouts: Timeouts, max_size: int = 10) -> ConnectionPool:
+    """A pool that opens connections in the background; nothing waits on it at creation."""
+    kwargs = {
+        "autocommit": True,
+        "connect_timeout": max(2, int(timeouts.connect + 0.999)),
+        "options": f"-c statement_timeout={int(timeouts.read * 1000)}",
+    }
+    pool = ConnectionPool(
+        dsn, min_size=2, max_size=max_size, kwargs=kwargs, open=False,
+        reconnect_timeout=30.0, name="orders", check=check_idle_socket,
+    )
+    pool.open(wait=False)
+    return pool
+
+
+def init_database(dsn: str) -> None:
+    """Create the schema and seed the catalog once (safe to run from several processes)."""
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(4242)")
+        conn.execute(SCHEMA)
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO products (sku, name, price_cents, sale_price_cents) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (sku) DO NOTHING",
+                [(p.sku, p.name, p.price_cents, p.sale_price_cents) for p in PRODUCTS],
+            )
+
+
+class OrdersStore:
+    """Products and orders, each method one guarded transaction."""
+
+    def __init__(self, pool: ConnectionPool, timeouts: Timeouts, observer: CallObserver) -> None:
+        self._pool = pool
+        self._timeouts = timeouts
+        self._observer = observer
+
+    @contextmanager
+    def _transaction(self, operation: str, deadline: Deadline) -> Iterator[psycopg.Connection]:
+        with self._observer.call(DEPENDENCY, operation, translate_pg):
+            seconds = deadline.cap(self._timeouts.read)
+            conn = self._pool.getconn(timeout=seconds)
+            try:
+                guard = _SocketGuard(conn, seconds)
+                try:
+                    with guard, conn.transaction():
+                        yield conn
+                except psycopg.Error as exc:
+                    if guard.fired:
+                        raise DependencyUnavailable(DEPENDENCY, "timeout", "no answer") from exc
+                    raise
+            finally:
+                self._pool.putconn(conn)
+
+    def products(self, deadline: Deadline) -> list[dict[str, Any]]:
+        """Every product with its prices, by sku."""
+        with self._transaction("products", deadline) as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            return list(cur.execute(
+                "SELECT sku, name, price_cents, sale_price_cents FROM products ORDER BY sku"
+            ))
+
+    def unit_prices(self, skus: list[str], deadline: Deadline) -> dict[str, int]:
+        """The sale price of each sku that exists."""
+        with self._transaction("prices", deadline) as conn:
+            rows = conn.execute(
+                "SELECT sku, sale_price_cents FROM products WHERE sku = ANY(%s)", (skus,)
+            ).fetchall()
+            return {sku: price for sku, price in rows}
+
+    def insert_pending(self, order: Order, unit_prices: dict[str, int], deadline: Deadline) -> bool:
+        """Write a new pending order; False when its idempotency key is already taken."""
+        with self._transaction("insert_order", deadline) as conn:
+            cur = conn.execute(
+                "INSERT INTO orders (order_id, idempotency_key, cart_id, status, total_cents, "
+                "attempt, reservation_id) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (idempotency_key) DO NOTHING",
+                (order.order_id, order.idempotency_key, order.cart_id, order.status,
+                 order.total_cents, order.attempt, order.reservation_id),
+            )
+            if cur.rowcount == 0:
+                return False
+            conn.cursor().executemany(
+                "INSERT INTO order_items (order_id, sku, qty, unit_price_cents) "
+                "VALUES (%s, %s, %s, %s)",
+                [(order.order_id, line.sku, line.qty, unit_prices[line.sku])
+                 for line in order.items],
+            )
+            return True
+
+    def save(self, order: Order, deadline: Deadline) -> None:
+        """Store an order's status, attempt, reservation, charge and stock flag."""
+        with self._transaction("update_order", deadline) as conn:
+            conn.execute(
+                "UPDATE orders SET status = %s, attempt = %s, reservation_id = %s, "
+                "charge_id = %s, stock_committed = %s, updated_at = now() WHERE order_id = %s",
+                (order.status, order.attempt, order.reservation_id, order.charge_id,
+                 order.stock_committed, order.order_id),
+            )
+
+    def claim_for_retry(
+        self, idempotency_key: str, stale_after_seconds: float, deadline: Deadline
+    ) -> Order | None:
+        """Atomically move a retryable (or stale pending) order back to pending; None if not."""
+        with self._transaction("claim_order", deadline) as conn:
+            row = conn.execute(
+                "UPDATE orders SET status = 'pending', updated_at = now() "
+                "WHERE idempotency_key = %s AND (status IN ('failed', 'payment_unknown') "
+                "OR (status = 'pending' AND updated_at < now() - make_interval(secs => %s))) "
+                "RETURNING order_id, status",
+                (idempotency_key, stale_after_seconds),
+            ).fetchone()
+            return self._load(conn, "idempotency_key", idempotency_key) if row else None
+
+    def get(self, order_id: str, deadline: Deadline) -> Order | None:
+        """One order with its items, or None."""
+        with self._transaction("get_order", deadline) as conn:
+            return self._load(conn, "order_id", order_id)
+
+    def get_by_key(self, idempotency_key: str, deadline: Deadline) -> Order | None:
+        """The order made with this idempotency key, or None."""
+        with self._transaction("get_order", deadline) as conn:
+            return self._load(conn, "idempotency_key", idempotency_key)
+
+    def all_orders(self, deadline: Deadline) -> list[Order]:
+        """Every order (for audits and tests)."""
+        with self._transaction("list_orders", deadline) as conn:
+            keys = [r[0] for r in conn.execute("SELECT order_id FROM orders ORDER BY created_at")]
+            return [o for k in keys if (o := self._load(conn, "order_id", k)) is not None]
+
+    @staticmethod
+    def _load(conn: psycopg.Connection, column: str, value: str) -> Order | None:
+        cur = conn.cursor(row_factory=dict_row)
+        row = cur.execute(
+            f"SELECT * FROM orders WHERE {column} = %s", (value,)  # column is ours, not input
+        ).fetchone()
+        if row is None:
+            return None
+        items = conn.execute(
+            "SELECT sku, qty FROM order_items WHERE order_id = %s ORDER BY sku",
+            (row["order_id"],),
+        ).fetchall()
+        return Order(
+            order_id=row["order_id"], idempotency_key=row["idempotency_key"],
+            status=OrderStatus(row["status"]), total_cents=row["total_cents"],
+            items=[CartLine(sku, qty) for sku, qty in items], cart_id=row["cart_id"],
+            attempt=row["attempt"], reservation_id=row["reservation_id"],
+            charge_id=row["charge_id"], stock_committed=row["stock_committed"],
+        )
+
+    def probe(self) -> None:
+        """A cheap health call for the prober."""
+        with self._transaction("health", Deadline(1.0)) as conn:
+            conn.execute("SELECT 1")

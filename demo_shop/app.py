@@ -1,0 +1,69 @@
+"""The shop's app factory: `create_app()` builds a fresh app; importing starts nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from flask_wtf.csrf import CSRFProtect
+
+from .config import settings_from_env
+from .health import HealthBoard
+from .metrics import render_latest
+from .resilience import Deadline
+from .web import api, pages
+from .web.errors import register_error_handlers
+from .web.requestlog import configure_logging, init_request_log
+from .web.shopping import remember_cart, shop
+from .wiring import Shop, build_shop
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the shop. test_config overrides settings; a "SHOP" entry replaces the wiring."""
+    app = Flask(__name__)
+    app.config.from_mapping(settings_from_env())
+    if test_config:
+        app.config.update(test_config)
+    configure_logging()
+
+    wired: Shop = app.config.get("SHOP") or build_shop(app.config)
+    app.extensions["shop"] = wired
+
+    csrf = CSRFProtect(app)
+    csrf.exempt(api.bp)  # the API takes JSON only, which a cross-site form cannot send
+    init_request_log(app)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    pages.register_filters(app)
+    register_error_handlers(app)
+    app.after_request(remember_cart)
+
+    @app.before_request
+    def _start_prober() -> None:
+        shop().prober.ensure_started()
+
+    @app.context_processor
+    def _banner() -> dict[str, Any]:
+        snapshot = shop().board.snapshot()
+        troubled = [s for s in snapshot.values() if s.state != "operational"]
+        return {"banner": troubled, "overall": HealthBoard.overall(snapshot)}
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        body, content_type = render_latest()
+        return Response(body, content_type=content_type)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz() -> Response | tuple[Response, int]:
+        """Ready when the orders database answers: the one thing no page can do without."""
+        try:
+            shop().orders.products(Deadline(1.0))
+        except Exception:  # any failure means not ready; the reason is on /status
+            return jsonify(status="not ready"), 503
+        return jsonify(status="ready")
+
+    return app

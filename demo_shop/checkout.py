@@ -1,0 +1,342 @@
+"""Checkout: reserve stock, write the order as pending, authorize, capture, confirm,
+commit the reservation, clear the cart — and compensate on every failure path.
+
+The order of operations keeps one promise above all: a shopper is never charged
+without an order. Money only moves at capture, which happens after the order row
+exists; if the order cannot be confirmed after capture, the charge is refunded.
+The service takes its collaborators as arguments and knows nothing of Flask or HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn, Protocol
+
+from .adapters.payments import Charge
+from .domain import Cart, CartLine, EmptyCart, Order, OrderStatus, ShopError, UnknownProduct
+from .errors import DependencyUnavailable, OutcomeUnknown, OutOfStock, PaymentDeclined
+from .resilience import Deadline
+
+log = logging.getLogger(__name__)
+
+# The most one compensation step (release, void, refund, save) may take.
+COMPENSATION_STEP_SECONDS = 0.5
+
+
+class CartStorePort(Protocol):
+    """What checkout needs of the cart store."""
+
+    def load(self, cart_id: str) -> Cart: ...
+    def clear(self, cart_id: str) -> None: ...
+
+
+class OrdersStorePort(Protocol):
+    """What checkout needs of the orders store."""
+
+    def unit_prices(self, skus: list[str], deadline: Deadline) -> dict[str, int]: ...
+    def insert_pending(
+        self, order: Order, unit_prices: dict[str, int], deadline: Deadline
+    ) -> bool: ...
+    def save(self, order: Order, deadline: Deadline) -> None: ...
+    def get_by_key(self, idempotency_key: str, deadline: Deadline) -> Order | None: ...
+    def claim_for_retry(
+        self, idempotency_key: str, stale_after_seconds: float, deadline: Deadline
+    ) -> Order | None: ...
+
+
+class PaymentsPort(Protocol):
+    """What checkout needs of the card processor."""
+
+    def authorize(
+        self, idempotency_key: str, order_id: str, amount_cents: int,
+        card: dict[str, Any], deadline: Deadline,
+    ) -> Charge: ...
+    def capture(self, charge_id: str, deadline: Deadline) -> Charge: ...
+    def void(self, charge_id: str, deadline: Deadline) -> Charge: ...
+    def refund(self, charge_id: str, deadline: Deadline) -> Charge: ...
+    def find(self, idempotency_key: str, deadline: Deadline) -> Charge | None: ...
+
+
+class InventoryPort(Protocol):
+    """What checkout needs of inventory."""
+
+    def reserve_stock(
+        self, reservation_id: str, lines: list[CartLine], ttl_seconds: int, deadline: Deadline
+    ) -> None: ...
+    def commit(self, reservation_id: str, deadline: Deadline) -> None: ...
+    def release(self, reservation_id: str, deadline: Deadline) -> None: ...
+
+
+@dataclass(slots=True)
+class CheckoutDeps:
+    """The collaborators a checkout runs against."""
+
+    carts: CartStorePort
+    orders: OrdersStorePort
+    payments: PaymentsPort
+    inventory: InventoryPort
+    reservation_ttl_seconds: int = 900
+    stale_pending_seconds: float = 60.0
+    compensation_reserve: float = 1.0
+    new_id: Callable[[], str] = lambda: uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutResult:
+    """A checkout that took the order; replayed when the idempotency key was seen before."""
+
+    order: Order
+    replayed: bool = False
+
+
+class CheckoutFailed(ShopError):
+    """The order could not be taken now. Says only what is true about cart and charge.
+
+    charged: False when no money moved (or it was given back), None when unknown.
+    """
+
+    def __init__(
+        self, dependency: str, *, charged: bool | None, cart_saved: bool, retry_after: int = 30
+    ) -> None:
+        super().__init__(f"checkout failed: {dependency} unavailable")
+        self.dependency = dependency
+        self.charged = charged
+        self.cart_saved = cart_saved
+        self.retry_after = retry_after
+        self.total_cents = 0
+
+
+class CheckoutInProgress(ShopError):
+    """The same idempotency key is being checked out right now."""
+
+
+def checkout(
+    deps: CheckoutDeps,
+    cart_id: str,
+    idempotency_key: str,
+    card: dict[str, Any],
+    deadline: Deadline,
+) -> CheckoutResult:
+    """Take the order for cart_id, once per idempotency key, answering within deadline."""
+    flow = _Checkout(deps, deadline)
+    try:
+        return flow.run(cart_id, idempotency_key, card)
+    except CheckoutFailed as exc:
+        exc.total_cents = flow.total_cents  # the revenue this failure put at risk
+        raise
+
+
+class _Checkout:
+    """One checkout run: forward steps bounded by `work`, compensations by what remains."""
+
+    def __init__(self, deps: CheckoutDeps, deadline: Deadline) -> None:
+        self.deps = deps
+        self.deadline = deadline
+        self.work = deadline.earlier(deps.compensation_reserve)
+        self.total_cents = 0
+
+    def run(self, cart_id: str, idempotency_key: str, card: dict[str, Any]) -> CheckoutResult:
+        deps, work = self.deps, self.work
+        try:
+            existing = deps.orders.get_by_key(idempotency_key, work)
+        except DependencyUnavailable as exc:
+            raise CheckoutFailed(exc.dependency, charged=False, cart_saved=True) from exc
+        if existing is not None:
+            return self._replay_or_retry(existing, card)
+
+        try:
+            cart = deps.carts.load(cart_id)
+        except DependencyUnavailable as exc:
+            raise CheckoutFailed(exc.dependency, charged=False, cart_saved=False) from exc
+        if cart.is_empty:
+            raise EmptyCart("the cart is empty")
+        lines = cart.items()
+        try:
+            prices = deps.orders.unit_prices([line.sku for line in lines], work)
+        except DependencyUnavailable as exc:
+            raise CheckoutFailed(exc.dependency, charged=False, cart_saved=True) from exc
+        total = cart.total_cents(prices)  # raises UnknownProduct for a sku no longer sold
+        self.total_cents = total
+
+        order_id = deps.new_id()
+        order = Order(
+            order_id=order_id, idempotency_key=idempotency_key, status=OrderStatus.PENDING,
+            total_cents=total, items=lines, cart_id=cart_id, attempt=1,
+            reservation_id=f"{order_id}-1",
+        )
+        self._reserve(order, persisted=False)
+        try:
+            inserted = deps.orders.insert_pending(order, prices, work)
+        except DependencyUnavailable as exc:
+            self._release(order)
+            raise CheckoutFailed(exc.dependency, charged=False, cart_saved=True) from exc
+        if not inserted:
+            self._release(order)
+            raise CheckoutInProgress(idempotency_key)
+        return self._pay_and_confirm(order, card)
+
+    def _replay_or_retry(self, existing: Order, card: dict[str, Any]) -> CheckoutResult:
+        """Same key again: the same answer for a finished order, another try for a failed one."""
+        if existing.status in (OrderStatus.CONFIRMED, OrderStatus.PAYMENT_PENDING):
+            return CheckoutResult(existing, replayed=True)
+        if existing.status is OrderStatus.DECLINED:
+            raise PaymentDeclined("card_declined")
+        if existing.status is OrderStatus.CANCELLED:
+            raise CheckoutFailed("payments", charged=False, cart_saved=True)
+        try:
+            order = self.deps.orders.claim_for_retry(
+                existing.idempotency_key, self.deps.stale_pending_seconds, self.work
+            )
+        except DependencyUnavailable as exc:
+            charged = False if existing.status is OrderStatus.FAILED else None
+            raise CheckoutFailed(exc.dependency, charged=charged, cart_saved=True) from exc
+        if order is None:
+            raise CheckoutInProgress(existing.idempotency_key)
+        self.total_cents = order.total_cents
+        if existing.status is OrderStatus.FAILED:
+            # Nothing is held and nothing was charged: a fresh attempt with its own keys.
+            order.attempt += 1
+            order.reservation_id = f"{order.order_id}-{order.attempt}"
+            order.charge_id = None
+            self._reserve(order, persisted=True)
+        # payment_unknown or a stale pending: keep the attempt, so the processor's idempotency
+        # key finds the charge that may already exist instead of making a second one.
+        return self._pay_and_confirm(order, card)
+
+    def _reserve(self, order: Order, *, persisted: bool) -> None:
+        assert order.reservation_id is not None
+        try:
+            self.deps.inventory.reserve_stock(
+                order.reservation_id, order.items, self.deps.reservation_ttl_seconds, self.work
+            )
+        except DependencyUnavailable as exc:
+            if isinstance(exc, OutcomeUnknown):
+                self._release(order)  # it may have been made: give it back
+            if persisted:
+                self._mark_failed(order)
+            raise CheckoutFailed(exc.dependency, charged=False, cart_saved=True) from exc
+        except OutOfStock:
+            if persisted:
+                self._mark_failed(order)
+            raise
+
+    def _pay_and_confirm(self, order: Order, card: dict[str, Any]) -> CheckoutResult:
+        deps, work = self.deps, self.work
+        charge_key = f"{order.order_id}:{order.attempt}"
+        try:
+            charge = deps.payments.authorize(
+                charge_key, order.order_id, order.total_cents, card, work
+            )
+        except PaymentDeclined:
+            self._release(order)
+            order.transition(OrderStatus.DECLINED)
+            self._save_quietly(order)
+            raise
+        except OutcomeUnknown as exc:
+            # A hold may exist, but a hold moves no money: void it if we can find it.
+            found = self._find_quietly(charge_key)
+            if found is not None and found.status == "authorized":
+                self._void_quietly(found.charge_id)
+            self._fail(order, exc.dependency, charged=False)
+        except DependencyUnavailable as exc:
+            self._fail(order, exc.dependency, charged=False)
+
+        order.charge_id = charge.charge_id
+        if charge.status != "captured":
+            charge = self._capture(order, charge, charge_key)
+
+        order.transition(OrderStatus.CONFIRMED)
+        try:
+            deps.orders.save(order, work)
+        except DependencyUnavailable as exc:
+            # Money moved but the order cannot be confirmed: give the money back.
+            refunded = self._quietly(
+                lambda d: deps.payments.refund(charge.charge_id, d), "refund", order.order_id
+            )
+            order.status = OrderStatus.FAILED if refunded else OrderStatus.PAYMENT_UNKNOWN
+            self._save_quietly(order)
+            if refunded:
+                self._release(order)
+            raise CheckoutFailed(
+                exc.dependency, charged=False if refunded else None, cart_saved=True
+            ) from exc
+
+        assert order.reservation_id is not None
+        rid = order.reservation_id
+        if self._quietly(lambda d: deps.inventory.commit(rid, d), "commit", order.order_id):
+            order.stock_committed = True
+            self._save_quietly(order)
+        self._quietly(lambda d: deps.carts.clear(order.cart_id), "clear_cart", order.order_id)
+        return CheckoutResult(order)
+
+    def _capture(self, order: Order, charge: Charge, charge_key: str) -> Charge:
+        """Capture the authorized charge; on a lost answer, ask the processor what happened."""
+        try:
+            return self.deps.payments.capture(charge.charge_id, self.work)
+        except OutcomeUnknown as exc:
+            found = self._find_quietly(charge_key)
+            if found is not None and found.status == "captured":
+                return found
+            if found is not None and found.status == "authorized":
+                self._void_quietly(found.charge_id)
+                self._fail(order, exc.dependency, charged=False)
+            # We cannot tell whether money moved: keep the order and its stock, tell the truth.
+            order.status = OrderStatus.PAYMENT_UNKNOWN
+            self._save_quietly(order)
+            raise CheckoutFailed(exc.dependency, charged=None, cart_saved=True) from exc
+        except DependencyUnavailable as exc:
+            self._void_quietly(charge.charge_id)
+            self._fail(order, exc.dependency, charged=False)
+
+    def _fail(self, order: Order, dependency: str, *, charged: bool | None) -> NoReturn:
+        """Compensate (release stock, mark the order failed) and raise CheckoutFailed."""
+        self._release(order)
+        self._mark_failed(order)
+        raise CheckoutFailed(dependency, charged=charged, cart_saved=True)
+
+    def _mark_failed(self, order: Order) -> None:
+        if order.status is OrderStatus.PENDING:
+            order.transition(OrderStatus.FAILED)
+            self._save_quietly(order)
+
+    def _quietly(self, action: Callable[[Deadline], Any], what: str, ref: str) -> bool:
+        """Run a compensation step within what is left of the deadline; log, never raise.
+
+        A step that cannot run is backed by expiry (reservations) or reconciliation.
+        """
+        step_deadline = Deadline(self.deadline.cap(COMPENSATION_STEP_SECONDS))
+        try:
+            action(step_deadline)
+        except (DependencyUnavailable, PaymentDeclined) as exc:
+            log.warning("compensation failed", extra={"step": what, "ref": ref, "error": str(exc)})
+            return False
+        return True
+
+    def _release(self, order: Order) -> None:
+        if order.reservation_id:
+            rid = order.reservation_id
+            self._quietly(lambda d: self.deps.inventory.release(rid, d), "release", order.order_id)
+
+    def _save_quietly(self, order: Order) -> None:
+        self._quietly(lambda d: self.deps.orders.save(order, d), "save", order.order_id)
+
+    def _void_quietly(self, charge_id: str) -> None:
+        self._quietly(lambda d: self.deps.payments.void(charge_id, d), "void", charge_id)
+
+    def _find_quietly(self, charge_key: str) -> Charge | None:
+        found: list[Charge | None] = [None]
+
+        def find(d: Deadline) -> None:
+            found[0] = self.deps.payments.find(charge_key, d)
+
+        self._quietly(find, "find", charge_key)
+        return found[0]
+
+
+__all__ = [
+    "CheckoutDeps", "CheckoutFailed", "CheckoutInProgress", "CheckoutResult", "EmptyCart",
+    "UnknownProduct", "checkout",
+]

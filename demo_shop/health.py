@@ -1,0 +1,155 @@
+"""What the shop knows about each dependency, for the banner, /status and metrics.
+
+Each worker keeps a short window of call outcomes per dependency, fed by real calls
+(passively) and by a background prober (actively, so the state clears after recovery
+even when no shopper is calling). State changes are exported as a gauge.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import DEPENDENCIES
+from .metrics import DEPENDENCY_STATE
+
+OPERATIONAL, DEGRADED, DOWN = "operational", "degraded", "down"
+STATE_VALUE = {OPERATIONAL: 0, DEGRADED: 1, DOWN: 2}
+
+MESSAGES = {
+    ("payments", DOWN): "Card payments are not going through right now. Your cart is saved; "
+    "please try checking out again in a few minutes.",
+    ("payments", DEGRADED): "Card payments are slower than usual. Checkout may take a little longer.",
+    ("inventory", DOWN): "We cannot check stock right now, so checkout is paused. "
+    "Your cart is saved.",
+    ("inventory", DEGRADED): "Stock checks are slower than usual.",
+    ("database", DOWN): "We cannot take new orders right now. Your cart is saved; "
+    "please try again in a few minutes.",
+    ("database", DEGRADED): "Orders are slower than usual to go through.",
+    ("cache", DOWN): "Shopping carts are having trouble right now; items may not stay in your cart.",
+    ("cache", DEGRADED): "Shopping carts are slower than usual.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyStatus:
+    """One dependency's state as told to shoppers."""
+
+    state: str
+    since: float
+    message: str
+
+    def as_json(self) -> dict[str, object]:
+        """The JSON form used by /api/status."""
+        return {
+            "state": self.state,
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since)),
+            "message": self.message,
+        }
+
+
+class HealthBoard:
+    """Sliding-window view of call outcomes per dependency, thread-safe."""
+
+    def __init__(
+        self,
+        window_seconds: float = 5.0,
+        slow_seconds: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._window = window_seconds
+        self._slow = slow_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        now = clock()
+        self._samples: dict[str, deque[tuple[float, bool, bool]]] = {
+            d: deque(maxlen=256) for d in DEPENDENCIES
+        }
+        self._state: dict[str, tuple[str, float]] = {d: (OPERATIONAL, now) for d in DEPENDENCIES}
+
+    def record(self, dependency: str, ok: bool, duration: float) -> None:
+        """Add one call outcome and re-derive the dependency's state."""
+        now = self._clock()
+        with self._lock:
+            self._samples[dependency].append((now, ok, duration >= self._slow))
+            self._update(dependency, now)
+
+    def _update(self, dependency: str, now: float) -> None:
+        samples = self._samples[dependency]
+        while samples and samples[0][0] < now - self._window:
+            samples.popleft()
+        failures = sum(1 for _, ok, _ in samples if not ok)
+        slow = sum(1 for _, ok, is_slow in samples if ok and is_slow)
+        last_three_failed = len(samples) >= 3 and not any(ok for _, ok, _ in list(samples)[-3:])
+        if samples and (last_three_failed or failures * 2 >= len(samples)):
+            state = DOWN
+        elif failures or (samples and slow * 2 >= len(samples)):
+            state = DEGRADED
+        else:
+            state = OPERATIONAL
+        if state != self._state[dependency][0]:
+            self._state[dependency] = (state, now)
+            DEPENDENCY_STATE.labels(dependency).set(STATE_VALUE[state])
+
+    def snapshot(self) -> dict[str, DependencyStatus]:
+        """Every dependency's current state, with since and a message for shoppers."""
+        now = self._clock()
+        with self._lock:
+            for dependency in DEPENDENCIES:
+                self._update(dependency, now)
+            return {
+                d: DependencyStatus(state, since, MESSAGES.get((d, state), "Working normally."))
+                for d, (state, since) in self._state.items()
+            }
+
+    @staticmethod
+    def overall(snapshot: dict[str, DependencyStatus]) -> str:
+        """operational, degraded (something slow or partly failing) or major_outage."""
+        states = {s.state for s in snapshot.values()}
+        if DOWN in states:
+            return "major_outage"
+        if DEGRADED in states:
+            return "degraded"
+        return OPERATIONAL
+
+
+class Prober:
+    """A daemon thread that calls each dependency's health probe every interval seconds."""
+
+    def __init__(
+        self, probes: dict[str, Callable[[], None]], board: HealthBoard, interval: float
+    ) -> None:
+        self._probes = probes
+        self._board = board
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def ensure_started(self) -> None:
+        """Start the thread once per process (after gunicorn's fork, on first request)."""
+        if self._thread is not None or self._interval <= 0:
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="health-prober", daemon=True)
+                self._thread.start()
+
+    def probe_once(self) -> None:
+        """Run every probe once; a probe reports its outcome through the instrumented call."""
+        for probe in self._probes.values():
+            try:
+                probe()
+            except Exception:  # the outcome is already recorded on the board
+                pass
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.probe_once()
+
+    def stop(self) -> None:
+        """Stop the thread (tests)."""
+        self._stop.set()

@@ -1,0 +1,83 @@
+"""The shop's Prometheus metrics, declared once; under gunicorn they use multiprocess mode.
+
+Declaring metric objects is not work: they write nothing until they are used, and in
+multiprocess mode each worker writes its own files in PROMETHEUS_MULTIPROC_DIR.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+HTTP_REQUESTS = Counter(
+    "shop_http_requests_total", "HTTP requests answered, by route and status",
+    ["route", "method", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "shop_http_request_duration_seconds", "Time to answer an HTTP request, by route",
+    ["route", "method"], buckets=LATENCY_BUCKETS,
+)
+CHECKOUT_OUTCOMES = Counter(
+    "shop_checkout_outcomes_total",
+    "Checkouts by outcome: success, pending_payment, declined, graceful_error, error",
+    ["outcome"],
+)
+CHECKOUT_LATENCY = Histogram(
+    "shop_checkout_duration_seconds", "Time from checkout request to answer, by outcome",
+    ["outcome"], buckets=LATENCY_BUCKETS,
+)
+DEPENDENCY_CALLS = Counter(
+    "shop_dependency_calls_total", "Calls to a dependency, by operation and result",
+    ["dependency", "operation", "result"],
+)
+DEPENDENCY_ERRORS = Counter(
+    "shop_dependency_errors_total",
+    "Failed dependency calls by kind: refused, timeout, reset, status, unknown_outcome, other",
+    ["dependency", "kind"],
+)
+DEPENDENCY_LATENCY = Histogram(
+    "shop_dependency_call_duration_seconds", "Time a dependency call took, by operation",
+    ["dependency", "operation"], buckets=LATENCY_BUCKETS,
+)
+DEPENDENCY_STATE = Gauge(
+    "shop_dependency_state",
+    "What the shop believes of a dependency: 0 operational, 1 degraded, 2 down",
+    ["dependency"], multiprocess_mode="livemax",
+)
+BREAKER_STATE = Gauge(
+    "shop_breaker_state", "Circuit breaker per dependency: 0 closed, 1 half-open, 2 open",
+    ["dependency"], multiprocess_mode="livemax",
+)
+ERROR_PAGES = Counter(
+    "shop_error_pages_total", "Sorry pages and problem+json answers, by reason and format",
+    ["reason", "format"],
+)
+REVENUE_CONFIRMED = Counter(
+    "shop_revenue_confirmed_cents_total", "Order value confirmed to shoppers, in cents",
+)
+REVENUE_AT_RISK = Counter(
+    "shop_revenue_at_risk_cents_total",
+    "Order value of checkouts that did not complete (declines excluded), in cents",
+)
+
+
+def render_latest() -> tuple[bytes, str]:
+    """The exposition text for /metrics: all gunicorn workers' values in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,119 @@
+"""The storefront's HTML pages: catalog, product, cart, checkout, order and status."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, Response, redirect, render_template, request, url_for
+from werkzeug.exceptions import NotFound
+
+from ..domain import InvalidQuantity, format_cents
+from ..errors import PaymentDeclined
+from ..health import HealthBoard
+from ..resilience import Deadline
+from .errors import BadInput
+from .shopping import add_to_cart, cart_id, cart_view, products_by_sku, run_checkout, shop
+
+bp = Blueprint("pages", __name__)
+
+
+def _form_int(name: str, low: int, high: int) -> int:
+    raw = request.form.get(name, "").strip()
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadInput(f"{name.replace('_', ' ')} must be a number from {low} to {high}")
+    return int(raw)
+
+
+@bp.get("/")
+def index() -> str:
+    """The catalog with Labor Day sale prices."""
+    return render_template("index.html", products=list(products_by_sku().values()))
+
+
+@bp.get("/products/<sku>")
+def product(sku: str) -> str:
+    """One product."""
+    found = products_by_sku().get(sku)
+    if found is None:
+        raise NotFound()
+    return render_template("product.html", p=found)
+
+
+@bp.post("/cart/add")
+def cart_add() -> Response:
+    """Add a product from a form, then show the cart (post/redirect/get)."""
+    sku = request.form.get("sku", "")
+    try:
+        qty = _form_int("qty", 1, 99)
+    except BadInput as exc:
+        raise InvalidQuantity(str(exc)) from exc
+    add_to_cart(sku, qty)
+    return redirect(url_for("pages.cart"), code=303)  # type: ignore[return-value]
+
+
+@bp.get("/cart")
+def cart() -> str:
+    """The cart with its total."""
+    products = products_by_sku()
+    view = cart_view(shop().carts.load(cart_id()), products)
+    return render_template("cart.html", cart=view, products=products)
+
+
+@bp.get("/checkout")
+def checkout_form() -> str:
+    """The payment form; its hidden key makes a double submit place one order."""
+    products = products_by_sku()
+    view = cart_view(shop().carts.load(cart_id()), products)
+    return render_template("checkout.html", cart=view, idempotency_key=uuid.uuid4().hex,
+                           error=None)
+
+
+@bp.post("/checkout")
+def checkout_submit() -> Response | tuple[str, int]:
+    """Place the order and go to its page; a declined card shows the form again."""
+    key = request.form.get("idempotency_key", "")
+    if not (8 <= len(key) <= 64 and key.isalnum()):
+        raise BadInput("the checkout form is incomplete; please reload the checkout page")
+    number = request.form.get("card_number", "").replace(" ", "")
+    if not number.isdigit():
+        raise BadInput("card number must be digits")
+    card = {
+        "number": number,
+        "exp_month": _form_int("exp_month", 1, 12),
+        "exp_year": _form_int("exp_year", 2000, 2100),
+        "cvc": request.form.get("cvc", ""),
+    }
+    try:
+        result = run_checkout(key, card)
+    except PaymentDeclined as exc:
+        products = products_by_sku()
+        view = cart_view(shop().carts.load(cart_id()), products)
+        return render_template(
+            "checkout.html", cart=view, idempotency_key=uuid.uuid4().hex,
+            error=f"Your card was declined ({exc.code}). You have not been charged.",
+        ), 402
+    return redirect(  # type: ignore[return-value]
+        url_for("pages.order", order_id=result.order.order_id), code=303
+    )
+
+
+@bp.get("/orders/<order_id>")
+def order(order_id: str) -> str:
+    """An order's page."""
+    found = shop().orders.get(order_id[:64], Deadline(2.0))
+    if found is None:
+        raise NotFound()
+    return render_template("order.html", order=found)
+
+
+@bp.get("/status")
+def status() -> str:
+    """The status page: each dependency's state in plain words."""
+    snapshot = shop().board.snapshot()
+    return render_template("status.html", snapshot=snapshot,
+                           overall=HealthBoard.overall(snapshot))
+
+
+def register_filters(app: object) -> None:
+    """Template helpers."""
+    app.jinja_env.filters["money"] = format_cents  # type: ignore[attr-defined]

@@ -1,0 +1,103 @@
+"""What the API and the pages share: who the shopper's cart is, and running a checkout."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+from flask import current_app, g, request
+
+from ..checkout import CheckoutFailed, CheckoutResult, checkout
+from ..domain import Cart, ShopError, UnknownProduct
+from ..errors import PaymentDeclined
+from ..metrics import CHECKOUT_LATENCY, CHECKOUT_OUTCOMES, REVENUE_AT_RISK, REVENUE_CONFIRMED
+from ..resilience import Deadline
+from ..wiring import Shop
+
+CART_COOKIE = "cart_id"
+_CART_ID = re.compile(r"^[a-f0-9]{32}$")
+
+
+def shop() -> Shop:
+    """The app's wired collaborators."""
+    result: Shop = current_app.extensions["shop"]
+    return result
+
+
+def cart_id() -> str:
+    """The cart named by the X-Cart-Id header or cart_id cookie; a new one on first use."""
+    if "cart_id" not in g:
+        given = request.headers.get("X-Cart-Id") or request.cookies.get(CART_COOKIE, "")
+        if _CART_ID.match(given):
+            g.cart_id = given
+        else:
+            g.cart_id = uuid.uuid4().hex
+            g.new_cart = True
+    return str(g.cart_id)
+
+
+def remember_cart(response: Any) -> Any:
+    """Set the cart cookie when this request created the cart."""
+    if g.get("new_cart"):
+        response.set_cookie(CART_COOKIE, g.cart_id, max_age=7 * 24 * 3600, httponly=True,
+                            samesite="Lax")
+    return response
+
+
+def products_by_sku() -> dict[str, dict[str, Any]]:
+    """The catalog from the orders database, by sku."""
+    rows = shop().orders.products(Deadline(2.0))
+    return {row["sku"]: row for row in rows}
+
+
+def cart_view(cart: Cart, products: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The cart as the API shows it."""
+    prices = {sku: p["sale_price_cents"] for sku, p in products.items()}
+    items = [line for line in cart.items() if line.sku in prices]
+    return {
+        "cart_id": cart.cart_id,
+        "items": [{"sku": line.sku, "qty": line.qty} for line in items],
+        "total_cents": sum(prices[line.sku] * line.qty for line in items),
+    }
+
+
+def add_to_cart(sku: str, qty: int) -> tuple[Cart, dict[str, dict[str, Any]]]:
+    """Add qty of a catalog sku to the shopper's cart and store it."""
+    products = products_by_sku()
+    if sku not in products:
+        raise UnknownProduct(sku)
+    store = shop().carts
+    cart = store.load(cart_id())
+    cart.add(sku, qty)
+    store.save(cart)
+    return cart, products
+
+
+def run_checkout(idempotency_key: str, card: dict[str, Any]) -> CheckoutResult:
+    """Check out the shopper's cart, recording the outcome, latency and revenue."""
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        result = checkout(
+            shop().deps, cart_id(), idempotency_key, card,
+            Deadline(current_app.config["CHECKOUT_DEADLINE"]),
+        )
+        outcome = "pending_payment" if result.order.status == "payment_pending" else "success"
+        if not result.replayed:
+            REVENUE_CONFIRMED.inc(result.order.total_cents)
+        return result
+    except PaymentDeclined:
+        outcome = "declined"
+        raise
+    except CheckoutFailed as exc:
+        outcome = "graceful_error"
+        REVENUE_AT_RISK.inc(exc.total_cents)
+        raise
+    except ShopError:
+        outcome = "graceful_error"
+        raise
+    finally:
+        CHECKOUT_OUTCOMES.labels(outcome).inc()
+        CHECKOUT_LATENCY.labels(outcome).observe(time.perf_counter() - started)

@@ -1,0 +1,55 @@
+"""The one place that builds the real adapters and hands them to the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .adapters.carts import CartStore, connect_redis
+from .adapters.inventory import InventoryClient
+from .adapters.orders import OrdersStore, connect_pool
+from .adapters.payments import PaymentsClient
+from .checkout import CheckoutDeps
+from .health import HealthBoard, Prober
+from .observe import CallObserver
+
+
+@dataclass(slots=True)
+class Shop:
+    """Everything a request handler may use: the checkout's collaborators and the health view."""
+
+    deps: CheckoutDeps
+    orders: OrdersStore
+    carts: CartStore
+    board: HealthBoard
+    prober: Prober
+    closers: tuple[Any, ...] = ()
+
+    def close(self) -> None:
+        """Stop the prober and close every client (tests, worker exit)."""
+        self.prober.stop()
+        for closer in self.closers:
+            closer()
+
+
+def build_shop(config: dict[str, Any]) -> Shop:
+    """Real adapters from config; connections open lazily or in the background."""
+    timeouts = config["TIMEOUTS"]
+    board = HealthBoard()
+    observer = CallObserver(board)
+    pool = connect_pool(config["DATABASE_URL"], timeouts["database"])
+    carts = CartStore(connect_redis(config["REDIS_URL"], timeouts["cache"]), observer)
+    orders = OrdersStore(pool, timeouts["database"], observer)
+    payments = PaymentsClient(config["PAYMENTS_URL"], timeouts["payments"], observer)
+    inventory = InventoryClient(config["INVENTORY_URL"], timeouts["inventory"], observer)
+    deps = CheckoutDeps(
+        carts=carts, orders=orders, payments=payments, inventory=inventory,
+        reservation_ttl_seconds=config["RESERVATION_TTL"],
+        stale_pending_seconds=config["CHECKOUT_DEADLINE"] * 4,
+    )
+    probes = {
+        "payments": payments.probe, "inventory": inventory.probe,
+        "database": orders.probe, "cache": carts.probe,
+    }
+    prober = Prober(probes, board, config["HEALTH_PROBE_INTERVAL"])
+    return Shop(deps, orders, carts, board, prober, (pool.close, payments.close, inventory.close))
