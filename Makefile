@@ -1,0 +1,40 @@
+# checkout-chaos — `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/checkout-chaos
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup up down status chaos test test-unit lint clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: ## Install everything (idempotent): OS packages, Toxiproxy, virtualenv
+	@bash scripts/setup.sh
+
+up: setup ## Start the whole stack on loopback and print its URLs
+	@$(CLI) up
+
+down: ## Stop every process the stack started; sweep harness toxics
+	@if [ -x $(CLI) ]; then $(CLI) down; else echo "nothing to stop (no virtualenv yet)"; fi
+
+status: ## Show each process, its port and health
+	@$(CLI) status
+
+chaos: setup ## Run the chaos experiment (stack up if needed, run, report, stack down)
+	@$(CLI) outage --manage-stack
+
+test: setup ## Run every test: unit, integration, e2e, browser
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup ## Run the unit tests only (no servers)
+	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: setup ## ruff and mypy
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/mypy
+
+clean: down ## Remove run folders, reports and test output
+	rm -rf .run reports test-output

@@ -1,0 +1,148 @@
+"""checkout-chaos: the command line. Errors say what to fix; --debug shows tracebacks."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.table import Table
+
+from .errors import HarnessError
+from .stack import PROJECT_ROOT, Stack, StackConfig
+
+console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(func: F) -> F:
+    """Turn HarnessError (and anything unexpected) into a message and exit code 2."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            return func(*args, **kwargs)
+        except HarnessError as exc:
+            if debug:
+                raise
+            console.print(f"[bold red]error:[/] {exc}")
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]")
+            sys.exit(130)
+        except Exception as exc:
+            if debug:
+                raise
+            console.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc}\n"
+                          "Run again with --debug for the traceback.")
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _stack() -> Stack:
+    return Stack(StackConfig.from_env(), progress=lambda m: console.print(f"  {m}"))
+
+
+@click.group()
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def main(debug: bool) -> None:
+    """Chaos experiments for e-commerce checkout."""
+
+
+@main.command()
+@friendly
+def up() -> None:
+    """Start the stack: PostgreSQL, Redis, Toxiproxy, payments, inventory, the shop."""
+    stack = _stack()
+    started = time.monotonic()
+    stack.up()
+    c = stack.config
+    console.print(f"[green]stack up[/] in {time.monotonic() - started:.1f}s")
+    console.print(f"  shop        {c.shop_url}")
+    console.print(f"  status page {c.shop_url}/status")
+    console.print(f"  metrics     {c.shop_url}/metrics")
+    console.print(f"  toxiproxy   {c.toxiproxy_url} (proxies: payments, inventory, postgres, redis)")
+    console.print(f"  logs        {c.run_dir / 'logs'}")
+
+
+@main.command()
+@click.option("--keep-data", is_flag=True, help="Keep the databases for the next `up`.")
+@friendly
+def down(keep_data: bool) -> None:
+    """Stop every process the stack started (and only those); sweep harness toxics."""
+    stopped = _stack().down(keep_data=keep_data)
+    console.print(f"[green]stack down[/] ({len(stopped)} processes stopped)")
+
+
+@main.command()
+@friendly
+def status() -> None:
+    """Each process, its port and health. Exit 1 when something is not healthy."""
+    rows = _stack().status()
+    table = Table("component", "pid", "port", "state", "health")
+    for row in rows:
+        state = "[green]running[/]" if row.running else "[red]stopped[/]"
+        health = f"[green]{row.detail}[/]" if row.healthy else f"[red]{row.detail}[/]"
+        table.add_row(row.name, str(row.pid or "-"), str(row.port), state, health)
+    Console().print(table)
+    sys.exit(0 if all(r.healthy for r in rows) else 1)
+
+
+@main.command()
+@friendly
+def sweep() -> None:
+    """Remove every harness-made toxic and re-enable disabled proxies."""
+    done = _stack().faults.sweep()
+    for line in done:
+        console.print(f"  {line}")
+    console.print(f"[green]swept[/] ({len(done)} changes)")
+
+
+@main.command()
+@click.option("--dependency", type=click.Choice(["payments", "inventory", "postgres", "redis"]),
+              default="payments", show_default=True)
+@click.option("--checkouts", type=click.IntRange(1, 1000), default=20, show_default=True,
+              help="Checkouts per phase.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Report folder (default reports/outage-<time>).")
+@click.option("--manage-stack", is_flag=True,
+              help="Bring the stack up if it is down, and down again afterwards.")
+@friendly
+def outage(dependency: str, checkouts: int, out: Path | None, manage_stack: bool) -> None:
+    """A scripted outage: take one dependency down mid-checkout and report what shoppers saw."""
+    from .outage import run_outage
+
+    stack = _stack()
+    started_here = False
+    if not all(s.healthy for s in stack.status()):
+        if not manage_stack:
+            raise HarnessError("the stack is not up and healthy: run `make up` (see `make status`)")
+        console.print("bringing the stack up")
+        stack.up()
+        started_here = True
+    try:
+        out = out or PROJECT_ROOT / "reports" / time.strftime("outage-%Y%m%d-%H%M%S")
+        status_name = {"postgres": "database", "redis": "cache"}.get(dependency, dependency)
+        report = run_outage(
+            stack.config.shop_url, stack.faults, out, proxy=dependency, status_name=status_name,
+            checkouts_per_phase=checkouts, progress=lambda m: console.print(f"  {m}"),
+        )
+    finally:
+        if started_here:
+            console.print("taking the stack down")
+            stack.down()
+    Console().print(Markdown(report.markdown()))
+    console.print(f"report: {out / 'outage.md'}")
+    sys.exit(0 if report.passed else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# make setup: idempotent. OS packages (apt-get), the Toxiproxy server, a virtualenv with the
+# project. Each step checks first and does nothing when its part is already in place; a
+# step that cannot be done says exactly what to install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TOXIPROXY_VERSION="${TOXIPROXY_VERSION:-v2.12.0}"
+VENV="${VENV:-.venv}"
+BIN_DIR="$PWD/.bin"
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+fail() { printf '\033[31m[setup] %s\033[0m\n' "$*" >&2; exit 1; }
+
+have_postgres() { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
+have_venv() { python3 -c 'import ensurepip, venv' >/dev/null 2>&1; }
+
+# ---- 1. OS packages ------------------------------------------------------------------
+missing=()
+have_postgres || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates)
+have_venv || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    fail "missing OS packages: ${missing[*]}. Install them (apt-get install ${missing[*]}) and run make setup again."
+  fi
+  say "installing OS packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian starts the packaged services where it can; the stack runs its own instances.
+id postgres >/dev/null 2>&1 || fail "the postgresql package did not create the postgres user: reinstall postgresql."
+
+# ---- 2. Toxiproxy server ----------------------------------------------------------------
+if command -v toxiproxy-server >/dev/null 2>&1; then
+  say "toxiproxy-server on PATH: $(command -v toxiproxy-server)"
+elif [ -x "$BIN_DIR/toxiproxy-server" ] && "$BIN_DIR/toxiproxy-server" -version 2>&1 | grep -q "${TOXIPROXY_VERSION#v}"; then
+  say "toxiproxy-server ${TOXIPROXY_VERSION} in .bin/"
+else
+  mkdir -p "$BIN_DIR"
+  arch="$(uname -m)"; case "$arch" in x86_64) arch=amd64;; aarch64|arm64) arch=arm64;; esac
+  os="$(uname -s | tr '[:upper:]' '[:lower:]')"
+  url="https://github.com/Shopify/toxiproxy/releases/download/${TOXIPROXY_VERSION}/toxiproxy-server-${os}-${arch}"
+  say "fetching the official Toxiproxy ${TOXIPROXY_VERSION} release binary"
+  if curl -fsSL --connect-timeout 5 --max-time 60 -o "$BIN_DIR/toxiproxy-server.part" "$url" 2>/dev/null; then
+    chmod +x "$BIN_DIR/toxiproxy-server.part" && mv "$BIN_DIR/toxiproxy-server.part" "$BIN_DIR/toxiproxy-server"
+  else
+    rm -f "$BIN_DIR/toxiproxy-server.part"
+    GO="$(command -v go || ls /usr/local/go/bin/go 2>/dev/null || true)"
+    [ -n "$GO" ] || fail "could not download Toxiproxy and Go is not installed: install Go >= 1.22 (https://go.dev/dl) or put toxiproxy-server ${TOXIPROXY_VERSION} on PATH."
+    say "release binary unavailable; building with go install (github.com/Shopify/toxiproxy/v2/cmd/server@${TOXIPROXY_VERSION})"
+    GOBIN="$BIN_DIR/go" "$GO" install "github.com/Shopify/toxiproxy/v2/cmd/server@${TOXIPROXY_VERSION}"
+    mv "$BIN_DIR/go/server" "$BIN_DIR/toxiproxy-server" && rmdir "$BIN_DIR/go" 2>/dev/null || true
+  fi
+  "$BIN_DIR/toxiproxy-server" -version >/dev/null 2>&1 || fail "the toxiproxy-server in .bin/ does not run"
+  say "toxiproxy-server installed in .bin/"
+fi
+
+# ---- 3. Python virtualenv with the project ---------------------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating virtualenv $VENV"
+  python3 -m venv "$VENV"
+fi
+if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; then
+  say "installing Python dependencies (pinned in pyproject.toml)"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q -e '.[dev]'
+  touch "$VENV/.installed"
+else
+  say "Python dependencies up to date"
+fi
+say "ready"
