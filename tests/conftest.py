@@ -1,0 +1,64 @@
+"""Shared fixtures: one real stack per test session (free loopback ports, own run folder).
+
+Tests name their own carts, keys and orders with fresh ids, so none depends on another's
+leftovers; every toxic a test makes is swept after it, and the stack is stopped at the
+end of the session even when tests fail. A stack left by a killed session is stopped
+at the next session's start.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaos.stack import PROJECT_ROOT, Ports, Stack, StackConfig
+
+TEST_RUNS = PROJECT_ROOT / ".run" / "test"
+OUTPUT = PROJECT_ROOT / "test-output"
+
+
+def _stop_leftovers() -> None:
+    """Stop stacks that an earlier, killed test session left running."""
+    for state in TEST_RUNS.glob("*/stack.json"):
+        try:
+            ports = Ports(**json.loads(state.read_text())["ports"])
+        except (OSError, ValueError, TypeError):
+            continue
+        Stack(StackConfig(run_dir=state.parent, ports=ports)).down()
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    """Where tests put screenshots and reports for people to look at."""
+    OUTPUT.mkdir(exist_ok=True)
+    return OUTPUT
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """The whole topology, started once for the session and always stopped."""
+    _stop_leftovers()
+    config = StackConfig(
+        run_dir=TEST_RUNS / uuid.uuid4().hex[:8],
+        ports=Ports.free(),
+        shop_workers=2,
+        shop_threads=8,
+        payments_processing_ms=10.0,
+    )
+    running = Stack(config)
+    try:
+        running.up()
+        yield running
+    finally:
+        running.down()
+
+
+@pytest.fixture
+def faults(stack: Stack) -> Iterator[object]:
+    """The stack's fault injector; every harness toxic and disabled proxy is undone after."""
+    yield stack.faults
+    stack.faults.sweep()

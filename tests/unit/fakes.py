@@ -1,0 +1,194 @@
+"""In-memory fakes of the checkout's adapters, with switches to make each step fail."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from demo_shop.adapters.payments import Charge
+from demo_shop.domain import Cart, CartLine, Order, OrderStatus
+from demo_shop.errors import DependencyUnavailable, OutcomeUnknown, OutOfStock, PaymentDeclined
+from demo_shop.resilience import Deadline
+
+
+def down(dependency: str) -> DependencyUnavailable:
+    """The error a refused connection gives."""
+    return DependencyUnavailable(dependency, "refused")
+
+
+def lost(dependency: str) -> OutcomeUnknown:
+    """The error a lost answer gives."""
+    return OutcomeUnknown(dependency, "timeout")
+
+
+@dataclass
+class FakeCarts:
+    carts: dict[str, dict[str, int]] = field(default_factory=dict)
+    fail_load: Exception | None = None
+    fail_clear: Exception | None = None
+
+    def load(self, cart_id: str) -> Cart:
+        if self.fail_load:
+            raise self.fail_load
+        return Cart(cart_id, dict(self.carts.get(cart_id, {})))
+
+    def save(self, cart: Cart) -> None:
+        if self.fail_load:
+            raise self.fail_load
+        self.carts[cart.cart_id] = dict(cart.lines)
+
+    def clear(self, cart_id: str) -> None:
+        if self.fail_clear:
+            raise self.fail_clear
+        self.carts.pop(cart_id, None)
+
+
+@dataclass
+class FakeOrders:
+    prices: dict[str, int] = field(default_factory=lambda: {"A": 1000, "B": 250})
+    orders: dict[str, Order] = field(default_factory=dict)
+    fail_on: dict[str, Exception] = field(default_factory=dict)
+    saves: list[str] = field(default_factory=list)
+
+    def _maybe_fail(self, op: str) -> None:
+        if op in self.fail_on:
+            raise self.fail_on[op]
+
+    def products(self, deadline: Deadline) -> list[dict[str, Any]]:
+        self._maybe_fail("products")
+        return [{"sku": s, "name": f"Product {s}", "price_cents": p * 2, "sale_price_cents": p}
+                for s, p in sorted(self.prices.items())]
+
+    def get(self, order_id: str, deadline: Deadline) -> Order | None:
+        self._maybe_fail("get")
+        found = self.orders.get(order_id)
+        return copy.deepcopy(found) if found else None
+
+    def unit_prices(self, skus: list[str], deadline: Deadline) -> dict[str, int]:
+        self._maybe_fail("prices")
+        return {s: self.prices[s] for s in skus if s in self.prices}
+
+    def insert_pending(self, order: Order, unit_prices: dict[str, int], deadline: Deadline) -> bool:
+        self._maybe_fail("insert")
+        if any(o.idempotency_key == order.idempotency_key for o in self.orders.values()):
+            return False
+        self.orders[order.order_id] = copy.deepcopy(order)
+        return True
+
+    def save(self, order: Order, deadline: Deadline) -> None:
+        self._maybe_fail(f"save:{order.status}")
+        self.saves.append(str(order.status))
+        self.orders[order.order_id] = copy.deepcopy(order)
+
+    def get_by_key(self, key: str, deadline: Deadline) -> Order | None:
+        self._maybe_fail("get")
+        found = [o for o in self.orders.values() if o.idempotency_key == key]
+        return copy.deepcopy(found[0]) if found else None
+
+    def claim_for_retry(self, key: str, stale: float, deadline: Deadline) -> Order | None:
+        order = next((o for o in self.orders.values() if o.idempotency_key == key), None)
+        if order is None or order.status not in ("failed", "payment_unknown"):
+            return None
+        order.status = OrderStatus.PENDING
+        return copy.deepcopy(order)
+
+
+@dataclass
+class FakePayments:
+    charges: dict[str, Charge] = field(default_factory=dict)  # by idempotency key
+    fail_on: dict[str, Exception] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    ids: Any = field(default_factory=lambda: itertools.count(1))
+    capture_happens_before_failure: bool = False
+
+    def _charge(self, key: str, **changes: Any) -> Charge:
+        old = self.charges[key]
+        new = Charge(**{**{f: getattr(old, f) for f in old.__slots__}, **changes})
+        self.charges[key] = new
+        return new
+
+    def _by_id(self, charge_id: str) -> str:
+        return next(k for k, c in self.charges.items() if c.charge_id == charge_id)
+
+    def authorize(self, key: str, order_id: str, amount: int, card: dict[str, Any],
+                  deadline: Deadline) -> Charge:
+        self.calls.append("authorize")
+        if card.get("number") == "4000000000000002":
+            raise PaymentDeclined("card_declined")
+        if "authorize" in self.fail_on:
+            raise self.fail_on["authorize"]
+        if key not in self.charges:
+            self.charges[key] = Charge(f"ch_{next(self.ids)}", "authorized", amount, key, order_id)
+        return self.charges[key]
+
+    def capture(self, charge_id: str, deadline: Deadline) -> Charge:
+        self.calls.append("capture")
+        key = self._by_id(charge_id)
+        if "capture" in self.fail_on:
+            if self.capture_happens_before_failure:
+                self._charge(key, status="captured")
+            raise self.fail_on["capture"]
+        return self._charge(key, status="captured")
+
+    def void(self, charge_id: str, deadline: Deadline) -> Charge:
+        self.calls.append("void")
+        if "void" in self.fail_on:
+            raise self.fail_on["void"]
+        return self._charge(self._by_id(charge_id), status="voided")
+
+    def refund(self, charge_id: str, deadline: Deadline) -> Charge:
+        self.calls.append("refund")
+        if "refund" in self.fail_on:
+            raise self.fail_on["refund"]
+        return self._charge(self._by_id(charge_id), status="refunded")
+
+    def find(self, key: str, deadline: Deadline) -> Charge | None:
+        self.calls.append("find")
+        if "find" in self.fail_on:
+            raise self.fail_on["find"]
+        return self.charges.get(key)
+
+    def captured(self) -> list[Charge]:
+        return [c for c in self.charges.values() if c.status == "captured"]
+
+
+@dataclass
+class FakeInventory:
+    stock: dict[str, int] = field(default_factory=lambda: {"A": 10, "B": 10})
+    reservations: dict[str, tuple[str, list[CartLine]]] = field(default_factory=dict)
+    fail_on: dict[str, Exception] = field(default_factory=dict)
+    reserve_happens_before_failure: bool = False
+
+    def reserve_stock(self, rid: str, lines: list[CartLine], ttl: int, deadline: Deadline) -> None:
+        if "reserve" in self.fail_on:
+            if self.reserve_happens_before_failure:
+                self.reservations[rid] = ("active", lines)
+            raise self.fail_on["reserve"]
+        for line in lines:
+            if self.available(line.sku) < line.qty:
+                raise OutOfStock(line.sku)
+        self.reservations[rid] = ("active", lines)
+
+    def available(self, sku: str) -> int:
+        held = sum(line.qty for state, lines in self.reservations.values() if state == "active"
+                   for line in lines if line.sku == sku)
+        return self.stock[sku] - held
+
+    def commit(self, rid: str, deadline: Deadline) -> None:
+        if "commit" in self.fail_on:
+            raise self.fail_on["commit"]
+        state, lines = self.reservations[rid]
+        for line in lines:
+            self.stock[line.sku] -= line.qty
+        self.reservations[rid] = ("committed", lines)
+
+    def release(self, rid: str, deadline: Deadline) -> None:
+        if "release" in self.fail_on:
+            raise self.fail_on["release"]
+        if rid in self.reservations and self.reservations[rid][0] == "active":
+            self.reservations[rid] = ("released", self.reservations[rid][1])
+
+    def states(self) -> list[str]:
+        return [state for state, _ in self.reservations.values()]
