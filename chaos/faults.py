@@ -6,6 +6,7 @@ from a killed run can be found and swept without touching anyone else's toxics.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ TOXIC_TYPES = frozenset(
 )
 STREAMS = frozenset({"upstream", "downstream"})
 T = TypeVar("T")
+_ADDRESS_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,15 +54,20 @@ class FaultInjector:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8474) -> None:
         self.address = f"{host}:{port}"
+        self._host, self._port = host, port
         self._server = Toxiproxy()
-        # toxiproxy-python keeps the API address on a class: set it for this server.
-        self._server.update_api_consumer(host, port)
 
     @contextmanager
     def _api(self, what: str) -> Iterator[None]:
-        """Turn the client library's errors into FaultError that say what to fix."""
+        """Point the client at this server and turn its errors into FaultError.
+
+        toxiproxy-python keeps the API address on a class shared by every client, so each
+        call sets it under a lock: two injectors (two Toxiproxy servers) never cross.
+        """
         try:
-            yield
+            with _ADDRESS_LOCK:
+                self._server.update_api_consumer(self._host, self._port)
+                yield
         except requests.ConnectionError as exc:
             raise FaultError(
                 f"Toxiproxy is not reachable at {self.address} ({what}): is the stack up? "

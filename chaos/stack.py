@@ -235,6 +235,7 @@ class Stack:
         self._progress = progress or (lambda msg: None)
         self._state_file = self.run_dir / "stack.json"
         self.faults = FaultInjector(LOOPBACK, config.ports.toxiproxy)
+        self._children: dict[int, subprocess.Popen[bytes]] = {}  # started by this object
 
     # ---- state file -------------------------------------------------------------------
     def _load(self) -> list[Running]:
@@ -328,6 +329,7 @@ class Stack:
                 env=full_env, cwd=cwd or self.run_dir, start_new_session=True,
                 user=user, group=user, extra_groups=[] if user else None,
             )
+        self._children[proc.pid] = proc
         ticks = _start_ticks(proc.pid) or 0
         running = Running(name, proc.pid, port, ticks, str(log_path))
         self._progress(f"started {name} (pid {proc.pid}, port {port})")
@@ -531,12 +533,10 @@ class Stack:
                     os.killpg(proc.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        # Reap children we started in this process (tests), so none stays a zombie.
         for proc in live:
-            try:
-                os.waitpid(proc.pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
+            child = self._children.pop(proc.pid, None)
+            if child is not None:
+                child.wait(timeout=5)  # reap what this object started: no zombie is left
             self._progress(f"stopped {proc.name} (pid {proc.pid})")
         return [p.name for p in live]
 

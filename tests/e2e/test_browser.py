@@ -1,0 +1,85 @@
+"""A real browser (Playwright driving Debian's headless Chromium) on the shop's pages."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaos.stack import Stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make setup` (installs chromium)")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1100, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+def add_lantern_and_open_checkout(page, shop_url: str) -> None:
+    page.goto(f"{shop_url}/")
+    page.click('button[data-sku="LAMP-001"]')
+    page.wait_for_url(f"{shop_url}/cart")
+    assert "LED Lantern" in page.inner_text("main")
+    page.click("#go-checkout")
+    page.wait_for_url(f"{shop_url}/checkout")
+
+
+def test_place_an_order_through_the_pages(stack: Stack, page, output_dir: Path) -> None:
+    shop = stack.config.shop_url
+    add_lantern_and_open_checkout(page, shop)
+    page.fill('input[name="card_number"]', "4242 4242 4242 4242")
+    page.click("#place-order")
+    page.wait_for_url(f"{shop}/orders/*")
+    assert page.inner_text("#order-status") == "confirmed"
+    assert "$11.99" in page.inner_text("main")
+    page.screenshot(path=str(output_dir / "order-confirmed.png"), full_page=True)
+
+
+def test_payments_down_shows_the_sorry_page(stack: Stack, faults, page, output_dir: Path) -> None:
+    shop = stack.config.shop_url
+    add_lantern_and_open_checkout(page, shop)
+    faults.disable("payments")
+    page.fill('input[name="card_number"]', "4242424242424242")
+    with page.expect_response(lambda r: r.url.endswith("/checkout")) as answer:
+        page.click("#place-order")
+    assert answer.value.status == 503
+    assert answer.value.headers["retry-after"]
+    page.wait_for_selector("#sorry")
+    text = page.inner_text("#sorry")
+    assert "You have not been charged." in text and "Your cart is saved." in text
+    assert page.inner_text("#request-id") == answer.value.headers["x-request-id"]
+    assert page.locator("#sorry img").evaluate("img => img.naturalWidth") > 0  # the dog shows
+    page.screenshot(path=str(output_dir / "sorry-payments-down.png"), full_page=True)
+    deadline = time.monotonic() + 10
+    while True:  # each worker learns of the outage from its own calls and prober
+        page.goto(f"{shop}/status")
+        if "down" in page.inner_text("#dep-payments"):
+            break
+        assert time.monotonic() < deadline, "the status page never said payments are down"
+        page.wait_for_timeout(200)
+    assert page.is_visible("#site-banner")
+    assert "Card payments are not going through" in page.inner_text("#site-banner")
+    page.screenshot(path=str(output_dir / "status-payments-down.png"), full_page=True)

@@ -1,0 +1,96 @@
+"""A whole shopper journey and every dependency's outage, on the full stack with Toxiproxy."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import pytest
+
+from chaos.shopper import GOOD_CARD, api_checkout
+from chaos.stack import Stack
+from loadtests.classify import GRACEFUL, OK
+
+pytestmark = pytest.mark.e2e
+CHECKOUT_DEADLINE = 5.0  # the shop's default SHOP_CHECKOUT_DEADLINE
+
+
+def test_complete_journey_through_the_api(stack: Stack) -> None:
+    cart = uuid.uuid4().hex
+    with httpx.Client(base_url=stack.config.shop_url, headers={"X-Cart-Id": cart},
+                      timeout=10) as shop:
+        products = shop.get("/api/products").json()
+        assert len(products) == 20
+        sku = products[0]["sku"]
+        assert shop.post("/api/cart/items", json={"sku": sku, "qty": 2}).status_code == 200
+        view = shop.get("/api/cart").json()
+        assert view["items"] == [{"sku": sku, "qty": 2}]
+        assert view["total_cents"] == 2 * products[0]["sale_price_cents"]
+        key = uuid.uuid4().hex
+        placed = shop.post("/api/checkout", json={"card": GOOD_CARD},
+                           headers={"Idempotency-Key": key})
+        assert placed.status_code == 201, placed.text
+        order = placed.json()
+        assert order["status"] == "confirmed" and order["total_cents"] == view["total_cents"]
+        assert shop.get("/api/cart").json()["items"] == []
+        again = shop.post("/api/checkout", json={"card": GOOD_CARD},
+                          headers={"Idempotency-Key": key})
+        assert again.json()["order_id"] == order["order_id"]
+        read = shop.get(f"/api/orders/{order['order_id']}").json()
+        assert read["items"] == [{"sku": sku, "qty": 2}] and read["status"] == "confirmed"
+    charges = httpx.get(f"{stack.config.payments_url}/v1/charges",
+                        params={"order_id": order["order_id"]}).json()["charges"]
+    assert [c["status"] for c in charges] == ["captured"]
+
+
+def checkout_ok_within(stack: Stack, seconds: float) -> str:
+    """Checkouts until one succeeds, or fail at the deadline: recovery must come by itself."""
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = api_checkout(stack.config.shop_url, CHECKOUT_DEADLINE)
+        if answer.verdict.cls == OK:
+            return answer.body
+        assert time.monotonic() < deadline, f"no successful checkout after recovery: {answer}"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("proxy", ["payments", "inventory", "postgres", "redis"])
+def test_dependency_down_keeps_the_graceful_contract_then_recovers(
+    stack: Stack, faults, proxy: str
+) -> None:
+    checkout_ok_within(stack, 10)
+    faults.disable(proxy)
+    answers = [api_checkout(stack.config.shop_url, CHECKOUT_DEADLINE) for _ in range(3)]
+    for answer in answers:
+        assert answer.verdict.cls == GRACEFUL, (answer.verdict, answer.body[:300])
+        assert answer.status == 503 and answer.elapsed < CHECKOUT_DEADLINE
+    faults.enable(proxy)
+    checkout_ok_within(stack, 10)
+
+
+def test_status_page_names_the_failing_dependency_and_clears(stack: Stack, faults) -> None:
+    def state() -> str:
+        body = httpx.get(f"{stack.config.shop_url}/api/status", timeout=2).json()
+        return str(body["dependencies"]["inventory"]["state"])
+
+    faults.disable("inventory")
+    deadline = time.monotonic() + 10
+    while state() != "down":
+        assert time.monotonic() < deadline, "status never said inventory is down"
+        time.sleep(0.1)
+    faults.enable("inventory")
+    deadline = time.monotonic() + 15
+    while state() != "operational":
+        assert time.monotonic() < deadline, "status never cleared after recovery"
+        time.sleep(0.1)
+
+
+def test_shop_metrics_cover_every_gunicorn_worker(stack: Stack) -> None:
+    text = httpx.get(f"{stack.config.shop_url}/metrics", timeout=5).text
+    for name in ("shop_http_requests_total", "shop_checkout_outcomes_total",
+                 "shop_dependency_calls_total", "shop_dependency_call_duration_seconds_bucket"):
+        assert name in text
+    for service in ("payments", "inventory"):
+        base = getattr(stack.config, f"{service}_url")
+        assert f"{service}_requests_total" in httpx.get(f"{base}/metrics").text

@@ -1,0 +1,102 @@
+"""payments idempotency and inventory reservations against the real running services."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from chaos.stack import Stack
+
+pytestmark = pytest.mark.integration
+CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+
+
+def charge(base: str, key: str, order_id: str, capture: bool = True) -> httpx.Response:
+    return httpx.post(f"{base}/v1/charges", headers={"Idempotency-Key": key}, timeout=15,
+                      json={"order_id": order_id, "amount_cents": 4599, "card": CARD,
+                            "capture": capture})
+
+
+def ledger(base: str, **params: str) -> list[dict]:
+    return httpx.get(f"{base}/v1/charges", params=params, timeout=5).json()["charges"]
+
+
+def test_concurrent_double_submit_captures_once(stack: Stack) -> None:
+    base, key, order_id = stack.config.payments_url, uuid.uuid4().hex, uuid.uuid4().hex
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: charge(base, key, order_id), range(16)))
+    assert {a.status_code for a in answers} <= {200, 201}
+    assert sum(a.status_code == 201 for a in answers) == 1
+    assert len({a.json()["charge_id"] for a in answers}) == 1
+    charges = ledger(base, idempotency_key=key)
+    assert [(c["status"], c["amount_cents"]) for c in charges] == [("captured", 4599)]
+
+
+def test_same_key_for_a_different_request_is_refused(stack: Stack) -> None:
+    base, key = stack.config.payments_url, uuid.uuid4().hex
+    assert charge(base, key, "order-a").status_code == 201
+    again = charge(base, key, "order-b")
+    assert again.status_code == 422 and again.headers["Content-Type"] == "application/problem+json"
+    assert len(ledger(base, idempotency_key=key)) == 1
+
+
+def test_authorize_capture_void_refund_state_machine(stack: Stack) -> None:
+    base = stack.config.payments_url
+    held = charge(base, uuid.uuid4().hex, uuid.uuid4().hex, capture=False).json()
+    assert held["status"] == "authorized"
+    cid = held["charge_id"]
+    assert httpx.post(f"{base}/v1/charges/{cid}/refund").status_code == 409  # nothing captured
+    assert httpx.post(f"{base}/v1/charges/{cid}/capture").json()["status"] == "captured"
+    assert httpx.post(f"{base}/v1/charges/{cid}/capture").json()["status"] == "captured"
+    assert httpx.post(f"{base}/v1/charges/{cid}/void").status_code == 409
+    assert httpx.post(f"{base}/v1/charges/{cid}/refund").json()["status"] == "refunded"
+
+
+@pytest.mark.parametrize("number,code", [("4000000000000002", "card_declined"),
+                                         ("4000000000009995", "insufficient_funds")])
+def test_test_cards_decline(stack: Stack, number: str, code: str) -> None:
+    response = httpx.post(
+        f"{stack.config.payments_url}/v1/charges", headers={"Idempotency-Key": uuid.uuid4().hex},
+        json={"order_id": "o", "amount_cents": 100, "card": {**CARD, "number": number}},
+    )
+    assert response.status_code == 402 and response.json()["decline_code"] == code
+
+
+def stock_of(base: str, sku: str) -> dict:
+    return next(i for i in httpx.get(f"{base}/v1/stock").json()["items"] if i["sku"] == sku)
+
+
+def test_reservation_expires_and_frees_its_stock(stack: Stack) -> None:
+    base, rid = stack.config.inventory_url, uuid.uuid4().hex
+    before = stock_of(base, "KAYK-001")["available"]
+    made = httpx.post(f"{base}/v1/reservations", json={
+        "reservation_id": rid, "ttl_seconds": 1, "items": [{"sku": "KAYK-001", "qty": 3}]})
+    assert made.status_code == 201
+    assert stock_of(base, "KAYK-001")["available"] == before - 3
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{base}/v1/reservations/{rid}").json()["state"] != "expired":
+        assert time.monotonic() < deadline, "reservation did not expire"
+        time.sleep(0.1)
+    assert stock_of(base, "KAYK-001")["available"] == before
+    late = httpx.post(f"{base}/v1/reservations/{rid}/commit")
+    assert late.status_code == 409  # an expired reservation cannot become a sale
+
+
+def test_reservation_commit_takes_stock_and_never_goes_below_zero(stack: Stack) -> None:
+    base = stack.config.inventory_url
+    available = stock_of(base, "BIKE-001")["available"]
+    too_many = httpx.post(f"{base}/v1/reservations", json={
+        "reservation_id": uuid.uuid4().hex, "items": [{"sku": "BIKE-001", "qty": 99}]})
+    if available < 99:
+        assert too_many.status_code == 409 and too_many.json()["sku"] == "BIKE-001"
+    rid = uuid.uuid4().hex
+    httpx.post(f"{base}/v1/reservations", json={"reservation_id": rid,
+                                                 "items": [{"sku": "BIKE-001", "qty": 1}]})
+    on_hand = stock_of(base, "BIKE-001")["on_hand"]
+    assert httpx.post(f"{base}/v1/reservations/{rid}/commit").json()["state"] == "committed"
+    assert stock_of(base, "BIKE-001")["on_hand"] == on_hand - 1
+    assert httpx.post(f"{base}/v1/reservations/{rid}/release").status_code == 409
