@@ -26,7 +26,9 @@ status: ## Show each process, its port and health
 chaos: setup ## Run the chaos experiment (stack up if needed, run, report, stack down)
 	@$(CLI) outage --manage-stack
 
-test: setup ## Run every test: unit, integration, e2e, browser
+test: setup ## Lint, then every test: unit, integration, e2e, browser
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/mypy
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup ## Run the unit tests only (no servers)

@@ -69,7 +69,8 @@ def up() -> None:
     console.print(f"  shop        {c.shop_url}")
     console.print(f"  status page {c.shop_url}/status")
     console.print(f"  metrics     {c.shop_url}/metrics")
-    console.print(f"  toxiproxy   {c.toxiproxy_url} (proxies: payments, inventory, postgres, redis)")
+    console.print(f"  toxiproxy   {c.toxiproxy_url} "
+                  "(proxies: payments, inventory, postgres, redis)")
     console.print(f"  logs        {c.run_dir / 'logs'}")
 
 

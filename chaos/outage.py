@@ -85,15 +85,17 @@ class OutageReport:
                 f"| {p.name} | {len(p.answers)} | " + " | ".join(str(c[k]) for k in CLASSES)
                 + f" | {p.latency(0.5):.3f} | {p.latency(0.95):.3f} |"
             )
-        ttc = f"{self.time_to_communicate:.2f} s" if self.time_to_communicate is not None else "never"
-        ttl = f"{self.time_to_clear:.2f} s" if self.time_to_clear is not None else "never"
+        def seconds(value: float | None) -> str:
+            return f"{value:.2f} s" if value is not None else "never"
+
+        ttc, ttl = seconds(self.time_to_communicate), seconds(self.time_to_clear)
         lines += ["", f"- Time to communicate (status page names `{self.dependency}`): {ttc}",
                   f"- Time to clear after recovery: {ttl}"]
         reasons = Counter(a.verdict.reason for p in self.phases for a in p.answers
                           if a.verdict.cls == UNGRACEFUL)
         if reasons:
             lines.append("- Ungraceful answers by reason: " + ", ".join(
-                f"{r} ×{n}" for r, n in reasons.most_common()))
+                f"{r} x{n}" for r, n in reasons.most_common()))
         if self.sample_problem:
             lines += ["", "What an API shopper was told during the outage:", "",
                       "```json", self.sample_problem, "```"]

@@ -8,6 +8,7 @@ dependency is reached by the shop only through its Toxiproxy proxy.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -502,7 +503,7 @@ class Stack:
             try:
                 for line in self.faults.sweep():
                     self._progress(line)
-            except Exception as exc:  # noqa: BLE001 - stopping matters more than sweeping
+            except Exception as exc:
                 self._progress(f"could not sweep toxics: {exc}")
         stopped = self._stop(procs)
         self._state_file.unlink(missing_ok=True)
@@ -529,10 +530,8 @@ class Stack:
             time.sleep(0.05)
         for proc in live:
             if _alive(proc):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         for proc in live:
             child = self._children.pop(proc.pid, None)
             if child is not None:

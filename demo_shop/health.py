@@ -7,6 +7,7 @@ even when no shopper is calling). State changes are exported as a gauge.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -22,14 +23,16 @@ STATE_VALUE = {OPERATIONAL: 0, DEGRADED: 1, DOWN: 2}
 MESSAGES = {
     ("payments", DOWN): "Card payments are not going through right now. Your cart is saved; "
     "please try checking out again in a few minutes.",
-    ("payments", DEGRADED): "Card payments are slower than usual. Checkout may take a little longer.",
+    ("payments", DEGRADED): "Card payments are slower than usual. "
+    "Checkout may take a little longer.",
     ("inventory", DOWN): "We cannot check stock right now, so checkout is paused. "
     "Your cart is saved.",
     ("inventory", DEGRADED): "Stock checks are slower than usual.",
     ("database", DOWN): "We cannot take new orders right now. Your cart is saved; "
     "please try again in a few minutes.",
     ("database", DEGRADED): "Orders are slower than usual to go through.",
-    ("cache", DOWN): "Shopping carts are having trouble right now; items may not stay in your cart.",
+    ("cache", DOWN): "Shopping carts are having trouble right now; "
+    "items may not stay in your cart.",
     ("cache", DEGRADED): "Shopping carts are slower than usual.",
 }
 
@@ -141,10 +144,8 @@ class Prober:
     def probe_once(self) -> None:
         """Run every probe once; a probe reports its outcome through the instrumented call."""
         for probe in self._probes.values():
-            try:
+            with contextlib.suppress(Exception):  # the outcome is recorded on the board
                 probe()
-            except Exception:  # the outcome is already recorded on the board
-                pass
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):

@@ -7,8 +7,8 @@ alike by the locustfile, the scripted outage and the chaos runner.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 OK, DEGRADED, GRACEFUL, DECLINED, UNGRACEFUL = (
     "ok", "degraded", "graceful_error", "declined", "ungraceful"

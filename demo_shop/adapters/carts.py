@@ -53,7 +53,7 @@ class CartStore:
         """The cart, empty if it does not exist."""
         with self._observer.call(DEPENDENCY, "load", translate_redis):
             raw = self._redis.hgetall(self._key(cart_id))
-        return Cart(cart_id, {sku: int(qty) for sku, qty in raw.items()})
+        return Cart(cart_id, {str(sku): int(qty) for sku, qty in raw.items()})
 
     def save(self, cart: Cart) -> None:
         """Replace the stored cart with this one and renew its expiry."""
@@ -62,7 +62,7 @@ class CartStore:
             pipe = self._redis.pipeline(transaction=True)
             pipe.delete(key)
             if cart.lines:
-                pipe.hset(key, mapping=cart.lines)
+                pipe.hset(key, mapping=dict(cart.lines.items()))  # type: ignore[arg-type]
                 pipe.expire(key, CART_TTL_SECONDS)
             pipe.execute()
 

@@ -109,7 +109,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         if not rid or len(rid) > 200:
             return problem(400, "reservation_id is required (1-200 characters)")
         ttl = body.get("ttl_seconds", 900)
-        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl <= MAX_TTL_SECONDS:
+        numeric = isinstance(ttl, int | float) and not isinstance(ttl, bool)
+        if not numeric or not 0 < ttl <= MAX_TTL_SECONDS:
             return problem(400, f"ttl_seconds must be in (0, {MAX_TTL_SECONDS}]")
         items = body.get("items")
         if not isinstance(items, list) or not items:
@@ -161,7 +162,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             current = reservation_json(conn, rid)
             if current is None:
                 return problem(404, "No such reservation", reservation_id=rid)
-            if current["state"] == target or (target == "released" and current["state"] == "expired"):
+            already = current["state"] == target
+            if already or (target == "released" and current["state"] == "expired"):
                 reservations_total.labels(target, "replayed").inc()
                 return jsonify(current)
             if current["state"] != "active":

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from chaos.stack import Ports, Stack, StackConfig
 from chaos.errors import StackError
+from chaos.stack import Ports, Stack, StackConfig
 
 pytestmark = pytest.mark.e2e
 CLI = [sys.executable, "-m", "chaos.cli"]
@@ -26,7 +26,7 @@ def env_for(stack: Stack) -> dict[str, str]:
 
 def test_scripted_outage_passes_and_leaves_no_fault(stack: Stack, tmp_path: Path) -> None:
     out = tmp_path / "report"
-    result = subprocess.run(CLI + ["outage", "--checkouts", "6", "--out", str(out)],
+    result = subprocess.run([*CLI, "outage", "--checkouts", "6", "--out", str(out)],
                             env=env_for(stack), capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     report = (out / "outage.md").read_text()
@@ -37,7 +37,7 @@ def test_scripted_outage_passes_and_leaves_no_fault(stack: Stack, tmp_path: Path
 
 
 def test_status_reports_each_component(stack: Stack) -> None:
-    result = subprocess.run(CLI + ["status"], env=env_for(stack), capture_output=True,
+    result = subprocess.run([*CLI, "status"], env=env_for(stack), capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     for name in ("postgres", "redis", "toxiproxy", "payments", "inventory", "shop"):
@@ -57,14 +57,14 @@ def test_port_in_use_is_a_clear_error_before_anything_starts(tmp_path: Path) -> 
 
 def test_cli_error_is_a_message_and_exit_2_without_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "CC_RUN_DIR": str(tmp_path), "CC_TOXIPROXY_PORT": str(Ports.free().shop)}
-    result = subprocess.run(CLI + ["sweep"], env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([*CLI, "sweep"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "Toxiproxy is not reachable" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_bad_port_setting_names_the_variable(tmp_path: Path) -> None:
     env = {**os.environ, "CC_RUN_DIR": str(tmp_path), "CC_SHOP_PORT": "eighty"}
-    result = subprocess.run(CLI + ["status"], env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([*CLI, "status"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "CC_SHOP_PORT" in result.stderr
 
 

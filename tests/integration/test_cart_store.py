@@ -31,7 +31,9 @@ def test_saved_cart_expires_after_a_week_idle(carts_via_proxy: CartStore) -> Non
     assert CART_TTL_SECONDS - 5 <= ttl <= CART_TTL_SECONDS
 
 
-def test_blackholed_redis_fails_within_the_socket_timeout(carts_via_proxy: CartStore, faults) -> None:
+def test_blackholed_redis_fails_within_the_socket_timeout(
+    carts_via_proxy: CartStore, faults
+) -> None:
     carts_via_proxy.load(uuid.uuid4().hex)
     faults.inject("redis", "timeout", name="blackhole", attributes={"timeout": 0})
     started = time.monotonic()

@@ -179,7 +179,7 @@ class FakeInventory:
     def commit(self, rid: str, deadline: Deadline) -> None:
         if "commit" in self.fail_on:
             raise self.fail_on["commit"]
-        state, lines = self.reservations[rid]
+        _state, lines = self.reservations[rid]
         for line in lines:
             self.stock[line.sku] -= line.qty
         self.reservations[rid] = ("committed", lines)

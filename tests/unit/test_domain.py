@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from demo_shop.domain import (
-    Cart, IllegalTransition, InvalidQuantity, Order, OrderStatus, UnknownProduct,
-    check_transition, format_cents, validate_qty,
+    Cart,
+    IllegalTransition,
+    InvalidQuantity,
+    Order,
+    OrderStatus,
+    UnknownProduct,
+    check_transition,
+    format_cents,
+    validate_qty,
 )
 
 
