@@ -52,7 +52,9 @@ else
     GO="$(command -v go || ls /usr/local/go/bin/go 2>/dev/null || true)"
     [ -n "$GO" ] || fail "could not download Toxiproxy and Go is not installed: install Go >= 1.22 (https://go.dev/dl) or put toxiproxy-server ${TOXIPROXY_VERSION} on PATH."
     say "release binary unavailable; building with go install (github.com/Shopify/toxiproxy/v2/cmd/server@${TOXIPROXY_VERSION})"
-    GOBIN="$BIN_DIR/go" "$GO" install "github.com/Shopify/toxiproxy/v2/cmd/server@${TOXIPROXY_VERSION}"
+    GOBIN="$BIN_DIR/go" "$GO" install \
+      -ldflags "-X github.com/Shopify/toxiproxy/v2.Version=${TOXIPROXY_VERSION#v}" \
+      "github.com/Shopify/toxiproxy/v2/cmd/server@${TOXIPROXY_VERSION}"
     mv "$BIN_DIR/go/server" "$BIN_DIR/toxiproxy-server" && rmdir "$BIN_DIR/go" 2>/dev/null || true
   fi
   "$BIN_DIR/toxiproxy-server" -version >/dev/null 2>&1 || fail "the toxiproxy-server in .bin/ does not run"
