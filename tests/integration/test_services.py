@@ -100,3 +100,28 @@ def test_reservation_commit_takes_stock_and_never_goes_below_zero(stack: Stack) 
     assert httpx.post(f"{base}/v1/reservations/{rid}/commit").json()["state"] == "committed"
     assert stock_of(base, "BIKE-001")["on_hand"] == on_hand - 1
     assert httpx.post(f"{base}/v1/reservations/{rid}/release").status_code == 409
+
+
+def test_inventory_and_ledger_survive_a_restart(tmp_path) -> None:
+    """Both services keep their state in SQLite files: a new process sees the old state."""
+    from demo_shop.services import inventory, payments
+
+    config = {"DB_PATH": str(tmp_path / "inventory.sqlite3"), "PROCESSING_MS": 0}
+    first = inventory.create_app(config).test_client()
+    first.post("/v1/reservations", json={"reservation_id": "r1",
+                                         "items": [{"sku": "FIRE-001", "qty": 2}]})
+    first.post("/v1/reservations/r1/commit")
+    restarted = inventory.create_app(config).test_client()
+    stock = {i["sku"]: i for i in restarted.get("/v1/stock").get_json()["items"]}
+    assert stock["FIRE-001"]["on_hand"] == 118  # seeded 120, not re-seeded on restart
+    assert restarted.get("/v1/reservations/r1").get_json()["state"] == "committed"
+
+    ledger = {"DB_PATH": str(tmp_path / "payments.sqlite3"), "PROCESSING_MS": 0,
+              "PROCESSING_JITTER_MS": 0}
+    payments.create_app(ledger).test_client().post(
+        "/v1/charges", headers={"Idempotency-Key": "k1"},
+        json={"order_id": "o1", "amount_cents": 500, "card": CARD, "capture": True})
+    again = payments.create_app(ledger).test_client().post(
+        "/v1/charges", headers={"Idempotency-Key": "k1"},
+        json={"order_id": "o1", "amount_cents": 500, "card": CARD, "capture": True})
+    assert again.status_code == 200 and again.get_json()["status"] == "captured"
