@@ -6,7 +6,7 @@ CLI := $(VENV)/bin/checkout-chaos
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up down status chaos test test-unit lint clean
+.PHONY: help setup up down status load chaos test test-unit lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,6 +22,15 @@ down: ## Stop every process the stack started; sweep harness toxics
 
 status: ## Show each process, its port and health
 	@$(CLI) status
+
+PROFILE ?= steady
+USERS ?= 20
+DURATION ?= 60s
+PROCESSES ?= 1
+load: setup ## Shopping load on the running stack: PROFILE=steady|ramp|labor-day USERS= DURATION= PROCESSES= UI=1
+	@$(CLI) load --profile "$(PROFILE)" --users "$(USERS)" --duration "$(DURATION)" \
+		--processes "$(PROCESSES)" $(if $(UI),--ui,) $(if $(SPAWN_RATE),--spawn-rate "$(SPAWN_RATE)",) \
+		$(if $(DAY_MINUTES),--day-minutes "$(DAY_MINUTES)",)
 
 chaos: setup ## Run the chaos experiment (stack up if needed, run, report, stack down)
 	@$(CLI) outage --manage-stack

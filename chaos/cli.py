@@ -145,5 +145,41 @@ def outage(dependency: str, checkouts: int, out: Path | None, manage_stack: bool
     sys.exit(0 if report.passed else 1)
 
 
+@main.command()
+@click.option("--profile", default="steady", show_default=True, help="steady, ramp or labor-day")
+@click.option("--users", default="20", show_default=True, help="Users (the peak, for shapes).")
+@click.option("--duration", default="60s", show_default=True, help="e.g. 60s, 5m, 1h.")
+@click.option("--processes", default="1", show_default=True,
+              help="Locust processes (its own distributed mode).")
+@click.option("--spawn-rate", default="", help="Users started per second (default users/5).")
+@click.option("--day-minutes", default="", help="labor-day: the sale day's length in minutes.")
+@click.option("--host", default=None, help="The shop (default: the stack's shop URL).")
+@click.option("--ui", is_flag=True, help="Locust's web UI instead of headless.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Run folder (default reports/load-<time>).")
+@friendly
+def load(profile: str, users: str, duration: str, processes: str, spawn_rate: str,
+         day_minutes: str, host: str | None, ui: bool, out: Path | None) -> None:
+    """Labor Day-scale shopping load with Locust; exit 1 if any answer was ungraceful."""
+    from loadtests import run as load_run
+
+    out = out or PROJECT_ROOT / "reports" / time.strftime("load-%Y%m%d-%H%M%S")
+    try:
+        plan = load_run.plan(host or StackConfig.from_env().shop_url, profile, users, duration,
+                             processes, out, spawn_rate, ui, day_minutes)
+        load_run.check_host(plan.host)
+    except load_run.LoadInputError as exc:
+        raise HarnessError(str(exc)) from exc
+    console.print(f"load: {plan.profile}, {plan.users} users, {plan.duration}s, "
+                  f"{plan.processes} process(es) -> {out}")
+    code = load_run.run(plan)
+    if not (out / "timeline.jsonl").exists():
+        raise HarnessError(f"locust wrote no timeline (exit code {code}); see its output above")
+    summary = load_run.summarise(out)
+    Console().print(Markdown(summary.table()))
+    console.print(f"timeline: {out / 'timeline.jsonl'}  locust report: {out / 'locust.html'}")
+    sys.exit(1 if summary.ungraceful or code not in (0,) else 0)
+
+
 if __name__ == "__main__":
     main()
