@@ -86,9 +86,10 @@ def step(users: int, duration: str, processes: int) -> dict[str, float]:
         "checkouts_per_s": round(sum(r["checkouts"] for r in core) / seconds, 2),
         "p95_ms": whole_run_p95(out),
         "ungraceful": sum(r["ungraceful"] for r in rows),
-        "locust_cpu_share_of_machine": round(sum(ticks.values()) / TICKS / (wall * os.cpu_count()), 3),
+        "locust_cpu_share_of_machine": round(
+            sum(ticks.values()) / TICKS / (wall * (os.cpu_count() or 1)), 3),
         "locust_cpu_share_of_busy": round(sum(ticks.values()) / busy, 3) if busy else 0.0,
-        "machine_busy": round(busy / TICKS / (wall * os.cpu_count()), 3),
+        "machine_busy": round(busy / TICKS / (wall * (os.cpu_count() or 1)), 3),
     }
 
 

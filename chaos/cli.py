@@ -181,5 +181,136 @@ def load(profile: str, users: str, duration: str, processes: str, spawn_rate: st
     sys.exit(1 if summary.ungraceful or code not in (0,) else 0)
 
 
+@main.command("list")
+@friendly
+def list_experiments() -> None:
+    """The experiment catalog."""
+    from .experiment import catalog
+
+    table = Table("name", "title", "targets", "tags", "seconds")
+    for path, experiment in catalog():
+        table.add_row(path.stem, experiment.title, ", ".join(experiment.targets()),
+                      ", ".join(experiment.tags), f"{experiment.planned_seconds():.0f}")
+    Console().print(table)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+@friendly
+def validate(files: tuple[str, ...]) -> None:
+    """Check experiment files (or catalog names) without running them; exit 2 if invalid."""
+    from .experiment import ExperimentError, load_experiment
+
+    bad = 0
+    for name in files:
+        try:
+            path, experiment = load_experiment(name)
+        except ExperimentError as exc:
+            bad += 1
+            console.print(f"[red]{exc}[/]")
+            continue
+        console.print(f"[green]valid[/] {path}: {experiment.title} "
+                      f"({len(experiment.faults)} faults, ~{experiment.planned_seconds():.0f}s)")
+    sys.exit(2 if bad else 0)
+
+
+def _run_one(name: str, stack: Stack, out: Path, time_scale: float = 1.0) -> Any:
+    from .experiment import load_experiment
+    from .report import write_reports
+    from .runner import Runner
+    from .view import live_view
+
+    path, experiment = load_experiment(name)
+    if time_scale != 1.0:
+        experiment = scale(experiment, time_scale)
+    with live_view(console, path.stem) as view:
+        result = Runner(experiment, str(path), stack.config, out, view=view).run()
+    paths = write_reports(result, path.stem)
+    return result, paths
+
+
+def scale(experiment: Any, factor: float) -> Any:
+    """The same experiment with its durations scaled (for a quick gate), within sane minima."""
+    faults = [f.model_copy(update={"start": f.start * factor,
+                                   "duration": max(8.0, f.duration * factor)})
+              for f in experiment.faults]
+    steady = experiment.steady_state.model_copy(
+        update={"duration": max(5.0, experiment.steady_state.duration * factor)})
+    load = experiment.load.model_copy(update={"warmup": max(3.0, experiment.load.warmup * factor)})
+    return experiment.model_copy(update={"faults": faults, "steady_state": steady, "load": load})
+
+
+@main.command()
+@click.argument("experiment")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Report folder (default reports/<name>-<time>).")
+@click.option("--manage-stack", is_flag=True,
+              help="Bring the stack up if it is down, and down again afterwards.")
+@friendly
+def run(experiment: str, out: Path | None, manage_stack: bool) -> None:
+    """Run one experiment (a file or a catalog name). Exit 0 held, 1 failed, 2 not run."""
+    from .experiment import load_experiment
+
+    path, _ = load_experiment(experiment)  # a bad file fails before the stack is touched
+    stack = _stack()
+    started_here = _ensure_stack(stack, manage_stack)
+    try:
+        out = out or PROJECT_ROOT / "reports" / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        result, paths = _run_one(str(path), stack, out)
+    finally:
+        if started_here:
+            console.print("taking the stack down")
+            stack.down()
+    Console().print(Markdown(paths["summary"].read_text()))
+    console.print(f"report: {paths['html']}\njunit:  {paths['junit']}")
+    sys.exit(result.exit_code)
+
+
+def _ensure_stack(stack: Stack, manage: bool) -> bool:
+    if all(s.healthy for s in stack.status()):
+        return False
+    if not manage:
+        raise HarnessError("the stack is not up and healthy: run `make up` (see `make status`)")
+    console.print("bringing the stack up")
+    stack.up()
+    return True
+
+
+@main.command()
+@click.option("--tag", "tags", multiple=True, help="Only experiments with this tag.")
+@click.option("--time-scale", type=click.FloatRange(0.05, 1.0), default=0.4, show_default=True,
+              help="Scale every duration for a quick gate.")
+@click.option("--out", type=click.Path(path_type=Path), default=None)
+@click.option("--manage-stack", is_flag=True)
+@friendly
+def gate(tags: tuple[str, ...], time_scale: float, out: Path | None, manage_stack: bool) -> None:
+    """Run the catalog as a CI gate: one JUnit file and one summary; exit 1 if any failed."""
+    from .experiment import catalog
+    from .report import junit_suite, write_junit
+
+    chosen = [(p, e) for p, e in catalog() if not tags or set(tags) & set(e.tags)]
+    if not chosen:
+        raise HarnessError(f"no experiment has tag {', '.join(tags)}")
+    stack = _stack()
+    started_here = _ensure_stack(stack, manage_stack)
+    out = out or PROJECT_ROOT / "reports" / f"gate-{time.strftime('%Y%m%d-%H%M%S')}"
+    suites, summaries, worst = [], [], 0
+    try:
+        for index, (path, _) in enumerate(chosen, 1):
+            console.print(f"[bold]{index}/{len(chosen)}[/] {path.stem}")
+            result, paths = _run_one(str(path), stack, out / path.stem, time_scale)
+            suites.append(junit_suite(result, path.stem))
+            summaries.append(paths["summary"].read_text())
+            worst = max(worst, result.exit_code)
+    finally:
+        if started_here:
+            stack.down()
+    out.mkdir(parents=True, exist_ok=True)
+    write_junit(suites, out / "junit.xml")
+    (out / "summary.md").write_text("# Resilience gate\n\n" + "\n".join(summaries))
+    console.print(f"gate: {out / 'summary.md'}  junit: {out / 'junit.xml'}")
+    sys.exit(worst)
+
+
 if __name__ == "__main__":
     main()

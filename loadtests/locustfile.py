@@ -24,14 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import locust.runners
 from locust import FastHttpUser, LoadTestShape, between, events, task
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
+# Workers report every second (not 3), so the live timeline and stop conditions lag little.
+locust.runners.WORKER_REPORT_INTERVAL = 1.0
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # plain `locust -f` works too
-from loadtests.classify import OK, UNGRACEFUL, Verdict, classify
-from loadtests.shapes import PROFILES, Ticker
-from loadtests.timeline import Timeline
+from loadtests.classify import OK, UNGRACEFUL, Verdict, classify  # noqa: E402
+from loadtests.shapes import PROFILES, Ticker  # noqa: E402
+from loadtests.timeline import Timeline  # noqa: E402
 
 GOOD_CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
 DECLINED_CARD = {**GOOD_CARD, "number": "4000000000000002"}
@@ -84,7 +88,8 @@ def _init(environment: Environment, **_: Any) -> None:
     environment.cc_evidence = Evidence(run_dir)  # type: ignore[attr-defined]
     if not isinstance(environment.runner, WorkerRunner):
         run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in (*run_dir.glob("evidence-*.jsonl"), run_dir / "timeline.jsonl"):
+        for stale in (*run_dir.glob("evidence-*.jsonl"), run_dir / "timeline.jsonl",
+                      run_dir / "live.jsonl"):
             stale.unlink(missing_ok=True)
 
 
@@ -111,12 +116,18 @@ def _start_sampling(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         return
 
+    distributed = not isinstance(environment.runner, locust.runners.LocalRunner)
+    live = environment.cc_run_dir / "live.jsonl"  # type: ignore[attr-defined]
+
     def sample_users() -> None:
+        """Each second: the user count, and the finished seconds to the live timeline."""
         while True:  # ends with the process (the greenlet is killed at quit)
             runner = environment.runner
+            timeline = environment.cc_timeline  # type: ignore[attr-defined]
             if runner is not None:
-                environment.cc_timeline.set_users(runner.user_count)  # type: ignore[attr-defined]
-            gevent.sleep(1.0)
+                timeline.set_users(runner.user_count)
+            timeline.flush_live(live, lag_seconds=3 if distributed else 1)
+            gevent.sleep(0.5)
 
     environment.cc_sampler = gevent.spawn(sample_users)  # type: ignore[attr-defined]
 

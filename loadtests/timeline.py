@@ -15,6 +15,33 @@ from typing import Any
 
 from .classify import CLASSES
 
+# Upper edges (ms) of the latency histogram kept per second, so any window's percentiles
+# can be computed later from the rows alone.
+BUCKETS_MS = (5, 10, 25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 2000, 3000,
+              5000, 7500, 10000, 30000, 10**9)
+
+
+def bucket_of(ms: float) -> int:
+    """The histogram bucket (its upper edge in ms) that a latency falls in."""
+    for edge in BUCKETS_MS:
+        if ms <= edge:
+            return edge
+    return BUCKETS_MS[-1]
+
+
+def histogram_percentile(hist: dict[str, int] | dict[int, int], q: float) -> float:
+    """The q-quantile of a {upper edge ms: count} histogram (the bucket's upper edge)."""
+    counts = sorted((int(edge), n) for edge, n in hist.items())
+    total = sum(n for _, n in counts)
+    if not total:
+        return 0.0
+    running = 0
+    for edge, n in counts:
+        running += n
+        if running >= q * total:
+            return float(edge)
+    return float(counts[-1][0])
+
 
 def percentile(sorted_values: list[float], q: float) -> float:
     """The q-quantile (nearest rank) of sorted values; 0 for none."""
@@ -32,6 +59,7 @@ class Timeline:
         self.latencies: dict[int, list[float]] = defaultdict(list)
         self.users: dict[int, int] = {}
         self.checkouts: dict[int, Counter[str]] = defaultdict(Counter)
+        self._flushed_upto: int | None = None  # the live file holds seconds before this
 
     def record(self, cls: str, latency_ms: float, checkout: bool = False,
                now: float | None = None) -> None:
@@ -67,26 +95,45 @@ class Timeline:
         for second, counts in data.get("checkouts", {}).items():
             self.checkouts[int(second)].update(counts)
 
-    def rows(self) -> list[dict[str, Any]]:
-        """One row per second from the first to the last, gaps included."""
+    def rows(self, until: int | None = None) -> list[dict[str, Any]]:
+        """One row per second from the first up to `until` (exclusive) or the last."""
         seconds = set(self.counts) | set(self.users)
         if not seconds:
             return []
-        first, last = min(seconds), max(seconds)
+        first, last = min(seconds), max(seconds) if until is None else until - 1
         rows, users = [], 0
         for second in range(first, last + 1):
             users = self.users.get(second, users)
-            counts = self.counts.get(second, Counter())
-            times = sorted(self.latencies.get(second, []))
-            row: dict[str, Any] = {"t": second - first, "ts": second, "users": users,
-                                   "requests": sum(counts.values())}
-            row.update({cls: counts.get(cls, 0) for cls in CLASSES})
-            row["checkouts"] = sum(self.checkouts.get(second, Counter()).values())
-            row.update({"p50_ms": round(percentile(times, 0.50), 1),
-                        "p95_ms": round(percentile(times, 0.95), 1),
-                        "p99_ms": round(percentile(times, 0.99), 1)})
-            rows.append(row)
+            rows.append(self._row(second, first, users))
         return rows
+
+    def _row(self, second: int, first: int, users: int) -> dict[str, Any]:
+        counts = self.counts.get(second, Counter())
+        times = sorted(self.latencies.get(second, []))
+        checkouts = self.checkouts.get(second, Counter())
+        row: dict[str, Any] = {"t": second - first, "ts": second, "users": users,
+                               "requests": sum(counts.values())}
+        row.update({cls: counts.get(cls, 0) for cls in CLASSES})
+        row["checkouts"] = sum(checkouts.values())
+        row.update({f"checkout_{cls}": checkouts.get(cls, 0) for cls in CLASSES})
+        row.update({"p50_ms": round(percentile(times, 0.50), 1),
+                    "p95_ms": round(percentile(times, 0.95), 1),
+                    "p99_ms": round(percentile(times, 0.99), 1)})
+        hist: Counter[int] = Counter(bucket_of(ms) for ms in times)
+        row["hist"] = {str(edge): n for edge, n in sorted(hist.items())}
+        return row
+
+    def flush_live(self, path: Path, lag_seconds: int, now: float | None = None) -> int:
+        """Append the seconds that can no longer change (older than now - lag) to path."""
+        until = int(now if now is not None else time.time()) - lag_seconds
+        rows = [r for r in self.rows(until=until)
+                if self._flushed_upto is None or r["ts"] >= self._flushed_upto]
+        if rows:
+            with path.open("a") as out:
+                for row in rows:
+                    out.write(json.dumps(row) + "\n")
+            self._flushed_upto = rows[-1]["ts"] + 1
+        return len(rows)
 
     def write(self, path: Path) -> None:
         """The timeline as JSON lines, one second per line."""

@@ -88,11 +88,6 @@ def test_reservation_expires_and_frees_its_stock(stack: Stack) -> None:
 
 def test_reservation_commit_takes_stock_and_never_goes_below_zero(stack: Stack) -> None:
     base = stack.config.inventory_url
-    available = stock_of(base, "BIKE-001")["available"]
-    too_many = httpx.post(f"{base}/v1/reservations", json={
-        "reservation_id": uuid.uuid4().hex, "items": [{"sku": "BIKE-001", "qty": 99}]})
-    if available < 99:
-        assert too_many.status_code == 409 and too_many.json()["sku"] == "BIKE-001"
     rid = uuid.uuid4().hex
     httpx.post(f"{base}/v1/reservations", json={"reservation_id": rid,
                                                  "items": [{"sku": "BIKE-001", "qty": 1}]})
@@ -100,6 +95,21 @@ def test_reservation_commit_takes_stock_and_never_goes_below_zero(stack: Stack) 
     assert httpx.post(f"{base}/v1/reservations/{rid}/commit").json()["state"] == "committed"
     assert stock_of(base, "BIKE-001")["on_hand"] == on_hand - 1
     assert httpx.post(f"{base}/v1/reservations/{rid}/release").status_code == 409
+
+    available = stock_of(base, "BIKE-001")["available"]
+    everything = uuid.uuid4().hex  # hold every remaining bike, in lines of at most 99
+    lines = [{"sku": "BIKE-001", "qty": min(99, available - done)}
+             for done in range(0, available, 99)]
+    assert httpx.post(f"{base}/v1/reservations", timeout=30, json={
+        "reservation_id": everything, "items": lines}).status_code == 201
+    try:
+        assert stock_of(base, "BIKE-001")["available"] == 0
+        one_more = httpx.post(f"{base}/v1/reservations", json={
+            "reservation_id": uuid.uuid4().hex, "items": [{"sku": "BIKE-001", "qty": 1}]})
+        assert one_more.status_code == 409 and one_more.json()["sku"] == "BIKE-001"
+    finally:
+        httpx.post(f"{base}/v1/reservations/{everything}/release")
+    assert stock_of(base, "BIKE-001")["available"] == available
 
 
 def test_inventory_and_ledger_survive_a_restart(tmp_path) -> None:
@@ -113,7 +123,7 @@ def test_inventory_and_ledger_survive_a_restart(tmp_path) -> None:
     first.post("/v1/reservations/r1/commit")
     restarted = inventory.create_app(config).test_client()
     stock = {i["sku"]: i for i in restarted.get("/v1/stock").get_json()["items"]}
-    assert stock["FIRE-001"]["on_hand"] == 118  # seeded 120, not re-seeded on restart
+    assert stock["FIRE-001"]["on_hand"] == 11998  # seeded 12000, not re-seeded on restart
     assert restarted.get("/v1/reservations/r1").get_json()["state"] == "committed"
 
     ledger = {"DB_PATH": str(tmp_path / "payments.sqlite3"), "PROCESSING_MS": 0,

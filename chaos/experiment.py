@@ -1,0 +1,371 @@
+"""Experiment files: YAML, loaded safely and validated into typed objects before anything runs.
+
+Every error is reported at once with its path and the line it is on, e.g.
+``method[1].attributes.latency: must be >= 0 (line 14)``; unknown keys are rejected.
+The vocabulary follows the Chaos Toolkit's: a steady-state hypothesis checked before and
+after, a method (the `faults`, on a timeline while load runs), rollbacks that always run.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .errors import HarnessError
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
+TARGETS = ("payments", "inventory", "postgres", "redis")
+# What the shop calls each proxied dependency on /api/status.
+STATUS_NAME = {"payments": "payments", "inventory": "inventory", "postgres": "database",
+               "redis": "cache"}
+TOXIC_ATTRIBUTES: dict[str, dict[str, bool]] = {  # attribute -> required
+    "latency": {"latency": True, "jitter": False},
+    "bandwidth": {"rate": True},
+    "slow_close": {"delay": True},
+    "timeout": {"timeout": True},
+    "reset_peer": {"timeout": False},
+    "slicer": {"average_size": True, "size_variation": False, "delay": False},
+    "limit_data": {"bytes": True},
+    "down": {},
+}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+
+
+class ExperimentError(HarnessError):
+    """An experiment file that cannot be run, with every problem listed."""
+
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
+        super().__init__(f"{path} is not a valid experiment:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+def to_seconds(value: Any) -> Any:
+    """'90s', '1.5m', '250ms' or a number -> seconds; anything else is left for the type error."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a duration: use e.g. 30s, 2m or 500ms")
+        number, unit = float(match.group(1)), match.group(2) or "s"
+        return number * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(to_seconds), Field(ge=0)]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tolerance(Strict):
+    """Exactly one of exact, min, max, range (the Chaos Toolkit's tolerance vocabulary)."""
+
+    exact: float | None = None
+    min: float | None = None
+    max: float | None = None
+    range: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Tolerance:
+        given = [k for k in ("exact", "min", "max", "range") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of exact, min, max or range")
+        if self.range is not None and self.range[0] > self.range[1]:
+            raise ValueError("range must be [low, high] with low <= high")
+        return self
+
+    def holds(self, value: float | None) -> bool:
+        """Whether a measured value meets the tolerance (nothing measured never holds)."""
+        if value is None:
+            return False
+        if self.exact is not None:
+            return value == self.exact
+        if self.min is not None:
+            return value >= self.min
+        if self.max is not None:
+            return value <= self.max
+        assert self.range is not None
+        return self.range[0] <= value <= self.range[1]
+
+    def describe(self) -> str:
+        """'max 0', 'range [1, 2]', ..."""
+        if self.exact is not None:
+            return f"exactly {self.exact:g}"
+        if self.min is not None:
+            return f"at least {self.min:g}"
+        if self.max is not None:
+            return f"at most {self.max:g}"
+        assert self.range is not None
+        return f"between {self.range[0]:g} and {self.range[1]:g}"
+
+
+ProbeName = Literal[
+    "success_ratio", "graceful_ratio", "error_ratio", "ungraceful", "latency",
+    "request_rate", "time_to_communicate", "time_to_clear", "recovery_time",
+    "shop_metric_rate",
+]
+
+
+class Hypothesis(Strict):
+    """A probe, what it measures over, and the tolerance it must meet."""
+
+    name: str = Field(min_length=1)
+    probe: ProbeName
+    tolerance: Tolerance
+    weight: float = Field(default=1.0, gt=0)
+    scope: Literal["all", "checkout"] = "all"
+    percentile: Literal[50, 95, 99] = 95
+    dependency: Literal["payments", "inventory", "database", "cache"] | None = None
+    metric: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _needs(self) -> Hypothesis:
+        if self.probe in ("time_to_communicate", "time_to_clear") and self.dependency is None:
+            raise ValueError(f"probe {self.probe} needs a dependency "
+                             "(payments, inventory, database or cache)")
+        if self.probe == "shop_metric_rate" and not self.metric:
+            raise ValueError("probe shop_metric_rate needs a metric (a counter's name)")
+        return self
+
+
+class Load(Strict):
+    """The traffic that runs through the whole experiment."""
+
+    profile: Literal["steady", "ramp", "labor-day"] = "steady"
+    users: int = Field(default=20, ge=1, le=5000)
+    spawn_rate: float = Field(default=20, gt=0)
+    processes: int = Field(default=1, ge=1, le=64)
+    warmup: Seconds = 5.0
+
+
+class Fault(Strict):
+    """A toxic (or a proxy taken down) on one or more targets, for a time."""
+
+    name: str = Field(min_length=1)
+    target: list[Literal["payments", "inventory", "postgres", "redis"]]
+    toxic: Literal["latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer",
+                   "limit_data", "down"]
+    stream: Literal["upstream", "downstream"] = "downstream"
+    attributes: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    toxicity: float = Field(default=1.0, ge=0, le=1)
+    start: Seconds = 0.0
+    duration: Seconds = Field(gt=0)
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _attributes_fit_toxic(self) -> Fault:
+        allowed = TOXIC_ATTRIBUTES[self.toxic]
+        unknown = sorted(set(self.attributes) - set(allowed))
+        if unknown:
+            raise ValueError(f"{self.toxic} takes no attribute {', '.join(unknown)} "
+                             f"(it takes: {', '.join(allowed) or 'none'})")
+        missing = [k for k, required in allowed.items() if required and k not in self.attributes]
+        if missing:
+            raise ValueError(f"{self.toxic} needs attribute {', '.join(missing)}")
+        if not self.target:
+            raise ValueError("target must name at least one proxy")
+        return self
+
+    @property
+    def end(self) -> float:
+        """Seconds after the method starts when this fault is rolled back."""
+        return self.start + self.duration
+
+
+class StopCondition(Strict):
+    """Abort early, roll back and fail when the load shows this."""
+
+    name: str = Field(min_length=1)
+    probe: Literal["ungraceful", "error_ratio"]
+    above: float = Field(ge=0)
+    for_: Seconds = Field(default=0.0, alias="for")
+
+
+class SteadyState(Strict):
+    """Checked over a window before the method and again after recovery."""
+
+    duration: Seconds = Field(default=10.0, gt=0)
+    hypotheses: list[Hypothesis] = Field(min_length=1)
+
+
+class Recovery(Strict):
+    """How soon the steady state must come back after the last rollback."""
+
+    deadline: Seconds = Field(default=30.0, gt=0)
+    success_ratio: float = Field(default=0.95, gt=0, le=1)
+    hypotheses: list[Hypothesis] = Field(default_factory=list)
+
+
+class Checks(Strict):
+    """Checks every experiment makes unless turned off."""
+
+    audit: bool = True
+    metrics_agreement: bool = True
+    max_metrics_disagreement: float = Field(default=0.01, ge=0, le=1)
+
+
+class Experiment(Strict):
+    """A whole experiment file."""
+
+    title: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    tags: list[str] = Field(default_factory=list)
+    load: Load = Field(default_factory=Load)
+    steady_state: SteadyState
+    faults: list[Fault] = Field(min_length=1)
+    hypotheses: list[Hypothesis] = Field(default_factory=list)
+    recovery: Recovery = Field(default_factory=Recovery)
+    stop_conditions: list[StopCondition] = Field(default_factory=list)
+    checks: Checks = Field(default_factory=Checks)
+
+    @property
+    def method_span(self) -> float:
+        """Seconds from the method's start to its last rollback."""
+        return max(f.end for f in self.faults)
+
+    def planned_seconds(self) -> float:
+        """The longest the load may run: warm-up, before, method, recovery, after."""
+        ss = self.steady_state.duration
+        return self.load.warmup + ss + self.method_span + self.recovery.deadline + ss + 5
+
+    def targets(self) -> list[str]:
+        """Every proxy the method touches."""
+        return sorted({t for fault in self.faults for t in fault.target})
+
+
+# ---- loading with line numbers -----------------------------------------------------------
+
+def _line_map(text: str) -> dict[tuple[Any, ...], int]:
+    """Path (keys and indexes) -> 1-based line, from the YAML node tree."""
+    lines: dict[tuple[Any, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[Any, ...]) -> None:
+        lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = key_node.value
+                lines[(*path, key)] = key_node.start_mark.line + 1
+                walk(value_node, (*path, key))
+                lines[(*path, key)] = key_node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, (*path, index))
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _nearest_line(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
+    for cut in range(len(loc), -1, -1):
+        if loc[:cut] in lines:
+            return lines[loc[:cut]]
+    return None
+
+
+def _friendly(error: Any) -> str:
+    """pydantic's message, said as what to fix."""
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "extra_forbidden":
+        return "unknown key (remove it or check its spelling)"
+    if kind == "missing":
+        return "is required"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        sign = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
+                "less_than": "<"}[kind]
+        bound = next(iter(ctx.values()), "")
+        return f"must be {sign} {bound}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '')}"
+    if kind == "too_short":
+        return "must not be empty"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def parse_experiment(text: str, source: str = "<experiment>") -> Experiment:
+    """Validate YAML text into an Experiment; ExperimentError lists every problem."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ExperimentError(source, [f"not valid YAML: {problem}{where}"]) from None
+    if not isinstance(data, dict):
+        raise ExperimentError(source, ["the file must be a mapping of keys (title, faults, ...)"])
+    try:
+        return Experiment.model_validate(data)
+    except ValidationError as exc:
+        lines = _line_map(text)
+        problems = []
+        for error in exc.errors():
+            loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and
+                                                        p.startswith(("function-", "literal"))))
+            message = _friendly(error)
+            line = _nearest_line(lines, loc)
+            problems.append(f"{_format_loc(loc)}: {message}"
+                            + (f" (line {line})" if line else ""))
+        raise ExperimentError(source, problems) from None
+
+
+def resolve(name_or_path: str) -> Path:
+    """A file path, or the name of an experiment in the catalog."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    for candidate in (EXPERIMENTS_DIR / f"{name_or_path}.yaml",
+                      EXPERIMENTS_DIR / f"{name_or_path}.yml"):
+        if candidate.is_file():
+            return candidate
+    known = ", ".join(sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))) or "none"
+    raise HarnessError(f"no experiment file or catalog name {name_or_path!r} "
+                       f"(the catalog has: {known})")
+
+
+def load_experiment(name_or_path: str) -> tuple[Path, Experiment]:
+    """Find and validate an experiment."""
+    path = resolve(name_or_path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise HarnessError(f"cannot read {path}: {exc.strerror}") from exc
+    return path, parse_experiment(text, str(path))
+
+
+def catalog() -> list[tuple[Path, Experiment]]:
+    """Every experiment in the catalog, validated."""
+    return [load_experiment(str(p)) for p in sorted(EXPERIMENTS_DIR.glob("*.yaml"))]

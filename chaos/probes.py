@@ -1,0 +1,218 @@
+"""What the runner measures: windows of the load timeline, the status page, shop metrics."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from loadtests.classify import CLASSES
+from loadtests.timeline import histogram_percentile
+
+from .experiment import Hypothesis
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A named span of wall-clock time (epoch seconds, end exclusive)."""
+
+    name: str
+    start: float
+    end: float
+
+    def rows(self, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The timeline rows whose second lies in the window."""
+        return [r for r in rows if self.start <= r["ts"] + 0.5 < self.end]
+
+    def as_json(self) -> dict[str, float | str]:
+        """For the journal."""
+        return {"name": self.name, "start": self.start, "end": self.end}
+
+
+@dataclass(slots=True)
+class WindowStats:
+    """Totals of a window of timeline rows."""
+
+    seconds: int
+    classes: Counter[str]
+    checkouts: Counter[str]
+    hist: Counter[str]
+
+    @classmethod
+    def of(cls, rows: list[dict[str, Any]]) -> WindowStats:
+        """Add up rows."""
+        classes: Counter[str] = Counter()
+        checkouts: Counter[str] = Counter()
+        hist: Counter[str] = Counter()
+        for row in rows:
+            classes.update({c: row.get(c, 0) for c in CLASSES})
+            checkouts.update({c: row.get(f"checkout_{c}", 0) for c in CLASSES})
+            hist.update(row.get("hist", {}))
+        return cls(len(rows), classes, checkouts, hist)
+
+    def _counts(self, scope: str) -> Counter[str]:
+        return self.checkouts if scope == "checkout" else self.classes
+
+    def total(self, scope: str = "all") -> int:
+        """Answers in scope."""
+        return sum(self._counts(scope).values())
+
+    def success_ratio(self, scope: str = "all") -> float | None:
+        """ok + degraded over every answer but declines (a decline is the card's answer)."""
+        counts = self._counts(scope)
+        judged = sum(counts.values()) - counts["declined"]
+        return (counts["ok"] + counts["degraded"]) / judged if judged else None
+
+    def graceful_ratio(self, scope: str = "all") -> float | None:
+        """Answers that met the contract, over all answers."""
+        counts = self._counts(scope)
+        total = sum(counts.values())
+        return (total - counts["ungraceful"]) / total if total else None
+
+    def error_ratio(self, scope: str = "all") -> float | None:
+        """graceful_error + ungraceful over all answers."""
+        counts = self._counts(scope)
+        total = sum(counts.values())
+        return (counts["graceful_error"] + counts["ungraceful"]) / total if total else None
+
+    def latency(self, percentile: int) -> float | None:
+        """A latency percentile in ms (the histogram bucket's upper edge)."""
+        return histogram_percentile(dict(self.hist), percentile / 100) if self.hist else None
+
+    def summary(self) -> dict[str, Any]:
+        """The figures a report compares across phases."""
+        return {
+            "seconds": self.seconds,
+            "requests_per_s": round(self.total() / self.seconds, 1) if self.seconds else 0.0,
+            "success_ratio": _round(self.success_ratio()),
+            "checkout_success_ratio": _round(self.success_ratio("checkout")),
+            "checkouts": self.total("checkout"),
+            "p95_ms": self.latency(95),
+            "ungraceful": self.classes["ungraceful"],
+            "classes": dict(self.classes),
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+@dataclass(slots=True)
+class StatusPoller:
+    """Polls the shop's /api/status and keeps (time, state per dependency) samples."""
+
+    base_url: str
+    interval: float = 0.25
+    samples: list[tuple[float, dict[str, str]]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Begin polling in a daemon thread."""
+        self._thread = threading.Thread(target=self._run, name="status-poller", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=2.0) as client:
+            while not self._stop.is_set():
+                try:
+                    body = client.get(f"{self.base_url}/api/status").json()
+                    states = {d: s["state"] for d, s in body["dependencies"].items()}
+                    self.samples.append((time.time(), states))
+                except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                    self.samples.append((time.time(), {}))  # the status page itself failed
+                self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        """Stop polling."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def first(self, dependency: str, since: float, operational: bool) -> float | None:
+        """Seconds after since until the dependency first showed (non-)operational."""
+        for at, states in list(self.samples):
+            if at < since or dependency not in states:
+                continue
+            if (states[dependency] == "operational") == operational:
+                return round(at - since, 2)
+        return None
+
+
+def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a Prometheus text endpoint; {} when it does not answer."""
+    try:
+        text = httpx.get(url, timeout=5).text
+    except httpx.HTTPError:
+        return {}
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def counter_sum(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
+                labels: dict[str, str] | None = None) -> float:
+    """The sum of a counter's samples whose labels include the given ones."""
+    wanted = set((labels or {}).items())
+    if not name.endswith("_total"):
+        name += "_total"
+    return sum(v for (n, lbl), v in samples.items() if n == name and wanted <= set(lbl))
+
+
+@dataclass(slots=True)
+class Context:
+    """What the hypotheses are judged on, besides timeline windows."""
+
+    status: StatusPoller
+    fault_start: float | None = None
+    last_rollback: float | None = None
+    recovery_time: float | None = None
+    metrics: dict[str, dict[tuple[str, frozenset[tuple[str, str]]], float]] = field(
+        default_factory=dict)
+    window_bounds: dict[str, Window] = field(default_factory=dict)
+
+
+def measure(hypothesis: Hypothesis, window: Window, rows: list[dict[str, Any]],
+            context: Context) -> float | None:
+    """The probe's value over the window; None when there was nothing to measure."""
+    stats = WindowStats.of(window.rows(rows))
+    probe = hypothesis.probe
+    if probe == "success_ratio":
+        return stats.success_ratio(hypothesis.scope)
+    if probe == "graceful_ratio":
+        return stats.graceful_ratio(hypothesis.scope)
+    if probe == "error_ratio":
+        return stats.error_ratio(hypothesis.scope)
+    if probe == "ungraceful":
+        return float(stats._counts(hypothesis.scope)["ungraceful"])
+    if probe == "latency":
+        return stats.latency(hypothesis.percentile)
+    if probe == "request_rate":
+        return stats.total(hypothesis.scope) / stats.seconds if stats.seconds else None
+    if probe == "time_to_communicate":
+        if context.fault_start is None or hypothesis.dependency is None:
+            return None
+        return context.status.first(hypothesis.dependency, context.fault_start, False)
+    if probe == "time_to_clear":
+        if context.last_rollback is None or hypothesis.dependency is None:
+            return None
+        return context.status.first(hypothesis.dependency, context.last_rollback, True)
+    if probe == "recovery_time":
+        return context.recovery_time
+    if probe == "shop_metric_rate":
+        before = context.metrics.get(f"{window.name}:start")
+        after = context.metrics.get(f"{window.name}:end")
+        if not before or not after or window.end <= window.start:
+            return None
+        delta = (counter_sum(after, hypothesis.metric or "", hypothesis.labels)
+                 - counter_sum(before, hypothesis.metric or "", hypothesis.labels))
+        return delta / (window.end - window.start)
+    raise AssertionError(f"unhandled probe {probe}")

@@ -1,0 +1,290 @@
+"""Reports of a run: JSON journal, JUnit XML, Markdown summary, HTML with charts, history."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from .runner import RunResult
+from .stack import PROJECT_ROOT
+
+PHASE_ORDER = ("baseline", "fault", "recovery", "audit")
+
+
+def history_file() -> Path:
+    """Where scores are kept across runs (CC_HISTORY_FILE, default reports/history.jsonl)."""
+    import os
+
+    return Path(os.environ.get("CC_HISTORY_FILE", PROJECT_ROOT / "reports" / "history.jsonl"))
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT,
+                              capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def journal(result: RunResult) -> dict[str, Any]:
+    """The whole run as data."""
+    return {
+        "experiment": result.experiment.model_dump(by_alias=True),
+        "source": result.source,
+        "verdict": result.verdict,
+        "reason": result.reason,
+        "score": result.score,
+        "started": result.started,
+        "ended": result.ended,
+        "phase_verdicts": result.phase_verdicts(),
+        "journal": [e.as_json() for e in result.journal],
+        "hypotheses": [r.as_json() for r in result.results],
+        "windows": {k: w.as_json() for k, w in result.windows.items()},
+        "faults": result.fault_log,
+        "phase_stats": result.phase_stats,
+        "recovery_time": result.recovery_time,
+        "abort": result.abort,
+        "audit": result.audit.as_json() if result.audit else None,
+    }
+
+
+def junit_suite(result: RunResult, name: str) -> ET.Element:
+    """One testsuite; one testcase per hypothesis, so CI shows which one failed."""
+    suite = ET.Element("testsuite", name=name)
+    cases = 0
+    failures = errors = skipped = 0
+    for r in result.results:
+        case = ET.SubElement(suite, "testcase", classname=f"{name}.{r.phase}", name=r.name,
+                             time="0")
+        cases += 1
+        if not r.held:
+            failures += 1
+            failure = ET.SubElement(case, "failure", type=r.probe,
+                                    message=f"{r.name}: measured {_fmt(r.value)}, "
+                                            f"wanted {r.tolerance}")
+            failure.text = f"phase {r.phase}, probe {r.probe}"
+    if result.verdict in ("aborted", "error", "not_run"):
+        case = ET.SubElement(suite, "testcase", classname=f"{name}.run", name="run completed",
+                             time="0")
+        cases += 1
+        element = "failure" if result.verdict in ("aborted", "not_run") else "error"
+        if element == "failure":
+            failures += 1
+        else:
+            errors += 1
+        ET.SubElement(case, element, type=result.verdict, message=result.reason)
+    duration = (result.ended or time.time()) - result.started
+    suite.set("tests", str(cases))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    suite.set("skipped", str(skipped))
+    suite.set("time", f"{duration:.1f}")
+    return suite
+
+
+def write_junit(suites: list[ET.Element], path: Path) -> None:
+    """A JUnit XML file with one or more testsuites."""
+    root = ET.Element("testsuites")
+    for attr in ("tests", "failures", "errors"):
+        root.set(attr, str(sum(int(s.get(attr, "0")) for s in suites)))
+    root.extend(suites)
+    ET.indent(root)
+    path.write_text(ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n")
+
+
+def markdown(result: RunResult, name: str) -> str:
+    """A summary fit for a CI job summary."""
+    icon = {"passed": "PASS", "failed": "FAIL", "aborted": "ABORTED", "not_run": "NOT RUN",
+            "error": "ERROR"}[result.verdict]
+    lines = [f"## {result.experiment.title} — {icon} (score {result.score:g}/100)", "",
+             f"`{name}` · {result.reason}", ""]
+    if result.phase_stats:
+        lines += ["| phase | requests/s | success | checkout success | p95 ms | ungraceful |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for phase, s in result.phase_stats.items():
+            lines.append(f"| {phase} | {s['requests_per_s']} | {_pct(s['success_ratio'])} | "
+                         f"{_pct(s['checkout_success_ratio'])} | {_fmt(s['p95_ms'])} | "
+                         f"{s['ungraceful']} |")
+        lines.append("")
+    if result.results:
+        lines += ["| phase | hypothesis | measured | wanted | |", "|---|---|---:|---|---|"]
+        for r in result.results:
+            lines.append(f"| {r.phase} | {r.name} | {_fmt(r.value)} | {r.tolerance} | "
+                         f"{'held' if r.held else '**failed**'} |")
+        lines.append("")
+    if result.abort:
+        lines.append(f"Stop condition **{result.abort['condition']}** met; every fault was "
+                     f"rolled back {result.abort.get('latency', 0):.3f} s later.")
+    if result.audit and result.audit.violations:
+        lines.append(f"Ledger audit: {len(result.audit.violations)} violation(s):")
+        lines += [f"- {v.rule}: {v.detail} {v.ids}" for v in result.audit.violations[:20]]
+    return "\n".join(lines) + "\n"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def charts(result: RunResult) -> list[str]:
+    """PNG charts (base64): request rate by class, latency percentiles, checkouts by class,
+    each with the fault windows shaded and the phases marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result.rows
+    if not rows:
+        return []
+    t0 = rows[0]["ts"]
+    xs = [r["ts"] - t0 for r in rows]
+    colours = {"ok": "#2e7d32", "degraded": "#9ccc65", "graceful_error": "#ffb300",
+               "declined": "#90a4ae", "ungraceful": "#c62828"}
+    windows = _fault_spans(result)
+
+    def decorate(ax: Any) -> None:
+        for start, end, label in windows:
+            ax.axvspan(start - t0, end - t0, color="#e53935", alpha=0.15, label=label)
+        for name in ("baseline", "after"):
+            w = result.windows.get(name)
+            if w:
+                ax.axvspan(w.start - t0, w.end - t0, color="#1e88e5", alpha=0.06)
+        ax.set_xlabel("seconds since the load started")
+        ax.grid(alpha=0.3)
+
+    images = []
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    bottom = [0] * len(rows)
+    for cls, colour in colours.items():
+        values = [r.get(cls, 0) for r in rows]
+        ax.bar(xs, values, bottom=bottom, width=1.0, color=colour, label=cls, linewidth=0)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    decorate(ax)
+    ax.set_ylabel("answers / s")
+    ax.set_title("Requests per second by class (fault windows shaded red)")
+    ax.legend(loc="upper right", fontsize=7, ncol=3)
+    images.append(_png(fig))
+
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    for key, colour in (("p50_ms", "#1e88e5"), ("p95_ms", "#fb8c00"), ("p99_ms", "#c62828")):
+        ax.plot(xs, [r[key] for r in rows], color=colour, label=key.replace("_ms", ""))
+    decorate(ax)
+    ax.set_ylabel("ms")
+    ax.set_title("Latency percentiles per second")
+    ax.legend(loc="upper right", fontsize=7)
+    images.append(_png(fig))
+
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    for cls, colour in colours.items():
+        ax.plot(xs, [r.get(f"checkout_{cls}", 0) for r in rows], color=colour, label=cls)
+    decorate(ax)
+    ax.set_ylabel("checkouts / s")
+    ax.set_title("Checkout answers per second by class")
+    ax.legend(loc="upper right", fontsize=7, ncol=3)
+    images.append(_png(fig))
+    plt.close("all")
+    return images
+
+
+def _fault_spans(result: RunResult) -> list[tuple[float, float, str]]:
+    spans, opened = [], {}
+    for event in result.fault_log:
+        if event["event"] == "injected":
+            opened[event["fault"]] = event["at"]
+        elif event["fault"] in opened:
+            spans.append((opened.pop(event["fault"]), event["at"], event["fault"]))
+    end = result.ended or time.time()
+    spans += [(start, end, name) for name, start in opened.items()]
+    return spans
+
+
+def _png(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=90)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def html_report(result: RunResult, name: str, history: list[dict[str, Any]]) -> str:
+    """A self-contained HTML page: verdict, phases, hypotheses, charts, score trend."""
+    body = [f"<h1>{html.escape(result.experiment.title)}</h1>",
+            f"<p class='verdict {result.verdict}'>{result.verdict.upper()} — score "
+            f"{result.score:g}/100</p><p>{html.escape(result.reason)}</p>",
+            f"<p>{html.escape(result.experiment.description)}</p>"]
+    for image in charts(result):
+        body.append(f"<img class='chart' src='data:image/png;base64,{image}' alt='chart'>")
+    body.append("<h2>Hypotheses</h2><table><tr><th>phase</th><th>hypothesis</th>"
+                "<th>measured</th><th>wanted</th><th></th></tr>")
+    for r in result.results:
+        body.append(f"<tr class='{'held' if r.held else 'failed'}'><td>{r.phase}</td>"
+                    f"<td>{html.escape(r.name)}</td><td>{_fmt(r.value)}</td>"
+                    f"<td>{html.escape(r.tolerance)}</td>"
+                    f"<td>{'held' if r.held else 'FAILED'}</td></tr>")
+    body.append("</table>")
+    if result.phase_stats:
+        body.append("<h2>Phases, side by side</h2><table><tr><th>phase</th><th>requests/s"
+                    "</th><th>success</th><th>checkout success</th><th>p95 ms</th>"
+                    "<th>ungraceful</th></tr>")
+        for phase, s in result.phase_stats.items():
+            body.append(f"<tr><td>{phase}</td><td>{s['requests_per_s']}</td>"
+                        f"<td>{_pct(s['success_ratio'])}</td>"
+                        f"<td>{_pct(s['checkout_success_ratio'])}</td><td>{_fmt(s['p95_ms'])}"
+                        f"</td><td>{s['ungraceful']}</td></tr>")
+        body.append("</table>")
+    if history:
+        body.append("<h2>Score across runs</h2><table><tr><th>when</th><th>commit</th>"
+                    "<th>verdict</th><th>score</th></tr>")
+        for h in history[-15:]:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(h["time"]))
+            bar = "█" * int(h["score"] / 5)
+            body.append(f"<tr><td>{when}</td><td>{h.get('commit', '')}</td>"
+                        f"<td>{h['verdict']}</td><td>{h['score']:g} {bar}</td></tr>")
+        body.append("</table>")
+    body.append("<h2>Journal</h2><table><tr><th>phase</th><th>step</th><th>status</th>"
+                "<th>seconds</th><th>error</th></tr>")
+    for e in result.journal:
+        j = e.as_json()
+        body.append(f"<tr><td>{j['phase']}</td><td>{html.escape(j['step'])}</td>"
+                    f"<td>{j['status']}</td><td>{_fmt(j['duration'])}</td>"
+                    f"<td>{html.escape(j['error'] or '')}</td></tr>")
+    body.append("</table>")
+    style = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2rem auto;"
+             "color:#1d2430}table{border-collapse:collapse;width:100%;margin:1rem 0}"
+             "td,th{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left}"
+             ".failed td{background:#fdecea}.verdict{font-size:1.4rem;font-weight:700}"
+             ".passed{color:#2e7d32}.failed,.aborted,.error,.not_run{color:#c62828}"
+             ".chart{width:100%;margin:.5rem 0}")
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>"
+            f"{html.escape(name)} — checkout-chaos</title><style>{style}</style></head>"
+            f"<body>{''.join(body)}</body></html>")
+
+
+def write_reports(result: RunResult, name: str) -> dict[str, Path]:
+    """Every report of a run into its folder, and a line in the history file."""
+    out = result.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"journal": out / "journal.json", "junit": out / "junit.xml",
+             "summary": out / "summary.md", "html": out / "report.html"}
+    paths["journal"].write_text(json.dumps(journal(result), indent=2, default=str))
+    write_junit([junit_suite(result, name)], paths["junit"])
+    paths["summary"].write_text(markdown(result, name))
+    hist_path = history_file()
+    hist_path.parent.mkdir(parents=True, exist_ok=True)
+    with hist_path.open("a") as f:
+        f.write(json.dumps({"time": time.time(), "experiment": name, "verdict": result.verdict,
+                            "score": result.score, "commit": _commit()}) + "\n")
+    history = [h for h in (json.loads(line) for line in hist_path.read_text().splitlines()
+                           if line.strip()) if h["experiment"] == name]
+    paths["html"].write_text(html_report(result, name, history))
+    return paths

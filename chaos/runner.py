@@ -1,0 +1,638 @@
+"""The experiment runner, in phases recorded in a journal.
+
+preflight -> steady state before -> method (load runs, faults start and stop on their
+timeline, stop conditions watched) -> rollback (always: success, failed hypothesis, stop
+condition, exception, Ctrl-C, SIGTERM) -> recovery (load continues; the steady state must
+come back within a deadline) -> audit. Every step is a journal entry, never a crash.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+import httpx
+
+from loadtests.run import LoadPlan
+
+from .audit import AuditResult, read_evidence, run_audit
+from .errors import FaultError, HarnessError
+from .experiment import Experiment, Fault, Hypothesis, Tolerance
+from .faults import FaultInjector
+from .probes import Context, StatusPoller, Window, WindowStats, measure, scrape
+from .stack import StackConfig
+
+
+class Interrupted(HarnessError):
+    """Ctrl-C or SIGTERM: rollback runs, then the run ends."""
+
+
+class SteadyStateNotMet(HarnessError):
+    """The system was not healthy before the method: the experiment is not run."""
+
+
+@dataclass(slots=True)
+class JournalEntry:
+    """One step of the run."""
+
+    phase: str
+    step: str
+    status: str = "running"
+    start: float = field(default_factory=time.time)
+    end: float | None = None
+    output: Any = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """For the journal file."""
+        duration = None if self.end is None else round(self.end - self.start, 3)
+        return {"phase": self.phase, "step": self.step, "status": self.status,
+                "start": self.start, "end": self.end, "duration": duration,
+                "output": self.output, "error": self.error}
+
+
+@dataclass(slots=True)
+class HypothesisResult:
+    """A hypothesis judged in one phase."""
+
+    phase: str
+    name: str
+    probe: str
+    tolerance: str
+    value: float | None
+    held: bool
+    weight: float
+
+    def as_json(self) -> dict[str, Any]:
+        """For the journal file."""
+        return {"phase": self.phase, "name": self.name, "probe": self.probe,
+                "tolerance": self.tolerance, "value": self.value, "held": self.held,
+                "weight": self.weight}
+
+
+@dataclass(slots=True)
+class RunResult:
+    """Everything a report needs."""
+
+    experiment: Experiment
+    source: str
+    out_dir: Path
+    verdict: str = "not_run"  # passed | failed | aborted | not_run | error
+    reason: str = ""
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+    journal: list[JournalEntry] = field(default_factory=list)
+    results: list[HypothesisResult] = field(default_factory=list)
+    windows: dict[str, Window] = field(default_factory=dict)
+    fault_log: list[dict[str, Any]] = field(default_factory=list)
+    phase_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    audit: AuditResult | None = None
+    recovery_time: float | None = None
+    abort: dict[str, Any] | None = None
+
+    @property
+    def score(self) -> float:
+        """Weighted share of hypotheses that held, 0-100."""
+        total = sum(r.weight for r in self.results)
+        return round(100 * sum(r.weight for r in self.results if r.held) / total, 1) \
+            if total else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """0 all held, 1 a hypothesis failed or the run was aborted, 2 it could not be made."""
+        return {"passed": 0, "failed": 1, "aborted": 1}.get(self.verdict, 2)
+
+    def phase_verdicts(self) -> dict[str, bool]:
+        """Per phase: did every hypothesis in it hold."""
+        phases: dict[str, bool] = {}
+        for r in self.results:
+            phases[r.phase] = phases.get(r.phase, True) and r.held
+        return phases
+
+
+@dataclass(slots=True)
+class Live:
+    """What the terminal view shows, updated by the runner."""
+
+    phase: str = "preflight"
+    started: float = field(default_factory=time.time)
+    planned: float = 0.0
+    last_row: dict[str, Any] = field(default_factory=dict)
+    active_faults: list[str] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
+
+
+View = Callable[[Live], None]
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """SIGTERM (and Ctrl-C) raise Interrupted in the main thread, so finally blocks run."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(f"stopped by {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """One experiment at a time per stack: a second run is refused, not queued."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "experiment.lock"
+    handle: TextIO = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise HarnessError(f"another experiment is running on this stack ({holder}); "
+                           "wait for it, or stop it (it rolls back on SIGTERM)") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+class LoadProcess:
+    """The Locust run behind an experiment, and its live timeline."""
+
+    def __init__(self, plan: LoadPlan, log_path: Path, pid_path: Path) -> None:
+        self.plan = plan
+        self._log_path = log_path
+        self._pid_path = pid_path
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._offset = 0
+        self.rows: list[dict[str, Any]] = []
+
+    def start(self) -> None:
+        """Start Locust (bounded by its own -t)."""
+        self.plan.run_dir.mkdir(parents=True, exist_ok=True)
+        with self._log_path.open("wb") as log:
+            self._proc = subprocess.Popen(self.plan.command(), stdout=log,
+                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self._pid_path.parent.mkdir(parents=True, exist_ok=True)
+        self._pid_path.write_text(str(self._proc.pid))
+
+    @property
+    def alive(self) -> bool:
+        """True while Locust runs."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def poll(self) -> list[dict[str, Any]]:
+        """New finished seconds from the live timeline."""
+        path = self.plan.run_dir / "live.jsonl"
+        try:
+            with path.open() as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return []
+        complete = chunk[: chunk.rfind("\n") + 1]
+        self._offset += len(complete.encode())
+        new = [json.loads(line) for line in complete.splitlines() if line.strip()]
+        self.rows.extend(new)
+        return new
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM: Locust stops its users and writes its outputs."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.terminate()
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(5)
+        self._pid_path.unlink(missing_ok=True)
+        self.poll()
+
+
+class Runner:
+    """Runs one validated experiment against a running stack."""
+
+    def __init__(self, experiment: Experiment, source: str, stack: StackConfig, out_dir: Path,
+                 view: View | None = None, poll_interval: float = 0.1) -> None:
+        self.experiment = experiment
+        self.stack = stack
+        self.out_dir = out_dir
+        self.faults = FaultInjector("127.0.0.1", stack.ports.toxiproxy)
+        self.result = RunResult(experiment, source, out_dir)
+        self.live = Live(planned=experiment.planned_seconds())
+        self._view = view or (lambda live: None)
+        self._poll = poll_interval
+        self._active: dict[tuple[int, str], str] = {}  # (fault index, target) -> toxic name
+        self.load: LoadProcess | None = None
+        self.status = StatusPoller(stack.shop_url)
+        self.context = Context(self.status)
+
+    # ---- journal --------------------------------------------------------------------------
+    @contextmanager
+    def step(self, phase: str, name: str) -> Iterator[JournalEntry]:
+        """A journal entry around a block; an exception marks it failed and goes on up."""
+        entry = JournalEntry(phase, name)
+        self.result.journal.append(entry)
+        self.live.phase = phase
+        try:
+            yield entry
+        except BaseException as exc:
+            entry.status, entry.error = "failed", f"{type(exc).__name__}: {exc}"
+            raise
+        else:
+            entry.status = "succeeded"
+        finally:
+            entry.end = time.time()
+
+    # ---- the run --------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        """Every phase; returns the result with a verdict (it never raises HarnessError)."""
+        result = self.result
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with run_lock(self.stack.run_dir), interruptible():
+                self._run_phases()
+        except SteadyStateNotMet as exc:
+            result.verdict, result.reason = "not_run", str(exc)
+        except Interrupted as exc:
+            result.verdict, result.reason = "error", f"{exc}; every fault was rolled back"
+        except HarnessError as exc:
+            result.verdict, result.reason = "error", str(exc)
+        finally:
+            result.ended = time.time()
+        return result
+
+    def _run_phases(self) -> None:
+        exp, result = self.experiment, self.result
+        with self.step("preflight", "stack, Toxiproxy, proxies, leftovers") as entry:
+            entry.output = self._preflight()
+        try:
+            self.context.metrics["run:start"] = scrape(f"{self.stack.shop_url}/metrics")
+            self._start_load()
+            t0 = time.time()
+            before = Window("baseline", t0 + exp.load.warmup,
+                            t0 + exp.load.warmup + exp.steady_state.duration)
+            with self.step("steady-state-before", "steady state before the method"):
+                self._wait_rows_until(before.end)
+                result.windows["baseline"] = before
+                held = self._judge("baseline", exp.steady_state.hypotheses, before)
+                if not all(r.held for r in held):
+                    failed = ", ".join(f"{r.name} ({_fmt(r.value)}, wanted {r.tolerance})"
+                                       for r in held if not r.held)
+                    raise SteadyStateNotMet(
+                        "the steady state did not hold before the method, so no fault was "
+                        f"injected: {failed}")
+            aborted = False
+            try:
+                with self.step("method", "faults on their timeline") as entry:
+                    aborted = self._method()
+                    entry.output = {"aborted": aborted, "faults": self.result.fault_log}
+            finally:
+                with self.step("rollback", "remove every fault") as entry:
+                    entry.output = self._roll_back_all()
+                    if result.abort is not None:
+                        result.abort["rolled_back_at"] = entry.end or time.time()
+                        result.abort["latency"] = round(time.time() - result.abort["met_at"], 3)
+            if not aborted:
+                with self.step("recovery", "steady state back within the deadline") as entry:
+                    entry.output = self._recovery()
+        finally:
+            with self.step("teardown", "stop the load"):
+                self.status.stop()
+                if self.load is not None:
+                    self.load.stop()
+                    result.rows = self.load.rows
+                self.context.metrics["run:end"] = scrape(f"{self.stack.shop_url}/metrics")
+        with self.step("audit", "nothing lost") as entry:
+            entry.output = self._audit_and_agreement()
+        order = {"baseline": 0, "fault": 1, "recovery": 2, "audit": 3}
+        result.results.sort(key=lambda r: order.get(r.phase, 9))
+        broken = [f"{r.phase}: {r.name}" for r in result.results if not r.held]
+        if result.abort is not None:
+            result.verdict = "aborted"
+            result.reason = (f"stop condition met: {result.abort['condition']} "
+                             f"({result.abort['probe']} {result.abort['value']:g} > "
+                             f"{result.abort['above']:g}); every fault was rolled back")
+        else:
+            result.verdict = "failed" if broken else "passed"
+            result.reason = "every hypothesis held" if not broken else \
+                "hypotheses that failed: " + "; ".join(broken)
+        for name, window in result.windows.items():
+            result.phase_stats[name] = WindowStats.of(window.rows(result.rows)).summary()
+
+    # ---- phases ---------------------------------------------------------------------------
+    def _preflight(self) -> dict[str, Any]:
+        stopped = _kill_leftover_load(self.stack.run_dir)
+        try:
+            version = self.faults.version()
+        except FaultError as exc:
+            raise HarnessError(f"{exc}") from exc
+        try:
+            ready = httpx.get(f"{self.stack.shop_url}/readyz", timeout=5).is_success
+        except httpx.HTTPError:
+            ready = False
+        if not ready:
+            raise HarnessError(f"the shop at {self.stack.shop_url} is not ready: start the "
+                               "stack with `make up` (see `make status`)")
+        proxies = self.faults.proxy_names()
+        missing = [t for t in self.experiment.targets() if t not in proxies]
+        if missing:
+            raise HarnessError(f"Toxiproxy has no proxy {', '.join(missing)} "
+                               f"(it has: {', '.join(sorted(proxies)) or 'none'}); "
+                               "`make down && make up` recreates them")
+        swept = self.faults.sweep()
+        return {"toxiproxy": version, "proxies": sorted(proxies),
+                "swept_leftovers": swept + stopped}
+
+    def _start_load(self) -> None:
+        exp = self.experiment
+        load_dir = self.out_dir / "load"
+        self.load = LoadProcess(
+            LoadPlan(self.stack.shop_url, exp.load.profile, exp.load.users, exp.load.spawn_rate,
+                     int(exp.planned_seconds()) + 1, exp.load.processes, load_dir),
+            self.out_dir / "locust.log", self.stack.run_dir / "load.pid")
+        self.load.start()
+        self.status.start()
+        self.live.started = time.time()
+
+    def _tick(self) -> list[dict[str, Any]]:
+        """Read new timeline rows, update the view; the load must still be running."""
+        assert self.load is not None
+        new = self.load.poll()
+        for row in new:
+            for key in ("ok", "degraded", "graceful_error", "declined", "ungraceful"):
+                self.live.totals[key] = self.live.totals.get(key, 0) + row.get(key, 0)
+            self.live.last_row = row
+        self._view(self.live)
+        if not self.load.alive and not new:
+            raise HarnessError("the load generator stopped early; see "
+                               f"{self.out_dir / 'locust.log'}")
+        return new
+
+    def _wait_rows_until(self, until: float) -> None:
+        """Wait until the timeline has rows up to `until` (bounded by a margin)."""
+        assert self.load is not None
+        deadline = until + 15.0
+        while time.time() < deadline:
+            self._tick()
+            if self.load.rows and self.load.rows[-1]["ts"] + 1 >= until:
+                return
+            time.sleep(self._poll)
+        raise HarnessError("the load timeline stopped arriving; see "
+                           f"{self.out_dir / 'locust.log'}")
+
+    def _method(self) -> bool:
+        """Inject and roll back faults on schedule; True when a stop condition aborted."""
+        exp = self.experiment
+        t_m = time.time()
+        started: set[int] = set()
+        ended: set[int] = set()
+        method_rows: list[dict[str, Any]] = []
+        span_end = t_m + exp.method_span
+        self.context.fault_start = t_m + min(f.start for f in exp.faults)
+        while True:
+            now = time.time()
+            for index, fault in enumerate(exp.faults):
+                if index not in started and now >= t_m + fault.start:
+                    started.add(index)
+                    self._inject(index, fault)
+                if index in started and index not in ended and now >= t_m + fault.end:
+                    ended.add(index)
+                    self._roll_back(index, fault)
+            new = [r for r in self._tick() if r["ts"] + 1 > t_m]
+            method_rows.extend(new)
+            if new and self._stop_condition(method_rows):
+                self.result.windows["fault"] = Window("fault", t_m, time.time())
+                return True
+            if len(ended) == len(exp.faults) or now >= span_end + 1:
+                break
+            time.sleep(self._poll)
+        self.result.windows["fault"] = Window("fault", self.context.fault_start, time.time())
+        self._judge("fault", exp.hypotheses, self.result.windows["fault"], defer=True)
+        return False
+
+    def _stop_condition(self, rows: list[dict[str, Any]]) -> bool:
+        for condition in self.experiment.stop_conditions:
+            if condition.probe == "ungraceful":
+                value = sum(r["ungraceful"] for r in rows)
+                met = value > condition.above
+            else:
+                need = max(1, int(condition.for_))
+                recent = rows[-need:]
+                ratios = [(r["graceful_error"] + r["ungraceful"]) / r["requests"]
+                          for r in recent if r["requests"]]
+                met = len(ratios) == need and all(x > condition.above for x in ratios)
+                value = ratios[-1] if ratios else 0.0
+            if met:
+                self.result.abort = {"condition": condition.name, "probe": condition.probe,
+                                     "value": value, "above": condition.above,
+                                     "met_at": time.time()}
+                return True
+        return False
+
+    def _inject(self, index: int, fault: Fault) -> None:
+        for target in fault.target:
+            if fault.toxic == "down":
+                self.faults.disable(target)
+                name = "(proxy disabled)"
+            else:
+                name = self.faults.inject(
+                    target, fault.toxic, name=f"{index}-{_slug(fault.name)}",
+                    stream=fault.stream, attributes=dict(fault.attributes),
+                    toxicity=fault.toxicity)
+            self._active[(index, target)] = name
+            self.live.active_faults.append(f"{fault.toxic} on {target}")
+        self.result.fault_log.append({"fault": fault.name, "event": "injected",
+                                      "at": time.time(), "targets": fault.target,
+                                      "toxic": fault.toxic})
+
+    def _roll_back(self, index: int, fault: Fault) -> None:
+        for target in fault.target:
+            name = self._active.pop((index, target), None)
+            if name is None:
+                continue
+            if fault.toxic == "down":
+                self.faults.enable(target)
+            else:
+                self.faults.roll_back(target, name)
+            label = f"{fault.toxic} on {target}"
+            if label in self.live.active_faults:
+                self.live.active_faults.remove(label)
+        now = time.time()
+        self.context.last_rollback = now
+        self.result.fault_log.append({"fault": fault.name, "event": "rolled back", "at": now,
+                                      "targets": fault.target, "toxic": fault.toxic})
+
+    def _roll_back_all(self) -> list[str]:
+        """Roll back what is still active, then sweep: nothing the harness made survives."""
+        for index, fault in enumerate(self.experiment.faults):
+            if any(key[0] == index for key in self._active):
+                self._roll_back(index, fault)
+        done = self.faults.sweep()
+        self.live.active_faults.clear()
+        return done
+
+    def _recovery(self) -> dict[str, Any]:
+        exp, result = self.experiment, self.result
+        t_r = self.context.last_rollback or time.time()
+        deadline = t_r + exp.recovery.deadline
+        recovered_at: float | None = None
+        streak: list[int] = []
+        assert self.load is not None
+        while time.time() < deadline + 3 and recovered_at is None:
+            self._tick()
+            for row in (r for r in self.load.rows if r["ts"] >= int(t_r)):
+                stats = WindowStats.of([row])
+                ratio = stats.success_ratio()
+                if ratio is not None and ratio >= exp.recovery.success_ratio:
+                    if not streak or row["ts"] == streak[-1] + 1:
+                        streak.append(row["ts"])
+                    else:
+                        streak = [row["ts"]]
+                else:
+                    streak = []
+                if len(streak) >= 3:
+                    recovered_at = float(streak[0])
+                    break
+            time.sleep(self._poll)
+        result.recovery_time = None if recovered_at is None else round(
+            max(0.0, recovered_at - t_r), 2)
+        self.context.recovery_time = result.recovery_time
+        recovered_by = t_r + (result.recovery_time if result.recovery_time is not None
+                              else exp.recovery.deadline)
+        result.windows["recovery"] = Window("recovery", t_r, max(recovered_by, t_r) + 3)
+        hypotheses = exp.recovery.hypotheses or [Hypothesis(
+            name=f"steady state back within {exp.recovery.deadline:g}s",
+            probe="recovery_time", tolerance=Tolerance(max=exp.recovery.deadline))]
+        self._judge("recovery", hypotheses, result.windows["recovery"], defer=True)
+        start = max(time.time(), (recovered_at or deadline) + 1)
+        after = Window("after", start, start + exp.steady_state.duration)
+        self._wait_rows_until(after.end)
+        result.windows["after"] = after
+        self._judge("recovery", [h.model_copy(update={"name": f"after: {h.name}"})
+                                 for h in exp.steady_state.hypotheses], after)
+        return {"recovery_time": result.recovery_time, "last_rollback": t_r}
+
+    def _audit_and_agreement(self) -> dict[str, Any]:
+        exp, result = self.experiment, self.result
+        output: dict[str, Any] = {}
+        self._judge_deferred()
+        evidence = read_evidence(self.out_dir / "load")
+        if exp.checks.audit:
+            audit = run_audit(evidence, self.stack.direct_database_url,
+                              self.stack.payments_url, self.stack.inventory_url,
+                              since=result.started)
+            result.audit = audit
+            output["audit"] = audit.as_json()
+            result.results.append(HypothesisResult(
+                "audit", "ledger audit: nothing lost", "audit_violations", "at most 0",
+                float(len(audit.violations)), audit.clean, 1.0))
+        if exp.checks.metrics_agreement:
+            disagreement, detail = self._metrics_disagreement(evidence)
+            output["metrics_agreement"] = detail
+            limit = exp.checks.max_metrics_disagreement
+            result.results.append(HypothesisResult(
+                "audit", "shop metrics agree with what shoppers saw", "metrics_agreement",
+                f"at most {limit:g}", disagreement,
+                disagreement is not None and disagreement <= limit, 1.0))
+        return output
+
+    def _metrics_disagreement(self, evidence: list[dict[str, Any]]) -> tuple[float | None, Any]:
+        """Largest relative difference between the shop's checkout counters and the load's."""
+        start = self.context.metrics.get("run:start", {})
+        end = self.context.metrics.get("run:end", {})
+        if not start or not end:
+            return None, "the shop's /metrics could not be read"
+
+        def shop(outcome: str) -> float:
+            key = ("shop_checkout_outcomes_total", frozenset({("outcome", outcome)}))
+            return end.get(key, 0.0) - start.get(key, 0.0)
+
+        answered = [e for e in evidence if e.get("status")]
+        seen = {"total": float(len(answered)),
+                "success": float(sum(1 for e in answered if e["status"] == 201)),
+                "declined": float(sum(1 for e in answered if e["status"] == 402))}
+        counted = {"total": sum(shop(o) for o in ("success", "pending_payment", "declined",
+                                                  "graceful_error", "error")),
+                   "success": shop("success") + shop("pending_payment"),
+                   "declined": shop("declined")}
+        worst = max(abs(counted[k] - seen[k]) / max(seen[k], 1.0) for k in seen)
+        return round(worst, 4), {"shop": counted, "load": seen}
+
+    # ---- hypotheses -----------------------------------------------------------------------
+    _deferred: list[tuple[str, list[Hypothesis], Window]]
+
+    def _judge(self, phase: str, hypotheses: list[Hypothesis], window: Window,
+               defer: bool = False) -> list[HypothesisResult]:
+        """Judge now, or once the load has stopped (time-to-communicate and such need the
+        status samples of the whole run, and the timeline needs its last seconds)."""
+        if defer:
+            if not hasattr(self, "_deferred"):
+                self._deferred = []
+            self._deferred.append((phase, hypotheses, window))
+            return []
+        assert self.load is not None
+        judged = []
+        for h in hypotheses:
+            value = measure(h, window, self.load.rows, self.context)
+            judged.append(HypothesisResult(phase, h.name, h.probe, h.tolerance.describe(),
+                                           None if value is None else round(value, 4),
+                                           h.tolerance.holds(value), h.weight))
+        self.result.results.extend(judged)
+        return judged
+
+    def _judge_deferred(self) -> None:
+        for phase, hypotheses, window in getattr(self, "_deferred", []):
+            self._judge(phase, hypotheses, window)
+        self._deferred = []
+
+
+def _kill_leftover_load(run_dir: Path) -> list[str]:
+    """A Locust left by a killed runner is stopped at the next start."""
+    done = []
+    for pid_file in run_dir.glob("load.pid"):
+        try:
+            pid = int(pid_file.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            pid_file.unlink(missing_ok=True)
+            continue
+        if b"locust" in cmdline:
+            os.kill(pid, signal.SIGTERM)
+            done.append(f"stopped leftover load (pid {pid})")
+        pid_file.unlink(missing_ok=True)
+    return done
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:40]
+
+
+def _fmt(value: float | None) -> str:
+    return "nothing measured" if value is None else f"{value:g}"
+
+
+__all__ = ["Interrupted", "RunResult", "Runner", "sys"]
