@@ -6,7 +6,7 @@ CLI := $(VENV)/bin/checkout-chaos
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up down status load chaos test test-unit lint clean
+.PHONY: help setup up down status load chaos gate test test-unit lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,8 +32,14 @@ load: setup ## Shopping load on the running stack: PROFILE=steady|ramp|labor-day
 		--processes "$(PROCESSES)" $(if $(UI),--ui,) $(if $(SPAWN_RATE),--spawn-rate "$(SPAWN_RATE)",) \
 		$(if $(DAY_MINUTES),--day-minutes "$(DAY_MINUTES)",)
 
-chaos: setup ## Run the chaos experiment (stack up if needed, run, report, stack down)
-	@$(CLI) outage --manage-stack
+EXPERIMENT ?= labor-day-payments-brownout
+chaos: setup ## Run one experiment (default the flagship; EXPERIMENT=name): stack up if needed, report, stack down
+	@$(CLI) run "$(EXPERIMENT)" --manage-stack
+
+TAG ?=
+TIME_SCALE ?= 0.4
+gate: setup ## The whole catalog as a CI gate (short durations; TAG= to filter): one JUnit file + summary
+	@$(CLI) gate --manage-stack --time-scale "$(TIME_SCALE)" $(if $(TAG),--tag "$(TAG)",) --out reports/gate
 
 test: setup ## Lint, then every test: unit, integration, e2e, browser
 	@$(VENV)/bin/ruff check .

@@ -263,6 +263,8 @@ def run(experiment: str, out: Path | None, manage_stack: bool) -> None:
             stack.down()
     Console().print(Markdown(paths["summary"].read_text()))
     console.print(f"report: {paths['html']}\njunit:  {paths['junit']}")
+    if result.exit_code == 2:
+        console.print(f"[bold red]error:[/] {result.reason}")
     sys.exit(result.exit_code)
 
 

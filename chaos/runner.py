@@ -28,7 +28,7 @@ from loadtests.run import LoadPlan
 
 from .audit import AuditResult, read_evidence, run_audit
 from .errors import FaultError, HarnessError
-from .experiment import Experiment, Fault, Hypothesis, Tolerance
+from .experiment import Experiment, Fault, Hypothesis, StopCondition, Tolerance
 from .faults import FaultInjector
 from .probes import Context, StatusPoller, Window, WindowStats, measure, scrape
 from .stack import StackConfig
@@ -217,17 +217,22 @@ class LoadProcess:
         self.rows.extend(new)
         return new
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM: Locust stops its users and writes its outputs."""
+    def stop(self, graceful: float = 20.0) -> None:
+        """Ask the load shape to end (users finish their journeys, every answer recorded),
+        then SIGTERM, then SIGKILL, each after a bounded wait."""
         if self._proc is None:
             return
-        if self._proc.poll() is None:
-            self._proc.terminate()
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(5)
+        (self.plan.run_dir / "stop").touch()
+        for action, wait in ((None, graceful), (self._proc.terminate, 10.0),
+                             (self._proc.kill, 5.0)):
+            if self._proc.poll() is not None:
+                break
+            if action is not None:
+                action()
+            try:
+                self._proc.wait(wait)
+            except subprocess.TimeoutExpired:
+                continue
         self._pid_path.unlink(missing_ok=True)
         self.poll()
 
@@ -415,13 +420,13 @@ class Runner:
         self.context.fault_start = t_m + min(f.start for f in exp.faults)
         while True:
             now = time.time()
-            for index, fault in enumerate(exp.faults):
-                if index not in started and now >= t_m + fault.start:
+            for index, action in due(exp.faults, now - t_m, started, ended):
+                if action == "inject":
                     started.add(index)
-                    self._inject(index, fault)
-                if index in started and index not in ended and now >= t_m + fault.end:
+                    self._inject(index, exp.faults[index])
+                else:
                     ended.add(index)
-                    self._roll_back(index, fault)
+                    self._roll_back(index, exp.faults[index])
             new = [r for r in self._tick() if r["ts"] + 1 > t_m]
             method_rows.extend(new)
             if new and self._stop_condition(method_rows):
@@ -435,23 +440,13 @@ class Runner:
         return False
 
     def _stop_condition(self, rows: list[dict[str, Any]]) -> bool:
-        for condition in self.experiment.stop_conditions:
-            if condition.probe == "ungraceful":
-                value = sum(r["ungraceful"] for r in rows)
-                met = value > condition.above
-            else:
-                need = max(1, int(condition.for_))
-                recent = rows[-need:]
-                ratios = [(r["graceful_error"] + r["ungraceful"]) / r["requests"]
-                          for r in recent if r["requests"]]
-                met = len(ratios) == need and all(x > condition.above for x in ratios)
-                value = ratios[-1] if ratios else 0.0
-            if met:
-                self.result.abort = {"condition": condition.name, "probe": condition.probe,
-                                     "value": value, "above": condition.above,
-                                     "met_at": time.time()}
-                return True
-        return False
+        met = stop_condition_met(self.experiment.stop_conditions, rows)
+        if met is None:
+            return False
+        condition, value = met
+        self.result.abort = {"condition": condition.name, "probe": condition.probe,
+                             "value": value, "above": condition.above, "met_at": time.time()}
+        return True
 
     def _inject(self, index: int, fault: Fault) -> None:
         for target in fault.target:
@@ -608,6 +603,39 @@ class Runner:
         for phase, hypotheses, window in getattr(self, "_deferred", []):
             self._judge(phase, hypotheses, window)
         self._deferred = []
+
+
+def due(faults: list[Fault], elapsed: float, started: set[int],
+        ended: set[int]) -> list[tuple[int, str]]:
+    """What the fault timeline wants done `elapsed` seconds into the method:
+    (index, "inject") for faults whose start has come, (index, "roll_back") for faults
+    whose end has come; a fault whose whole window has passed is injected then rolled back."""
+    actions = []
+    for index, fault in enumerate(faults):
+        if index not in started and elapsed >= fault.start:
+            actions.append((index, "inject"))
+            started = started | {index}
+        if index in started and index not in ended and elapsed >= fault.end:
+            actions.append((index, "roll_back"))
+    return actions
+
+
+def stop_condition_met(conditions: list[StopCondition],
+                       rows: list[dict[str, Any]]) -> tuple[StopCondition, float] | None:
+    """The first stop condition the method's rows meet, with the value that met it."""
+    for condition in conditions:
+        if condition.probe == "ungraceful":
+            value = float(sum(r["ungraceful"] for r in rows))
+            if value > condition.above:
+                return condition, value
+            continue
+        need = max(1, int(condition.for_))
+        recent = rows[-need:]
+        ratios = [(r["graceful_error"] + r["ungraceful"]) / r["requests"]
+                  for r in recent if r["requests"]]
+        if len(ratios) == need and all(x > condition.above for x in ratios):
+            return condition, ratios[-1]
+    return None
 
 
 def _kill_leftover_load(run_dir: Path) -> list[str]:

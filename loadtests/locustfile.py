@@ -91,6 +91,7 @@ def _init(environment: Environment, **_: Any) -> None:
         for stale in (*run_dir.glob("evidence-*.jsonl"), run_dir / "timeline.jsonl",
                       run_dir / "live.jsonl"):
             stale.unlink(missing_ok=True)
+        (run_dir / "stop").unlink(missing_ok=True)
 
 
 @events.report_to_master.add_listener
@@ -267,9 +268,12 @@ class ProfileShape(LoadTestShape):
         self._ticker: Ticker | None = None
 
     def tick(self) -> tuple[int, float] | None:
-        """Users wanted now; None ends the run."""
+        """Users wanted now; None ends the run (also when a `stop` file appears in the run
+        folder: Locust then lets each user finish its journey, so every answer is recorded)."""
+        options = self.runner.environment.parsed_options if self.runner else None
+        if options is not None and (Path(options.run_dir) / "stop").exists():
+            return None
         if self._ticker is None:
-            options = self.runner.environment.parsed_options if self.runner else None
             users = int(getattr(options, "num_users", None) or 10)
             run_time = float(getattr(options, "run_time", None) or 60)
             day_minutes = float(getattr(options, "day_minutes", 0.0) or 0.0)

@@ -58,6 +58,19 @@ def stack() -> Iterator[Stack]:
 
 
 @pytest.fixture
+def cli_env(stack: Stack, tmp_path: Path) -> dict[str, str]:
+    """Environment for the CLI as a child process: the session stack's ports and run folder,
+    and a history file of the test's own."""
+    import os
+    from dataclasses import asdict
+
+    env = {**os.environ, "CC_RUN_DIR": str(stack.config.run_dir),
+           "CC_HISTORY_FILE": str(tmp_path / "history.jsonl"), "COLUMNS": "200"}
+    env.update({f"CC_{k.upper()}_PORT": str(v) for k, v in asdict(stack.config.ports).items()})
+    return env
+
+
+@pytest.fixture
 def faults(stack: Stack) -> Iterator[object]:
     """The stack's fault injector; every harness toxic and disabled proxy is undone after."""
     yield stack.faults

@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -18,16 +17,12 @@ pytestmark = pytest.mark.e2e
 CLI = [sys.executable, "-m", "chaos.cli"]
 
 
-def env_for(stack: Stack) -> dict[str, str]:
-    env = {**os.environ, "CC_RUN_DIR": str(stack.config.run_dir)}
-    env.update({f"CC_{k.upper()}_PORT": str(v) for k, v in asdict(stack.config.ports).items()})
-    return env
-
-
-def test_scripted_outage_passes_and_leaves_no_fault(stack: Stack, tmp_path: Path) -> None:
+def test_scripted_outage_passes_and_leaves_no_fault(
+    stack: Stack, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
     out = tmp_path / "report"
     result = subprocess.run([*CLI, "outage", "--checkouts", "6", "--out", str(out)],
-                            env=env_for(stack), capture_output=True, text=True, timeout=180)
+                            env=cli_env, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     report = (out / "outage.md").read_text()
     assert "Verdict: PASS" in report and "| fault | 6 | 0 | 0 | 6 | 0 | 0 |" in report
@@ -36,8 +31,8 @@ def test_scripted_outage_passes_and_leaves_no_fault(stack: Stack, tmp_path: Path
     assert not [t for t in stack.faults.toxics() if t.name.startswith("cc_")]
 
 
-def test_status_reports_each_component(stack: Stack) -> None:
-    result = subprocess.run([*CLI, "status"], env=env_for(stack), capture_output=True,
+def test_status_reports_each_component(cli_env: dict[str, str]) -> None:
+    result = subprocess.run([*CLI, "status"], env=cli_env, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     for name in ("postgres", "redis", "toxiproxy", "payments", "inventory", "shop"):
