@@ -181,6 +181,30 @@ def load(profile: str, users: str, duration: str, processes: str, spawn_rate: st
     sys.exit(1 if summary.ungraceful or code not in (0,) else 0)
 
 
+@main.command()
+@click.option("--evidence", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="A load run folder with evidence-*.jsonl (what shoppers were told).")
+@click.option("--since-minutes", type=click.FloatRange(min=0), default=0.0,
+              help="Only orders and charges of the last N minutes (0: everything).")
+@friendly
+def audit(evidence: Path | None, since_minutes: float) -> None:
+    """The ledger audit on the running stack: exit 0 clean, 1 with violations listed."""
+    from .audit import read_evidence, run_audit
+
+    config = StackConfig.from_env()
+    since = time.time() - since_minutes * 60 if since_minutes else 0.0
+    result = run_audit(read_evidence(evidence) if evidence else [],
+                       config.direct_database_url, config.payments_url, config.inventory_url,
+                       since=since)
+    console.print(f"audited {result.orders} orders, {result.charges} charges, "
+                  f"{result.told_confirmed} confirmations shoppers were told of")
+    for v in result.violations:
+        console.print(f"[red]{v.rule}[/]: {v.detail} {v.ids}")
+    console.print("[green]clean: nothing lost[/]" if result.clean
+                  else f"[red]{len(result.violations)} violation(s)[/]")
+    sys.exit(0 if result.clean else 1)
+
+
 @main.command("list")
 @friendly
 def list_experiments() -> None:

@@ -39,8 +39,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.after_request(remember_cart)
 
     @app.before_request
-    def _start_prober() -> None:
-        shop().prober.ensure_started()
+    def _start_background() -> None:
+        shop().start_background()
 
     @app.context_processor
     def _banner() -> dict[str, Any]:

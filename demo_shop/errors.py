@@ -33,6 +33,15 @@ class OutOfStock(ShopError):
         self.sku = sku
 
 
+class ReservationClosed(ShopError):
+    """A reservation that is no longer active (expired, released or already committed)."""
+
+    def __init__(self, reservation_id: str, state: str) -> None:
+        super().__init__(f"reservation {reservation_id} is {state}")
+        self.reservation_id = reservation_id
+        self.state = state
+
+
 class PaymentDeclined(ShopError):
     """The card processor declined the card."""
 

@@ -11,7 +11,7 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .errors import DEPENDENCIES
@@ -120,10 +120,11 @@ class HealthBoard:
 
 
 class Prober:
-    """A daemon thread that calls each dependency's health probe every interval seconds."""
+    """A daemon thread that calls each function every interval seconds (the health probes;
+    also the reconciliation pass)."""
 
     def __init__(
-        self, probes: dict[str, Callable[[], None]], board: HealthBoard, interval: float
+        self, probes: Mapping[str, Callable[[], object]], board: HealthBoard, interval: float
     ) -> None:
         self._probes = probes
         self._board = board

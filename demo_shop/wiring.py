@@ -12,6 +12,7 @@ from .adapters.payments import PaymentsClient
 from .checkout import CheckoutDeps
 from .health import HealthBoard, Prober
 from .observe import CallObserver
+from .reconcile import Reconciler
 
 
 @dataclass(slots=True)
@@ -24,10 +25,19 @@ class Shop:
     board: HealthBoard
     prober: Prober
     closers: tuple[Any, ...] = ()
+    reconciler: Prober | None = None
+
+    def start_background(self) -> None:
+        """Start the prober and the reconciliation loop once per process."""
+        self.prober.ensure_started()
+        if self.reconciler is not None:
+            self.reconciler.ensure_started()
 
     def close(self) -> None:
-        """Stop the prober and close every client (tests, worker exit)."""
+        """Stop the background loops and close every client (tests, worker exit)."""
         self.prober.stop()
+        if self.reconciler is not None:
+            self.reconciler.stop()
         for closer in self.closers:
             closer()
 
@@ -52,4 +62,7 @@ def build_shop(config: dict[str, Any]) -> Shop:
         "database": orders.probe, "cache": carts.probe,
     }
     prober = Prober(probes, board, config["HEALTH_PROBE_INTERVAL"])
-    return Shop(deps, orders, carts, board, prober, (pool.close, payments.close, inventory.close))
+    reconciler = Reconciler(deps, orders, settle_seconds=config["CHECKOUT_DEADLINE"] * 2)
+    loop = Prober({"reconcile": reconciler.run_once}, board, config["RECONCILE_INTERVAL"])
+    return Shop(deps, orders, carts, board, prober,
+                (pool.close, payments.close, inventory.close), loop)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..domain import CartLine
-from ..errors import OutOfStock
+from ..errors import OutOfStock, ReservationClosed
 from ..observe import CallObserver
 from ..resilience import Deadline, Timeouts
 from .http import JsonHttp, http_translator, raise_for_server_error
@@ -30,6 +30,9 @@ class InventoryClient:
             body: dict[str, Any] = response.json()
             if response.status_code == 409 and body.get("sku"):
                 raise OutOfStock(str(body["sku"]))
+            if response.status_code == 409 and isinstance(body.get("reservation"), dict):
+                found = body["reservation"]
+                raise ReservationClosed(str(found.get("reservation_id")), str(found.get("state")))
             if response.status_code >= 400:
                 raise ValueError(f"inventory rejected the request: {response.status_code}")
             return body

@@ -228,6 +228,27 @@ class OrdersStore:
             ).fetchone()
             return self._load(conn, "idempotency_key", idempotency_key) if row else None
 
+    def needing_reconciliation(self, older_than_seconds: float, limit: int,
+                               deadline: Deadline) -> list[Order]:
+        """Orders a checkout left unfinished: confirmed without committed stock, payment
+        unknown, or pending past its time (a worker died mid-checkout)."""
+        with self._transaction("find_unreconciled", deadline) as conn:
+            ids = [r[0] for r in conn.execute(
+                "SELECT order_id FROM orders WHERE updated_at < now() - make_interval(secs => %s)"
+                " AND (status IN ('payment_unknown', 'pending') OR (status = 'confirmed' AND "
+                "NOT stock_committed)) ORDER BY updated_at LIMIT %s",
+                (older_than_seconds, limit))]
+            return [o for i in ids if (o := self._load(conn, "order_id", i)) is not None]
+
+    def claim(self, order: Order, deadline: Deadline) -> bool:
+        """Take an order for reconciliation if no one else has touched it since it was read
+        (the update stamps it, so other workers skip it for a while)."""
+        with self._transaction("claim_order", deadline) as conn:
+            return conn.execute(
+                "UPDATE orders SET updated_at = now() WHERE order_id = %s AND status = %s "
+                "AND stock_committed = %s AND updated_at < now() - interval '1 second'",
+                (order.order_id, order.status, order.stock_committed)).rowcount == 1
+
     def get(self, order_id: str, deadline: Deadline) -> Order | None:
         """One order with its items, or None."""
         with self._transaction("get_order", deadline) as conn:

@@ -9,7 +9,13 @@ from typing import Any
 
 from demo_shop.adapters.payments import Charge
 from demo_shop.domain import Cart, CartLine, Order, OrderStatus
-from demo_shop.errors import DependencyUnavailable, OutcomeUnknown, OutOfStock, PaymentDeclined
+from demo_shop.errors import (
+    DependencyUnavailable,
+    OutcomeUnknown,
+    OutOfStock,
+    PaymentDeclined,
+    ReservationClosed,
+)
 from demo_shop.resilience import Deadline
 
 
@@ -51,6 +57,7 @@ class FakeOrders:
     orders: dict[str, Order] = field(default_factory=dict)
     fail_on: dict[str, Exception] = field(default_factory=dict)
     saves: list[str] = field(default_factory=list)
+    claimed_elsewhere: set[str] = field(default_factory=set)
 
     def _maybe_fail(self, op: str) -> None:
         if op in self.fail_on:
@@ -86,6 +93,17 @@ class FakeOrders:
         self._maybe_fail("get")
         found = [o for o in self.orders.values() if o.idempotency_key == key]
         return copy.deepcopy(found[0]) if found else None
+
+    def needing_reconciliation(self, older_than: float, limit: int,
+                               deadline: Deadline) -> list[Order]:
+        self._maybe_fail("find_unreconciled")
+        return [copy.deepcopy(o) for o in self.orders.values()
+                if o.status in (OrderStatus.PAYMENT_UNKNOWN, OrderStatus.PENDING)
+                or (o.status is OrderStatus.CONFIRMED and not o.stock_committed)][:limit]
+
+    def claim(self, order: Order, deadline: Deadline) -> bool:
+        self._maybe_fail("claim")
+        return order.order_id not in self.claimed_elsewhere
 
     def claim_for_retry(self, key: str, stale: float, deadline: Deadline) -> Order | None:
         order = next((o for o in self.orders.values() if o.idempotency_key == key), None)
@@ -179,7 +197,9 @@ class FakeInventory:
     def commit(self, rid: str, deadline: Deadline) -> None:
         if "commit" in self.fail_on:
             raise self.fail_on["commit"]
-        _state, lines = self.reservations[rid]
+        state, lines = self.reservations[rid]
+        if state != "active":  # as the real service: 409, the reservation is closed
+            raise ReservationClosed(rid, state)
         for line in lines:
             self.stock[line.sku] -= line.qty
         self.reservations[rid] = ("committed", lines)

@@ -1,0 +1,101 @@
+"""Reconciliation: finish what a checkout could not, once the dependencies answer again.
+
+- A confirmed order whose stock commit failed: commit the reservation.
+- An order whose payment outcome is unknown (the capture's answer was lost), or one left
+  pending by a worker that died: ask the processor by the order's idempotency key. A
+  captured charge confirms the order; a hold is voided and the order fails; no charge
+  fails the order. Stock follows the order: committed or released.
+
+Every step is idempotent (the processor and inventory dedupe by key and id), so two
+workers reconciling the same order at once cannot charge or commit twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .checkout import CheckoutDeps
+from .domain import Order, OrderStatus
+from .errors import DependencyUnavailable, ReservationClosed
+from .resilience import Deadline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """What one pass did."""
+
+    stock_committed: int = 0
+    confirmed: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+class Reconciler:
+    """One pass at a time over unfinished orders; call `run_once` from a background thread."""
+
+    def __init__(self, deps: CheckoutDeps, orders: object, settle_seconds: float = 10.0,
+                 batch: int = 20) -> None:
+        self._deps = deps
+        self._orders = orders  # the OrdersStore: needing_reconciliation, claim
+        self._settle = settle_seconds
+        self._batch = batch
+
+    def run_once(self) -> Reconciled:
+        """Reconcile a batch of unfinished orders; a dependency still down skips the rest."""
+        counts = {"stock_committed": 0, "confirmed": 0, "failed": 0, "skipped": 0}
+        try:
+            candidates = self._orders.needing_reconciliation(  # type: ignore[attr-defined]
+                self._settle, self._batch, Deadline(2.0))
+        except DependencyUnavailable:
+            return Reconciled()
+        for order in candidates:
+            try:
+                if not self._orders.claim(order, Deadline(2.0)):  # type: ignore[attr-defined]
+                    counts["skipped"] += 1
+                    continue
+                counts[self._settle_order(order)] += 1
+            except DependencyUnavailable as exc:
+                log.info("reconciliation waits", extra={"order_id": order.order_id,
+                                                        "error": str(exc)})
+                counts["skipped"] += 1
+                break  # the dependency is still down: try again next pass
+        return Reconciled(**counts)
+
+    def _settle_order(self, order: Order) -> str:
+        if order.status is OrderStatus.CONFIRMED:
+            self._commit_stock(order)
+            return "stock_committed"
+        charge = self._deps.payments.find(f"{order.order_id}:{order.attempt}", Deadline(2.0))
+        if charge is not None and charge.status == "captured":
+            order.charge_id = charge.charge_id
+            order.transition(OrderStatus.CONFIRMED)
+            self._deps.orders.save(order, Deadline(2.0))
+            self._commit_stock(order)
+            return "confirmed"
+        if charge is not None and charge.status == "authorized":
+            self._deps.payments.void(charge.charge_id, Deadline(2.0))
+        if order.reservation_id:
+            self._deps.inventory.release(order.reservation_id, Deadline(2.0))
+        order.transition(OrderStatus.FAILED)
+        self._deps.orders.save(order, Deadline(2.0))
+        return "failed"
+
+    def _commit_stock(self, order: Order) -> None:
+        """Turn the reservation into a sale; if it expired meanwhile, reserve anew and commit."""
+        if not order.reservation_id or order.stock_committed:
+            return
+        try:
+            self._deps.inventory.commit(order.reservation_id, Deadline(2.0))
+        except ReservationClosed as closed:
+            if closed.state == "committed":
+                pass  # committed earlier, the flag was not saved: nothing to do twice
+            else:
+                order.reservation_id = f"{order.order_id}-{order.attempt}-r"
+                self._deps.inventory.reserve_stock(order.reservation_id, order.items, 900,
+                                                   Deadline(2.0))
+                self._deps.inventory.commit(order.reservation_id, Deadline(2.0))
+        order.stock_committed = True
+        self._deps.orders.save(order, Deadline(2.0))
