@@ -304,19 +304,23 @@ def _ensure_stack(stack: Stack, manage: bool) -> bool:
 
 @main.command()
 @click.option("--tag", "tags", multiple=True, help="Only experiments with this tag.")
+@click.option("--name", "names", multiple=True, help="Only these experiments (catalog names).")
 @click.option("--time-scale", type=click.FloatRange(0.05, 1.0), default=0.4, show_default=True,
               help="Scale every duration for a quick gate.")
 @click.option("--out", type=click.Path(path_type=Path), default=None)
 @click.option("--manage-stack", is_flag=True)
 @friendly
-def gate(tags: tuple[str, ...], time_scale: float, out: Path | None, manage_stack: bool) -> None:
+def gate(tags: tuple[str, ...], names: tuple[str, ...], time_scale: float, out: Path | None,
+         manage_stack: bool) -> None:
     """Run the catalog as a CI gate: one JUnit file and one summary; exit 1 if any failed."""
     from .experiment import catalog
     from .report import junit_suite, write_junit
 
-    chosen = [(p, e) for p, e in catalog() if not tags or set(tags) & set(e.tags)]
+    chosen = [(p, e) for p, e in catalog() if (not tags or set(tags) & set(e.tags))
+              and (not names or p.stem in names)]
     if not chosen:
-        raise HarnessError(f"no experiment has tag {', '.join(tags)}")
+        raise HarnessError(f"no experiment matches tag {', '.join(tags) or '(any)'} and "
+                           f"name {', '.join(names) or '(any)'}: see `checkout-chaos list`")
     stack = _stack()
     started_here = _ensure_stack(stack, manage_stack)
     out = out or PROJECT_ROOT / "reports" / f"gate-{time.strftime('%Y%m%d-%H%M%S')}"

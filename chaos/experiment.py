@@ -223,6 +223,7 @@ class Checks(Strict):
     """Checks every experiment makes unless turned off."""
 
     audit: bool = True
+    audit_settle: Seconds = 30.0  # how long the shop may take to reconcile before the audit
     metrics_agreement: bool = True
     max_metrics_disagreement: float = Field(default=0.01, ge=0, le=1)
 

@@ -9,23 +9,19 @@ classified against the graceful-failure contract; time-to-communicate is how lon
 from __future__ import annotations
 
 import json
-import signal
 import statistics
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-
-import httpx
 
 from loadtests.classify import CLASSES, UNGRACEFUL
 
 from .faults import FaultInjector
+from .probes import StatusPoller
+from .runner import interruptible
 from .shopper import Answer, api_checkout, html_checkout
 
 
@@ -106,62 +102,12 @@ class OutageReport:
         return "\n".join(lines) + "\n"
 
 
-class Interrupted(Exception):
-    """SIGTERM arrived: unwind so that rollback runs."""
-
-
-@contextmanager
-def sigterm_unwinds() -> Iterator[None]:
-    """Turn SIGTERM into an exception for the duration, so finally blocks run."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted("terminated")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _status_of(base_url: str, status_name: str) -> str | None:
-    try:
-        body = httpx.get(f"{base_url}/api/status", timeout=2).json()
-        return str(body["dependencies"][status_name]["state"])
-    except (httpx.HTTPError, ValueError, KeyError):
-        return None
-
-
-class StatusWatcher:
-    """Polls /api/status from the moment it starts until a dependency shows a state."""
-
-    def __init__(self, base_url: str, dependency: str, state: str, timeout: float) -> None:
-        self._base_url, self._dependency, self._state = base_url, dependency, state
-        self._timeout = timeout
-        self.elapsed: float | None = None
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> StatusWatcher:
-        self._started = time.monotonic()
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._done.is_set() and time.monotonic() - self._started < self._timeout:
-            if _status_of(self._base_url, self._dependency) == self._state:
-                self.elapsed = time.monotonic() - self._started
-                return
-            self._done.wait(0.1)
-
-    def result(self) -> float | None:
-        """Wait for the watcher to see the state or time out; seconds, or None."""
-        self._thread.join(self._timeout + 5)
-        return self.elapsed
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join(5)
+def _wait(measure: Callable[[], float | None], timeout: float) -> float | None:
+    """Poll a measurement until it has a value or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while (value := measure()) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return value
 
 
 def run_outage(
@@ -189,13 +135,15 @@ def run_outage(
 
     phases = [phase("baseline")]
     sample, sorry = "", None
-    with sigterm_unwinds():
+    status = StatusPoller(base_url, interval=0.1)
+    status.start()
+    with interruptible():
         try:
             progress(f"fault: disabling the {proxy} proxy")
-            with StatusWatcher(base_url, status_name, "down", 15.0) as watcher:
-                faults.disable(proxy)
-                during = phase("fault")
-                ttc = watcher.result()
+            injected = time.time()
+            faults.disable(proxy)
+            during = phase("fault")
+            ttc = _wait(lambda: status.first(status_name, injected, operational=False), 15.0)
             phases.append(during)
             failed = [a for a in during.answers if a.status and a.status >= 500]
             if failed:
@@ -208,8 +156,9 @@ def run_outage(
         finally:
             progress(f"rollback: enabling the {proxy} proxy")
             faults.enable(proxy)
-        with StatusWatcher(base_url, status_name, "operational", 30.0) as watcher:
-            ttl = watcher.result()
+            restored = time.time()
+        ttl = _wait(lambda: status.first(status_name, restored, operational=True), 30.0)
+    status.stop()
     phases.append(phase("recovery"))
     report = OutageReport(proxy, phases, ttc, ttl, sample, sorry)
     (out_dir / "outage.md").write_text(report.markdown())

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ import httpx
 
 from loadtests.run import LoadPlan
 
-from .audit import AuditResult, read_evidence, run_audit
+from .audit import EVENTUAL_RULES, AuditResult, read_evidence, run_audit
 from .errors import FaultError, HarnessError
 from .experiment import Experiment, Fault, Hypothesis, StopCondition, Tolerance
 from .faults import FaultInjector
@@ -537,9 +536,7 @@ class Runner:
         self._judge_deferred()
         evidence = read_evidence(self.out_dir / "load")
         if exp.checks.audit:
-            audit = run_audit(evidence, self.stack.direct_database_url,
-                              self.stack.payments_url, self.stack.inventory_url,
-                              since=result.started)
+            audit = self._audit_settled(evidence)
             result.audit = audit
             output["audit"] = audit.as_json()
             result.results.append(HypothesisResult(
@@ -554,6 +551,21 @@ class Runner:
                 f"at most {limit:g}", disagreement,
                 disagreement is not None and disagreement <= limit, 1.0))
         return output
+
+    def _audit_settled(self, evidence: list[dict[str, Any]]) -> AuditResult:
+        """The audit, repeated while only 'not yet' violations remain (a paid order's stock
+        not committed yet, an order not settled yet) and the settling time lasts: the
+        shop reconciles those in the background, the rest are final at once."""
+        settle_until = time.time() + self.experiment.checks.audit_settle
+        while True:
+            audit = run_audit(evidence, self.stack.direct_database_url,
+                              self.stack.payments_url, self.stack.inventory_url,
+                              since=self.result.started)
+            pending = {v.rule for v in audit.violations} & EVENTUAL_RULES
+            if audit.clean or pending != {v.rule for v in audit.violations} or \
+                    time.time() >= settle_until:
+                return audit
+            time.sleep(1.0)
 
     def _metrics_disagreement(self, evidence: list[dict[str, Any]]) -> tuple[float | None, Any]:
         """Largest relative difference between the shop's checkout counters and the load's."""
@@ -663,4 +675,4 @@ def _fmt(value: float | None) -> str:
     return "nothing measured" if value is None else f"{value:g}"
 
 
-__all__ = ["Interrupted", "RunResult", "Runner", "sys"]
+__all__ = ["Interrupted", "RunResult", "Runner"]

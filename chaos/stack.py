@@ -457,6 +457,7 @@ class Stack:
             name,
             [self._gunicorn(), "--bind", f"{LOOPBACK}:{port}", "--workers", "1",
              "--worker-class", "gthread", "--threads", "16", "--graceful-timeout", "3",
+             "--keep-alive", "10",
              f"demo_shop.services.{name}:create_app()"],
             port, env=env,
         )

@@ -48,7 +48,7 @@ def settings_from_env() -> dict[str, Any]:
             ),
         },
         "HEALTH_PROBE_INTERVAL": _env_float("SHOP_HEALTH_PROBE_INTERVAL", 1.0),
-        "RECONCILE_INTERVAL": _env_float("SHOP_RECONCILE_INTERVAL", 5.0),
+        "RECONCILE_INTERVAL": _env_float("SHOP_RECONCILE_INTERVAL", 2.0),
         "RESERVATION_TTL": int(_env_float("SHOP_RESERVATION_TTL", 900)),
         "MAX_CONTENT_LENGTH": int(_env_float("SHOP_MAX_BODY_BYTES", 64 * 1024)),
         "RETRY_AFTER_SECONDS": int(_env_float("SHOP_RETRY_AFTER", 30)),

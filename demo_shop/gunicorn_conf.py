@@ -14,7 +14,7 @@ worker_class = os.environ.get("SHOP_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("SHOP_THREADS", "8"))
 timeout = 30
 graceful_timeout = 5
-keepalive = 5
+keepalive = 75  # longer than any client keeps an idle connection: no reuse-while-closing race
 accesslog = None  # the app writes its own JSON access log
 
 

@@ -62,7 +62,7 @@ def build_shop(config: dict[str, Any]) -> Shop:
         "database": orders.probe, "cache": carts.probe,
     }
     prober = Prober(probes, board, config["HEALTH_PROBE_INTERVAL"])
-    reconciler = Reconciler(deps, orders, settle_seconds=config["CHECKOUT_DEADLINE"] * 2)
+    reconciler = Reconciler(deps, orders, settle_seconds=config["CHECKOUT_DEADLINE"] + 2)
     loop = Prober({"reconcile": reconciler.run_once}, board, config["RECONCILE_INTERVAL"])
     return Shop(deps, orders, carts, board, prober,
                 (pool.close, payments.close, inventory.close), loop)

@@ -47,7 +47,10 @@ class JsonHttp:
         self._timeouts = timeouts
         self._client = httpx.Client(
             base_url=base_url,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
+            # Idle connections are dropped after 2 s, well before the services' gunicorn
+            # closes them (10 s): reusing one the server is closing races into a reset.
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=20,
+                                keepalive_expiry=2.0),
             headers={"User-Agent": "demo-shop"},
         )
 
