@@ -293,7 +293,12 @@ def run(experiment: str, out: Path | None, manage_stack: bool) -> None:
 
 
 def _ensure_stack(stack: Stack, manage: bool) -> bool:
-    if all(s.healthy for s in stack.status()):
+    deadline = time.monotonic() + 15  # a shop still recovering from a fault gets a grace
+    while not all(s.healthy for s in stack.status()):
+        if time.monotonic() > deadline or not all(s.running for s in stack.status()):
+            break
+        time.sleep(0.5)
+    else:
         return False
     if not manage:
         raise HarnessError("the stack is not up and healthy: run `make up` (see `make status`)")

@@ -152,6 +152,18 @@ def interruptible() -> Iterator[None]:
 
 
 @contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGTERM and SIGINT for the block (a rollback must not be cut short by a second
+    Ctrl-C); they are delivered, and raise, as soon as it ends."""
+    held = {signal.SIGTERM, signal.SIGINT}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
     """One experiment at a time per stack: a second run is refused, not queued."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -315,7 +327,7 @@ class Runner:
                     aborted = self._method()
                     entry.output = {"aborted": aborted, "faults": self.result.fault_log}
             finally:
-                with self.step("rollback", "remove every fault") as entry:
+                with signals_held(), self.step("rollback", "remove every fault") as entry:
                     entry.output = self._roll_back_all()
                     if result.abort is not None:
                         result.abort["rolled_back_at"] = entry.end or time.time()
@@ -323,6 +335,10 @@ class Runner:
             if not aborted:
                 with self.step("recovery", "steady state back within the deadline") as entry:
                     entry.output = self._recovery()
+            else:
+                with self.step("recovery", "wait for the shop to be ready again (not judged: "
+                               "the run was aborted)") as entry:
+                    entry.output = {"ready_after": self._wait_ready(exp.recovery.deadline)}
         finally:
             with self.step("teardown", "stop the load"):
                 self.status.stop()
@@ -354,11 +370,7 @@ class Runner:
             version = self.faults.version()
         except FaultError as exc:
             raise HarnessError(f"{exc}") from exc
-        try:
-            ready = httpx.get(f"{self.stack.shop_url}/readyz", timeout=5).is_success
-        except httpx.HTTPError:
-            ready = False
-        if not ready:
+        if self._wait_ready(15.0) is None:  # a grace for a shop still recovering
             raise HarnessError(f"the shop at {self.stack.shop_url} is not ready: start the "
                                "stack with `make up` (see `make status`)")
         proxies = self.faults.proxy_names()
@@ -370,6 +382,19 @@ class Runner:
         swept = self.faults.sweep()
         return {"toxiproxy": version, "proxies": sorted(proxies),
                 "swept_leftovers": swept + stopped}
+
+    def _wait_ready(self, timeout: float) -> float | None:
+        """Seconds until the shop's /readyz answers 200 (None at the timeout), so a run hands
+        the next one a stack that is ready, not one still recovering."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            try:
+                if httpx.get(f"{self.stack.shop_url}/readyz", timeout=2).is_success:
+                    return round(time.monotonic() - started, 2)
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        return None
 
     def _start_load(self) -> None:
         exp = self.experiment

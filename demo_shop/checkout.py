@@ -137,6 +137,9 @@ class _Checkout:
         self.deadline = deadline
         self.work = deadline.earlier(deps.compensation_reserve)
         self.total_cents = 0
+        # Resuming an order whose payment outcome is unknown: a refusal now proves nothing
+        # about the earlier attempt, only the processor's record does.
+        self.resuming = False
 
     def run(self, cart_id: str, idempotency_key: str, card: dict[str, Any]) -> CheckoutResult:
         deps, work = self.deps, self.work
@@ -202,8 +205,10 @@ class _Checkout:
             order.reservation_id = f"{order.order_id}-{order.attempt}"
             order.charge_id = None
             self._reserve(order, persisted=True)
-        # payment_unknown or a stale pending: keep the attempt, so the processor's idempotency
-        # key finds the charge that may already exist instead of making a second one.
+        else:
+            # payment_unknown or a stale pending: keep the attempt, so the processor's
+            # idempotency key finds the charge that may exist instead of making a second one.
+            self.resuming = True
         return self._pay_and_confirm(order, card)
 
     def _reserve(self, order: Order, *, persisted: bool) -> None:
@@ -235,14 +240,8 @@ class _Checkout:
             order.transition(OrderStatus.DECLINED)
             self._save_quietly(order)
             raise
-        except OutcomeUnknown as exc:
-            # A hold may exist, but a hold moves no money: void it if we can find it.
-            found = self._find_quietly(charge_key)
-            if found is not None and found.status == "authorized":
-                self._void_quietly(found.charge_id)
-            self._fail(order, exc.dependency, charged=False)
         except DependencyUnavailable as exc:
-            self._fail(order, exc.dependency, charged=False)
+            charge = self._settle_authorize_failure(order, charge_key, exc)
 
         order.charge_id = charge.charge_id
         if charge.status != "captured":
@@ -272,21 +271,42 @@ class _Checkout:
         self._quietly(lambda d: deps.carts.clear(order.cart_id), "clear_cart", order.order_id)
         return CheckoutResult(order)
 
+    def _settle_authorize_failure(self, order: Order, charge_key: str,
+                                  exc: DependencyUnavailable) -> Charge:
+        """Authorize failed. On a fresh attempt only a hold can exist, and a hold moves no
+        money: void it if found, fail the order. When resuming an unknown payment an earlier
+        capture may exist: go on with it if the processor shows it, keep the order unknown
+        if the processor cannot be asked."""
+        answered, found = True, None
+        if isinstance(exc, OutcomeUnknown) or self.resuming:
+            answered, found = self._lookup(charge_key)
+        if found is not None and found.status == "captured":
+            return found
+        if found is not None and found.status == "authorized":
+            self._void_quietly(found.charge_id)
+        if self.resuming and not answered:
+            self._still_unknown(order, exc.dependency)
+        self._fail(order, exc.dependency, charged=False)
+
+    def _still_unknown(self, order: Order, dependency: str) -> NoReturn:
+        """Keep the order and its stock; tell the shopper the truth: we do not know yet."""
+        order.status = OrderStatus.PAYMENT_UNKNOWN
+        self._save_quietly(order)
+        raise CheckoutFailed(dependency, charged=None, cart_saved=True)
+
     def _capture(self, order: Order, charge: Charge, charge_key: str) -> Charge:
         """Capture the authorized charge; on a lost answer, ask the processor what happened."""
         try:
             return self.deps.payments.capture(charge.charge_id, self.work)
         except OutcomeUnknown as exc:
-            found = self._find_quietly(charge_key)
+            _, found = self._lookup(charge_key)
             if found is not None and found.status == "captured":
                 return found
             if found is not None and found.status == "authorized":
                 self._void_quietly(found.charge_id)
                 self._fail(order, exc.dependency, charged=False)
             # We cannot tell whether money moved: keep the order and its stock, tell the truth.
-            order.status = OrderStatus.PAYMENT_UNKNOWN
-            self._save_quietly(order)
-            raise CheckoutFailed(exc.dependency, charged=None, cart_saved=True) from exc
+            self._still_unknown(order, exc.dependency)
         except DependencyUnavailable as exc:
             self._void_quietly(charge.charge_id)
             self._fail(order, exc.dependency, charged=False)
@@ -326,14 +346,15 @@ class _Checkout:
     def _void_quietly(self, charge_id: str) -> None:
         self._quietly(lambda d: self.deps.payments.void(charge_id, d), "void", charge_id)
 
-    def _find_quietly(self, charge_key: str) -> Charge | None:
+    def _lookup(self, charge_key: str) -> tuple[bool, Charge | None]:
+        """(the processor answered, the charge made with this key if any)."""
         found: list[Charge | None] = [None]
 
         def find(d: Deadline) -> None:
             found[0] = self.deps.payments.find(charge_key, d)
 
-        self._quietly(find, "find", charge_key)
-        return found[0]
+        answered = self._quietly(find, "find", charge_key)
+        return answered, found[0]
 
 
 __all__ = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .resilience import Timeouts
+from .resilience import GuardSettings, Timeouts
 
 
 def _env_float(name: str, default: float) -> float:
@@ -18,8 +18,42 @@ def _env_float(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _guard(dependency: str, concurrency: int) -> GuardSettings:
+    prefix = f"SHOP_{dependency.upper()}"
+    return GuardSettings(
+        failure_threshold=int(_env_float(f"{prefix}_BREAKER_FAILURES", 5)),
+        recovery_timeout=_env_float(f"{prefix}_BREAKER_RESET", 5.0),
+        concurrency=int(_env_float(f"{prefix}_BULKHEAD", concurrency)),
+    )
+
+
+# SHOP_RESILIENCE=off: library-default timeouts (none for Redis and PostgreSQL), no
+# checkout deadline, breakers, bulkheads, retries or reconciliation: a shop as many are built.
+FRAGILE = {
+    "CHECKOUT_DEADLINE": 3600.0,
+    "TIMEOUTS": {
+        "payments": Timeouts(connect=5.0, read=5.0),  # httpx's default
+        "inventory": Timeouts(connect=5.0, read=5.0),
+        "database": Timeouts(connect=3600.0, read=3600.0),
+        "cache": Timeouts(connect=3600.0, read=3600.0),
+    },
+    "RECONCILE_INTERVAL": 0.0,
+}
+
+
 def settings_from_env() -> dict[str, Any]:
     """Flask config mapping for the shop, read from the environment."""
+    resilient = os.environ.get("SHOP_RESILIENCE", "on").strip().lower()
+    if resilient not in ("on", "off"):
+        raise ValueError(f"SHOP_RESILIENCE must be on or off, got {resilient!r}")
+    settings = _resilient_settings()
+    settings["RESILIENCE"] = resilient == "on"
+    if resilient == "off":
+        settings.update(FRAGILE)
+    return settings
+
+
+def _resilient_settings() -> dict[str, Any]:
     return {
         "SECRET_KEY": os.environ.get("SHOP_SECRET_KEY", "dev-only-secret-change-me"),
         "DATABASE_URL": os.environ.get(
@@ -52,4 +86,8 @@ def settings_from_env() -> dict[str, Any]:
         "RESERVATION_TTL": int(_env_float("SHOP_RESERVATION_TTL", 900)),
         "MAX_CONTENT_LENGTH": int(_env_float("SHOP_MAX_BODY_BYTES", 64 * 1024)),
         "RETRY_AFTER_SECONDS": int(_env_float("SHOP_RETRY_AFTER", 30)),
+        # Of each worker's threads (8 by default) at most this many wait on one dependency,
+        # so a slow one cannot take every thread from the pages that do not need it.
+        "GUARDS": {"payments": _guard("payments", 5), "inventory": _guard("inventory", 5),
+                   "database": _guard("database", 6), "cache": _guard("cache", 6)},
     }

@@ -1,4 +1,5 @@
-"""One place where every dependency call is timed, counted and turned into shop errors."""
+"""One place where every dependency call is guarded, timed, counted and turned into shop
+errors: the resilience policy's breaker and bulkhead are applied here, not in handlers."""
 
 from __future__ import annotations
 
@@ -10,37 +11,61 @@ from .domain import ShopError
 from .errors import DependencyUnavailable
 from .health import HealthBoard
 from .metrics import DEPENDENCY_CALLS, DEPENDENCY_ERRORS, DEPENDENCY_LATENCY
+from .resilience import DependencyGuard
 
 Translate = Callable[[BaseException], DependencyUnavailable | None]
 
 
 class CallObserver:
-    """Wraps dependency calls: metrics, health board, and error translation."""
+    """Wraps dependency calls: guard (breaker, bulkhead), metrics, health board, errors."""
 
-    def __init__(self, board: HealthBoard) -> None:
+    def __init__(self, board: HealthBoard,
+                 guards: dict[str, DependencyGuard] | None = None) -> None:
         self.board = board
+        self.guards = guards or {}  # empty: no breakers or bulkheads (fragile mode)
+
+    def guard(self, dependency: str) -> DependencyGuard | None:
+        """The dependency's guard, if the policy has one."""
+        return self.guards.get(dependency)
 
     @contextmanager
     def call(self, dependency: str, operation: str, translate: Translate) -> Iterator[None]:
-        """Time the block; a library error becomes the DependencyUnavailable translate gives."""
+        """Admit, time and record the block; a library error becomes a DependencyUnavailable."""
         start = time.perf_counter()
+        guard = self.guards.get(dependency)
+        admitted = False
+        failure: DependencyUnavailable | None = None
         try:
-            yield
-        except ShopError as exc:
-            # The dependency answered; the answer was a business "no" (declined, out of stock),
-            # unless it is one of ours that already says the dependency failed.
-            ok = not isinstance(exc, DependencyUnavailable)
-            self._finish(dependency, operation, start, ok, getattr(exc, "kind", ""))
+            if guard is not None:
+                guard.admit()  # fails fast when the breaker is open or the bulkhead full
+                admitted = True
+            try:
+                yield
+            except ShopError:
+                raise
+            except Exception as exc:
+                shop_error = translate(exc)
+                if shop_error is None:
+                    raise
+                raise shop_error from exc
+        except DependencyUnavailable as exc:
+            failure = exc
+            self._finish(dependency, operation, start, False, exc.kind)
+            raise
+        except ShopError:
+            # The dependency answered; the answer was a business "no" (declined, sold out).
+            self._finish(dependency, operation, start, True, "")
             raise
         except Exception as exc:
-            shop_error = translate(exc)
-            if shop_error is None:
-                self._finish(dependency, operation, start, False, "other")
-                raise
-            self._finish(dependency, operation, start, False, shop_error.kind)
-            raise shop_error from exc
+            failure = DependencyUnavailable(dependency, "other", type(exc).__name__)
+            self._finish(dependency, operation, start, False, "other")
+            raise
         else:
             self._finish(dependency, operation, start, True, "")
+        finally:
+            if admitted:
+                assert guard is not None
+                guard.release(failure)
 
     def _finish(self, dependency: str, operation: str, start: float, ok: bool, kind: str) -> None:
         duration = time.perf_counter() - start

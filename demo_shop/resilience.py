@@ -1,14 +1,24 @@
-"""Timeouts and the checkout deadline, in one place.
+"""The resilience policy, in one place: timeouts, the checkout deadline, circuit breakers,
+bulkheads and retries.
 
-Every outbound call takes its timeout from `Timeouts` and is cut short by the
-request's `Deadline`, so no shopper waits past the checkout deadline. Circuit breakers,
-retries and bulkheads come on top of this module, never inside handlers.
+Every outbound call takes its timeout from `Timeouts` and is cut short by the request's
+`Deadline`, so no shopper waits past the checkout deadline. Every call passes through
+the CallObserver, which applies the dependency's `DependencyGuard` (breaker and
+bulkhead); idempotent calls may be retried with `retrying`. Nothing of this is in
+handlers. With SHOP_RESILIENCE=off none of it applies: a shop as many are built.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
+
+from circuitbreaker import CircuitBreaker
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from .errors import DependencyUnavailable
+from .metrics import BREAKER_STATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +60,97 @@ class Deadline:
     def expired(self) -> bool:
         """True when no time is left."""
         return self.remaining() <= 0.0
+
+
+# ---- the policy: breakers, bulkheads, retries -------------------------------------------------
+
+BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class RetryBudget:
+    """Retries may add at most `ratio` of the calls (plus a small burst), so a failing
+    dependency is not hit by a retry storm: each call earns `ratio` of a token, a retry
+    spends one."""
+
+    def __init__(self, ratio: float = 0.1, burst: float = 10.0) -> None:
+        self._ratio, self._cap = ratio, burst
+        self._tokens = burst
+        self._lock = threading.Lock()
+
+    def earn(self) -> None:
+        """A call was made."""
+        with self._lock:
+            self._tokens = min(self._cap, self._tokens + self._ratio)
+
+    def spend(self) -> bool:
+        """Take a token for a retry; False when the budget is spent."""
+        with self._lock:
+            if self._tokens >= 1.0 - 1e-9:  # ten calls at 0.1 each add up to 0.999...
+                self._tokens -= 1.0
+                return True
+            return False
+
+
+class DependencyGuard:
+    """A circuit breaker (circuitbreaker, which does not serialise calls the way pybreaker's
+    lock does) and a bulkhead (bounded concurrent calls per process) for one dependency."""
+
+    def __init__(self, name: str, failure_threshold: int, recovery_timeout: float,
+                 concurrency: int) -> None:
+        self.name = name
+        self.breaker = CircuitBreaker(failure_threshold=failure_threshold,
+                                      recovery_timeout=recovery_timeout, name=name,
+                                      expected_exception=DependencyUnavailable)
+        self._slots = threading.BoundedSemaphore(concurrency)
+        self.budget = RetryBudget()
+
+    def admit(self) -> None:
+        """Let a call through, or fail it fast: breaker open, or every slot taken."""
+        if self.breaker.opened:
+            raise DependencyUnavailable(self.name, "breaker_open", "failing fast")
+        if not self._slots.acquire(blocking=False):
+            raise DependencyUnavailable(self.name, "bulkhead_full", "too many calls waiting")
+        self.budget.earn()
+
+    def release(self, failure: DependencyUnavailable | None) -> None:
+        """The admitted call ended: give its slot back, tell the breaker how it went."""
+        self._slots.release()
+        # circuitbreaker counts outcomes through its context-manager protocol.
+        if failure is None:
+            self.breaker.__exit__(None, None, None)
+        else:
+            self.breaker.__exit__(type(failure), failure, None)
+        BREAKER_STATE.labels(self.name).set(BREAKER_STATES[self.breaker.state])
+
+
+@dataclass(frozen=True, slots=True)
+class GuardSettings:
+    """Breaker and bulkhead sizes for one dependency."""
+
+    failure_threshold: int = 5
+    recovery_timeout: float = 5.0
+    concurrency: int = 16
+
+
+def build_guards(settings: dict[str, GuardSettings]) -> dict[str, DependencyGuard]:
+    """A guard per dependency."""
+    return {name: DependencyGuard(name, s.failure_threshold, s.recovery_timeout, s.concurrency)
+            for name, s in settings.items()}
+
+
+def retrying(guard: DependencyGuard | None, deadline: Deadline, attempts: int = 2) -> Retrying:
+    """Retries for idempotent calls: jittered backoff, within the deadline and the budget,
+    never for a breaker that is open or a bulkhead that is full."""
+
+    def worth_retrying(exc: BaseException) -> bool:
+        return (isinstance(exc, DependencyUnavailable)
+                and exc.kind not in ("breaker_open", "bulkhead_full")
+                and deadline.remaining() > 0.2
+                and guard is not None and guard.budget.spend())
+
+    return Retrying(
+        stop=stop_after_attempt(attempts if guard is not None else 1),
+        wait=wait_random_exponential(multiplier=0.05, max=0.25),
+        retry=retry_if_exception(worth_retrying),
+        reraise=True,
+    )

@@ -13,6 +13,7 @@ from .checkout import CheckoutDeps
 from .health import HealthBoard, Prober
 from .observe import CallObserver
 from .reconcile import Reconciler
+from .resilience import build_guards
 
 
 @dataclass(slots=True)
@@ -46,7 +47,8 @@ def build_shop(config: dict[str, Any]) -> Shop:
     """Real adapters from config; connections open lazily or in the background."""
     timeouts = config["TIMEOUTS"]
     board = HealthBoard()
-    observer = CallObserver(board)
+    resilient = config.get("RESILIENCE", True)
+    observer = CallObserver(board, build_guards(config["GUARDS"]) if resilient else None)
     pool = connect_pool(config["DATABASE_URL"], timeouts["database"])
     carts = CartStore(connect_redis(config["REDIS_URL"], timeouts["cache"]), observer)
     orders = OrdersStore(pool, timeouts["database"], observer)
@@ -56,6 +58,7 @@ def build_shop(config: dict[str, Any]) -> Shop:
         carts=carts, orders=orders, payments=payments, inventory=inventory,
         reservation_ttl_seconds=config["RESERVATION_TTL"],
         stale_pending_seconds=config["CHECKOUT_DEADLINE"] * 4,
+        compensation_reserve=1.0 if resilient else 0.0,
     )
     probes = {
         "payments": payments.probe, "inventory": inventory.probe,

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import PaymentDeclined
 from ..observe import CallObserver
-from ..resilience import Deadline, Timeouts
+from ..resilience import Deadline, Timeouts, retrying
 from .http import JsonHttp, http_translator, raise_for_server_error
 
 DEPENDENCY = "payments"
@@ -44,6 +44,17 @@ class PaymentsClient:
         self._translate = http_translator(DEPENDENCY)
 
     def _call(
+        self, operation: str, method: str, path: str, deadline: Deadline,
+        retry: bool = True, **kwargs: Any,
+    ) -> dict[str, Any]:
+        """One call; every call here is idempotent (by key or id), so it may be retried."""
+        guard = self._observer.guard(DEPENDENCY) if retry else None
+        for attempt in retrying(guard, deadline):
+            with attempt:
+                return self._call_once(operation, method, path, deadline, **kwargs)
+        raise AssertionError("unreachable: retrying re-raises the last error")
+
+    def _call_once(
         self, operation: str, method: str, path: str, deadline: Deadline, **kwargs: Any
     ) -> dict[str, Any]:
         with self._observer.call(DEPENDENCY, operation, self._translate):
@@ -101,7 +112,7 @@ class PaymentsClient:
 
     def probe(self) -> None:
         """A cheap health call for the prober."""
-        self._call("health", "GET", "/healthz", Deadline(1.0))
+        self._call("health", "GET", "/healthz", Deadline(1.0), retry=False)
 
     def close(self) -> None:
         """Close pooled connections."""

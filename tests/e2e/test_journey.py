@@ -94,3 +94,35 @@ def test_shop_metrics_cover_every_gunicorn_worker(stack: Stack) -> None:
     for service in ("payments", "inventory"):
         base = getattr(stack.config, f"{service}_url")
         assert f"{service}_requests_total" in httpx.get(f"{base}/metrics").text
+
+
+def breaker_state(stack: Stack, dependency: str) -> float | None:
+    """The shop's highest breaker state for a dependency across workers (2 open)."""
+    from chaos.probes import scrape
+
+    samples = scrape(f"{stack.config.shop_url}/metrics")
+    values = [v for (name, labels), v in samples.items()
+              if name == "shop_breaker_state" and ("dependency", dependency) in labels]
+    return max(values) if values else None
+
+
+def test_breaker_opens_on_a_failing_dependency_fails_fast_and_closes_after(
+    stack: Stack, faults
+) -> None:
+    checkout_ok_within(stack, 10)
+    faults.disable("payments")
+    deadline = time.monotonic() + 20
+    while breaker_state(stack, "payments") != 2:  # every worker's prober feeds its breaker
+        assert time.monotonic() < deadline, "the payments breaker never opened"
+        api_checkout(stack.config.shop_url, CHECKOUT_DEADLINE)
+        time.sleep(0.2)
+    fast = [api_checkout(stack.config.shop_url, CHECKOUT_DEADLINE) for _ in range(5)]
+    assert all(a.verdict.cls == GRACEFUL for a in fast)
+    assert any("payments" in a.body for a in fast)
+    faults.enable("payments")
+    checkout_ok_within(stack, 20)  # half-open after the reset time, then closed
+    deadline = time.monotonic() + 20
+    while breaker_state(stack, "payments") != 0:
+        assert time.monotonic() < deadline, "the payments breaker never closed again"
+        api_checkout(stack.config.shop_url, CHECKOUT_DEADLINE)
+        time.sleep(0.2)

@@ -239,3 +239,47 @@ def test_compensation_respects_the_deadline(deps: CheckoutDeps) -> None:
     deadline = Deadline(5.0)
     work = deadline.earlier(deps.compensation_reserve)
     assert deadline.remaining() - work.remaining() == pytest.approx(1.0, abs=0.01)
+
+
+def lose_capture_answer_after_capturing(deps: CheckoutDeps) -> None:
+    deps.payments.fail_on.update({"capture": lost("payments"), "find": down("payments")})
+    deps.payments.capture_happens_before_failure = True
+    with pytest.raises(CheckoutFailed):
+        run(deps)
+    assert deps.orders.orders["o1"].status is OrderStatus.PAYMENT_UNKNOWN
+    deps.payments.fail_on.clear()
+
+
+def test_retry_while_payments_refuse_keeps_an_unknown_payment_unknown(deps: CheckoutDeps) -> None:
+    """The gate found this: the retry's refused authorize was taken for 'nothing charged',
+    the order failed and its stock was released, though the first capture had gone through."""
+    lose_capture_answer_after_capturing(deps)
+    deps.payments.fail_on.update({"authorize": down("payments"), "find": down("payments")})
+    with pytest.raises(CheckoutFailed) as info:
+        run(deps)
+    assert info.value.charged is None  # never "you have not been charged"
+    assert deps.orders.orders["o1"].status is OrderStatus.PAYMENT_UNKNOWN
+    assert deps.inventory.states() == ["active"]  # the paid-for stock stays held
+    deps.payments.fail_on.clear()
+    assert run(deps).order.status is OrderStatus.CONFIRMED
+    assert len(deps.payments.captured()) == 1 and deps.inventory.states() == ["committed"]
+
+
+def test_resuming_when_the_processor_shows_the_capture_confirms(deps: CheckoutDeps) -> None:
+    lose_capture_answer_after_capturing(deps)
+    deps.payments.fail_on["authorize"] = down("payments")  # refused, but find answers
+    result = run(deps)
+    assert result.order.status is OrderStatus.CONFIRMED
+    assert len(deps.payments.captured()) == 1
+
+
+def test_resuming_when_the_processor_has_no_capture_fails_honestly(deps: CheckoutDeps) -> None:
+    deps.payments.fail_on.update({"capture": lost("payments"), "find": down("payments")})
+    with pytest.raises(CheckoutFailed):
+        run(deps)  # capture never happened: only a hold exists
+    deps.payments.fail_on = {"authorize": down("payments")}
+    with pytest.raises(CheckoutFailed) as info:
+        run(deps)
+    assert info.value.charged is False
+    assert deps.orders.orders["o1"].status is OrderStatus.FAILED
+    assert [c.status for c in deps.payments.charges.values()] == ["voided"]

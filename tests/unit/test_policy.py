@@ -1,0 +1,149 @@
+"""The resilience policy: breaker transitions, bulkheads, the retry budget, fragile mode."""
+
+from __future__ import annotations
+
+import circuitbreaker
+import pytest
+
+from demo_shop.config import settings_from_env
+from demo_shop.errors import DependencyUnavailable, OutcomeUnknown, PaymentDeclined
+from demo_shop.health import HealthBoard
+from demo_shop.observe import CallObserver
+from demo_shop.resilience import (
+    Deadline,
+    DependencyGuard,
+    GuardSettings,
+    RetryBudget,
+    build_guards,
+    retrying,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(circuitbreaker, "monotonic", fake)
+    return fake
+
+
+def observer(threshold: int = 3, concurrency: int = 4) -> CallObserver:
+    guards = build_guards({"payments": GuardSettings(threshold, 5.0, concurrency)})
+    return CallObserver(HealthBoard(), guards)
+
+
+def fail(obs: CallObserver, error: Exception | None = None) -> None:
+    with pytest.raises(DependencyUnavailable), obs.call("payments", "authorize", lambda e: None):
+        raise error or DependencyUnavailable("payments", "refused")
+
+
+def succeed(obs: CallObserver) -> None:
+    with obs.call("payments", "authorize", lambda e: None):
+        pass
+
+
+def test_breaker_opens_after_the_threshold_and_then_fails_fast(clock: Clock) -> None:
+    obs = observer(threshold=3)
+    for _ in range(3):
+        fail(obs)
+    guard = obs.guard("payments")
+    assert guard is not None and guard.breaker.state == "open"
+    with pytest.raises(DependencyUnavailable) as info, obs.call("payments", "x", lambda e: None):
+        raise AssertionError("an open breaker must not let the call run")
+    assert info.value.kind == "breaker_open"
+
+
+def test_breaker_half_opens_after_the_reset_time_and_closes_on_success(clock: Clock) -> None:
+    obs = observer(threshold=2)
+    fail(obs)
+    fail(obs)
+    guard = obs.guard("payments")
+    assert guard is not None
+    clock.now += 6
+    assert guard.breaker.state == "half_open"
+    succeed(obs)
+    assert guard.breaker.state == "closed" and guard.breaker.failure_count == 0
+
+
+def test_a_failed_trial_opens_the_breaker_again(clock: Clock) -> None:
+    obs = observer(threshold=2)
+    fail(obs)
+    fail(obs)
+    clock.now += 6
+    fail(obs)
+    guard = obs.guard("payments")
+    assert guard is not None and guard.breaker.state == "open"
+
+
+def test_business_answers_do_not_count_as_failures(clock: Clock) -> None:
+    obs = observer(threshold=2)
+    for _ in range(5):
+        with pytest.raises(PaymentDeclined), obs.call("payments", "authorize", lambda e: None):
+            raise PaymentDeclined("card_declined")
+    guard = obs.guard("payments")
+    assert guard is not None and guard.breaker.state == "closed"
+
+
+def test_bulkhead_refuses_calls_beyond_its_slots_and_frees_them(clock: Clock) -> None:
+    obs = observer(concurrency=1)
+    with obs.call("payments", "authorize", lambda e: None):
+        with pytest.raises(DependencyUnavailable) as info, obs.call("payments", "x",
+                                                                     lambda e: None):
+            pass
+        assert info.value.kind == "bulkhead_full"
+    succeed(obs)  # the slot is free again
+
+
+def test_retry_budget_limits_retries_to_a_share_of_calls() -> None:
+    budget = RetryBudget(ratio=0.1, burst=2)
+    assert [budget.spend() for _ in range(3)] == [True, True, False]
+    for _ in range(10):
+        budget.earn()
+    assert budget.spend() and not budget.spend()
+
+
+def run_with_retries(guard: DependencyGuard | None, errors: list[Exception]) -> int:
+    calls = 0
+    for attempt in retrying(guard, Deadline(5.0)):
+        with attempt:
+            calls += 1
+            if errors:
+                raise errors.pop(0)
+    return calls
+
+
+def test_an_idempotent_call_is_retried_once_after_a_failure() -> None:
+    guard = DependencyGuard("payments", 5, 5.0, 4)
+    assert run_with_retries(guard, [OutcomeUnknown("payments", "reset")]) == 2
+
+
+def test_no_retry_for_an_open_breaker_or_without_a_policy() -> None:
+    guard = DependencyGuard("payments", 5, 5.0, 4)
+    with pytest.raises(DependencyUnavailable):
+        run_with_retries(guard, [DependencyUnavailable("payments", "breaker_open")])
+    with pytest.raises(DependencyUnavailable):
+        run_with_retries(None, [DependencyUnavailable("payments", "refused")])
+
+
+def test_fragile_mode_turns_the_safeguards_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOP_RESILIENCE", "off")
+    fragile = settings_from_env()
+    assert fragile["RESILIENCE"] is False and fragile["RECONCILE_INTERVAL"] == 0.0
+    assert fragile["TIMEOUTS"]["cache"].read >= 3600 and fragile["CHECKOUT_DEADLINE"] >= 3600
+    monkeypatch.setenv("SHOP_RESILIENCE", "on")
+    resilient = settings_from_env()
+    assert resilient["RESILIENCE"] is True and resilient["TIMEOUTS"]["cache"].read <= 1
+    assert resilient["GUARDS"]["payments"].concurrency < 8  # fewer than a worker's threads
+
+
+def test_a_bad_resilience_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOP_RESILIENCE", "maybe")
+    with pytest.raises(ValueError, match="SHOP_RESILIENCE must be on or off"):
+        settings_from_env()
