@@ -27,7 +27,8 @@ from psycopg.rows import dict_row
 from .errors import HarnessError
 
 # Rules the shop may still be settling (its reconciliation pass): the audit may wait.
-EVENTUAL_RULES = frozenset({"stock not committed", "order left unresolved"})
+EVENTUAL_RULES = frozenset({"stock not committed", "order left unresolved",
+                            "reservation not released"})  # the last: until it expires
 
 
 @dataclass(frozen=True, slots=True)

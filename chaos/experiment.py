@@ -223,7 +223,9 @@ class Checks(Strict):
     """Checks every experiment makes unless turned off."""
 
     audit: bool = True
-    audit_settle: Seconds = 30.0  # how long the shop may take to reconcile before the audit
+    # How long the shop may take to settle before the audit: reconcile, and let the holds
+    # of failed checkouts expire (the shop's reservations last 30 s).
+    audit_settle: Seconds = 45.0
     metrics_agreement: bool = True
     max_metrics_disagreement: float = Field(default=0.01, ge=0, le=1)
 

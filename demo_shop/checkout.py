@@ -78,7 +78,7 @@ class CheckoutDeps:
     orders: OrdersStorePort
     payments: PaymentsPort
     inventory: InventoryPort
-    reservation_ttl_seconds: int = 900
+    reservation_ttl_seconds: int = 30
     stale_pending_seconds: float = 60.0
     compensation_reserve: float = 1.0
     new_id: Callable[[], str] = lambda: uuid.uuid4().hex

@@ -83,7 +83,10 @@ def _resilient_settings() -> dict[str, Any]:
         },
         "HEALTH_PROBE_INTERVAL": _env_float("SHOP_HEALTH_PROBE_INTERVAL", 1.0),
         "RECONCILE_INTERVAL": _env_float("SHOP_RECONCILE_INTERVAL", 2.0),
-        "RESERVATION_TTL": int(_env_float("SHOP_RESERVATION_TTL", 900)),
+        # A checkout holds stock for seconds; if its release cannot be sent (inventory down),
+        # expiry gives the stock back soon. A paid order whose hold expired is re-reserved
+        # by the reconciliation pass.
+        "RESERVATION_TTL": int(_env_float("SHOP_RESERVATION_TTL", 30)),
         "MAX_CONTENT_LENGTH": int(_env_float("SHOP_MAX_BODY_BYTES", 64 * 1024)),
         "RETRY_AFTER_SECONDS": int(_env_float("SHOP_RETRY_AFTER", 30)),
         # Of each worker's threads (8 by default) at most this many wait on one dependency,

@@ -32,7 +32,8 @@ class CallObserver:
     def call(self, dependency: str, operation: str, translate: Translate) -> Iterator[None]:
         """Admit, time and record the block; a library error becomes a DependencyUnavailable."""
         start = time.perf_counter()
-        guard = self.guards.get(dependency)
+        # Health probes inform the status page, not the breaker that guards shoppers' calls.
+        guard = self.guards.get(dependency) if operation != "health" else None
         admitted = False
         failure: DependencyUnavailable | None = None
         try:

@@ -94,7 +94,8 @@ class Reconciler:
                 pass  # committed earlier, the flag was not saved: nothing to do twice
             else:
                 order.reservation_id = f"{order.order_id}-{order.attempt}-r"
-                self._deps.inventory.reserve_stock(order.reservation_id, order.items, 900,
+                self._deps.inventory.reserve_stock(order.reservation_id, order.items,
+                                                   self._deps.reservation_ttl_seconds,
                                                    Deadline(2.0))
                 self._deps.inventory.commit(order.reservation_id, Deadline(2.0))
         order.stock_committed = True

@@ -18,6 +18,7 @@ class InventoryClient:
 
     def __init__(self, base_url: str, timeouts: Timeouts, observer: CallObserver) -> None:
         self._http = JsonHttp(base_url, timeouts)
+        self._timeouts = timeouts
         self._observer = observer
         self._translate = http_translator(DEPENDENCY)
 
@@ -73,7 +74,8 @@ class InventoryClient:
 
     def probe(self) -> None:
         """A cheap health call for the prober."""
-        self._call("health", "GET", "/healthz", Deadline(1.0), retry=False)
+        # With the read timeout real calls get: a slow dependency shows as slow, not down.
+        self._call("health", "GET", "/healthz", Deadline(self._timeouts.read), retry=False)
 
     def close(self) -> None:
         """Close pooled connections."""

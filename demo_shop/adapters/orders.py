@@ -287,5 +287,5 @@ class OrdersStore:
 
     def probe(self) -> None:
         """A cheap health call for the prober."""
-        with self._transaction("health", Deadline(1.0)) as conn:
+        with self._transaction("health", Deadline(self._timeouts.read)) as conn:
             conn.execute("SELECT 1")
