@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 
 from ..errors import DependencyUnavailable, OutcomeUnknown
-from ..resilience import Deadline, Timeouts
+from ..observe import CallObserver
+from ..resilience import Deadline, Timeouts, retrying
 
 
 def http_translator(dependency: str) -> Callable[[BaseException], DependencyUnavailable | None]:
@@ -73,3 +74,52 @@ class JsonHttp:
     def close(self) -> None:
         """Close pooled connections."""
         self._client.close()
+
+
+class DependencyClient:
+    """What the payments and inventory clients share: an instrumented, guarded JSON call
+    that may be retried (every call to these services is idempotent, by key or id).
+    Subclasses name their dependency and turn their business answers into shop errors."""
+
+    dependency = ""
+
+    def __init__(self, base_url: str, timeouts: Timeouts, observer: CallObserver) -> None:
+        self._http = JsonHttp(base_url, timeouts)
+        self._timeouts = timeouts
+        self._observer = observer
+        self._translate = http_translator(self.dependency)
+
+    def business_error(self, response: httpx.Response, body: dict[str, Any]) -> None:
+        """Raise the shop error for a business answer (declined, sold out, ...)."""
+
+    def _call(
+        self, operation: str, method: str, path: str, deadline: Deadline,
+        retry: bool = True, **kwargs: Any,
+    ) -> dict[str, Any]:
+        guard = self._observer.guard(self.dependency) if retry else None
+        for attempt in retrying(guard, deadline):
+            with attempt:
+                return self._call_once(operation, method, path, deadline, **kwargs)
+        raise AssertionError("unreachable: retrying re-raises the last error")
+
+    def _call_once(
+        self, operation: str, method: str, path: str, deadline: Deadline, **kwargs: Any
+    ) -> dict[str, Any]:
+        with self._observer.call(self.dependency, operation, self._translate):
+            response = self._http.request(method, path, deadline, **kwargs)
+            raise_for_server_error(self.dependency, response)
+            body: dict[str, Any] = response.json()
+            self.business_error(response, body)
+            if response.status_code >= 400:
+                raise ValueError(f"{self.dependency} rejected the request: "
+                                 f"{response.status_code}")
+            return body
+
+    def probe(self) -> None:
+        """A cheap health call, with the read timeout real calls get (a slow dependency
+        shows as slow, not down), never retried."""
+        self._call("health", "GET", "/healthz", Deadline(self._timeouts.read), retry=False)
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._http.close()

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from ..errors import PaymentDeclined
-from ..observe import CallObserver
-from ..resilience import Deadline, Timeouts, retrying
-from .http import JsonHttp, http_translator, raise_for_server_error
+from ..resilience import Deadline
+from .http import DependencyClient
 
 DEPENDENCY = "payments"
 
@@ -35,38 +36,15 @@ class Charge:
         )
 
 
-class PaymentsClient:
+class PaymentsClient(DependencyClient):
     """authorize / capture / void / refund / find, each one instrumented HTTP call."""
 
-    def __init__(self, base_url: str, timeouts: Timeouts, observer: CallObserver) -> None:
-        self._http = JsonHttp(base_url, timeouts)
-        self._timeouts = timeouts
-        self._observer = observer
-        self._translate = http_translator(DEPENDENCY)
+    dependency = DEPENDENCY
 
-    def _call(
-        self, operation: str, method: str, path: str, deadline: Deadline,
-        retry: bool = True, **kwargs: Any,
-    ) -> dict[str, Any]:
-        """One call; every call here is idempotent (by key or id), so it may be retried."""
-        guard = self._observer.guard(DEPENDENCY) if retry else None
-        for attempt in retrying(guard, deadline):
-            with attempt:
-                return self._call_once(operation, method, path, deadline, **kwargs)
-        raise AssertionError("unreachable: retrying re-raises the last error")
-
-    def _call_once(
-        self, operation: str, method: str, path: str, deadline: Deadline, **kwargs: Any
-    ) -> dict[str, Any]:
-        with self._observer.call(DEPENDENCY, operation, self._translate):
-            response = self._http.request(method, path, deadline, **kwargs)
-            raise_for_server_error(DEPENDENCY, response)
-            body: dict[str, Any] = response.json()
-            if response.status_code == 402:
-                raise PaymentDeclined(str(body.get("decline_code", "card_declined")))
-            if response.status_code >= 400:
-                raise ValueError(f"payments rejected the request: {response.status_code}")
-            return body
+    def business_error(self, response: httpx.Response, body: dict[str, Any]) -> None:
+        """402: the card was declined."""
+        if response.status_code == 402:
+            raise PaymentDeclined(str(body.get("decline_code", "card_declined")))
 
     def authorize(
         self,
@@ -110,12 +88,3 @@ class PaymentsClient:
         )
         charges = body.get("charges", [])
         return Charge.from_json(charges[0]) if charges else None
-
-    def probe(self) -> None:
-        """A cheap health call for the prober."""
-        # With the read timeout real calls get: a slow dependency shows as slow, not down.
-        self._call("health", "GET", "/healthz", Deadline(self._timeouts.read), retry=False)
-
-    def close(self) -> None:
-        """Close pooled connections."""
-        self._http.close()
