@@ -6,6 +6,7 @@ import base64
 import html
 import io
 import json
+import os
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -20,8 +21,6 @@ PHASE_ORDER = ("baseline", "fault", "recovery", "audit")
 
 def history_file() -> Path:
     """Where scores are kept across runs (CC_HISTORY_FILE, default reports/history.jsonl)."""
-    import os
-
     return Path(os.environ.get("CC_HISTORY_FILE", PROJECT_ROOT / "reports" / "history.jsonl"))
 
 
