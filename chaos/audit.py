@@ -2,12 +2,15 @@
 
 From the load's evidence files, the orders table, the payments ledger and inventory, all
 read directly (not through Toxiproxy), for what happened since the run started:
-- every order confirmed to a shopper exists once, confirmed, with the amount told;
+- every order confirmed to a shopper exists once, confirmed, with the amount told; every
+  order accepted as payment_pending exists;
 - every captured charge belongs to exactly one confirmed order (no orphan, no double charge);
 - no idempotency key captured twice;
 - every failed or declined checkout released its reservation (also one that failed
   before its order was written); every confirmed order committed its stock;
-- no order is left pending, with its payment unknown, or in payment_pending past its limit;
+- no order is left pending or with its payment unknown; every payment_pending order was
+  captured or cancelled (while the settling time lasts it may still be, since the shop
+  takes the payment once payments answers) and none outlived its limit;
 - stock never went below zero.
 """
 
@@ -28,6 +31,7 @@ from .errors import HarnessError
 
 # Rules the shop may still be settling (its reconciliation pass): the audit may wait.
 EVENTUAL_RULES = frozenset({"stock not committed", "order left unresolved",
+                            "payment pending not settled",
                             "reservation not released"})  # the last: until it expires
 
 
@@ -78,14 +82,15 @@ def run_audit(
     payments_url: str,
     inventory_url: str,
     since: float,
-    pending_limit_seconds: float = 900.0,
+    pending_limit_seconds: float = 600.0,
 ) -> AuditResult:
     """Check the ledgers against each other and against what shoppers were told."""
     try:
         with psycopg.connect(database_url, connect_timeout=5, autocommit=True) as conn:
             orders = conn.cursor(row_factory=dict_row).execute(
                 "SELECT order_id, idempotency_key, status, total_cents, attempt, reservation_id, "
-                "charge_id, stock_committed, extract(epoch FROM updated_at) AS updated "
+                "charge_id, stock_committed, extract(epoch FROM updated_at) AS updated, "
+                "extract(epoch FROM created_at) AS created "
                 "FROM orders WHERE created_at >= to_timestamp(%s)", (since,)).fetchall()
         charges = httpx.get(f"{payments_url}/v1/charges", timeout=30).json()["charges"]
         reservations = httpx.get(f"{inventory_url}/v1/reservations", timeout=30).json()[
@@ -101,10 +106,18 @@ def run_audit(
     res_state = {r["reservation_id"]: r["state"] for r in reservations}
     add = result.violations.append
 
-    told = {}
+    told, told_pending = {}, {}
     for entry in evidence:
         if entry.get("status") == 201 and entry.get("order_status") == "confirmed":
             told[entry["idempotency_key"]] = entry
+        elif entry.get("status") == 201 and entry.get("order_status") == "payment_pending":
+            told_pending[entry["idempotency_key"]] = entry
+    for key, entry in told_pending.items():
+        order = by_key.get(key)
+        if order is None or order["order_id"] != entry.get("order_id"):
+            add(Violation("pending order missing", "a shopper was told the order is taken "
+                          "(payment pending) but it is not in the orders table",
+                          {"idempotency_key": key, "order_id": str(entry.get("order_id"))}))
     result.told_confirmed = len(told)
     for key, entry in told.items():
         order = by_key.get(key)
@@ -127,7 +140,8 @@ def run_audit(
         captured_per_order[charge["order_id"]].append(charge["charge_id"])
         captured_keys[charge["idempotency_key"]] += 1
         order = by_id.get(charge["order_id"])
-        if order is not None and order["status"] in ("pending", "payment_unknown"):
+        if order is not None and order["status"] in ("pending", "payment_unknown",
+                                                     "payment_pending"):
             continue  # being settled: "order left unresolved" reports it while it lasts
         if order is None or order["status"] != "confirmed" or \
                 order["charge_id"] != charge["charge_id"]:
@@ -159,9 +173,12 @@ def run_audit(
             add(Violation("order left unresolved", f"order is still {order['status']}",
                           {"order_id": order["order_id"]}))
         elif order["status"] == "payment_pending" and \
-                now - float(order["updated"]) > pending_limit_seconds:
+                now - float(order["created"]) > pending_limit_seconds:
             add(Violation("payment pending too long", "neither captured nor cancelled "
                           "within its limit", {"order_id": order["order_id"]}))
+        elif order["status"] == "payment_pending":
+            add(Violation("payment pending not settled", "the payment was neither taken nor "
+                          "the order cancelled", {"order_id": order["order_id"]}))
     for reservation in reservations:
         if reservation["state"] != "active" or reservation["created_at"] < since:
             continue

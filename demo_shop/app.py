@@ -13,6 +13,7 @@ from .metrics import render_latest
 from .resilience import Deadline
 from .web import api, pages
 from .web.errors import register_error_handlers
+from .web.fallbacks import CheckoutGate, mark_degraded
 from .web.requestlog import configure_logging, init_request_log
 from .web.shopping import remember_cart, shop
 from .wiring import Shop, build_shop
@@ -37,6 +38,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     pages.register_filters(app)
     register_error_handlers(app)
     app.after_request(remember_cart)
+    app.after_request(mark_degraded)
+    if app.config.get("RESILIENCE", True):
+        app.extensions["checkout_gate"] = CheckoutGate(
+            app.config["CHECKOUT_SLOTS"], app.config["CHECKOUT_QUEUE_SECONDS"])
 
     @app.before_request
     def _start_background() -> None:

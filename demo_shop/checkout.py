@@ -4,12 +4,17 @@ commit the reservation, clear the cart — and compensate on every failure path.
 The order of operations keeps one promise above all: a shopper is never charged
 without an order. Money only moves at capture, which happens after the order row
 exists; if the order cannot be confirmed after capture, the charge is refunded.
-The service takes its collaborators as arguments and knows nothing of Flask or HTTP.
+When payments cannot be reached the order is not lost: it is accepted as
+`payment_pending`, its stock held and its card sealed, and the reconciliation pass
+takes the payment later with the same idempotency key (or cancels the order and gives
+the stock back after a limit). The service takes its collaborators as arguments and
+knows nothing of Flask or HTTP.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,8 +22,15 @@ from typing import Any, NoReturn, Protocol
 
 from .adapters.payments import Charge
 from .domain import Cart, CartLine, EmptyCart, Order, OrderStatus, ShopError, UnknownProduct
-from .errors import DependencyUnavailable, OutcomeUnknown, OutOfStock, PaymentDeclined
+from .errors import (
+    DependencyUnavailable,
+    OutcomeUnknown,
+    OutOfStock,
+    PaymentDeclined,
+    ReservationClosed,
+)
 from .resilience import Deadline
+from .vault import CardVault
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +53,7 @@ class OrdersStorePort(Protocol):
         self, order: Order, unit_prices: dict[str, int], deadline: Deadline
     ) -> bool: ...
     def save(self, order: Order, deadline: Deadline) -> None: ...
+    def park_for_payment(self, order: Order, sealed_card: str, deadline: Deadline) -> None: ...
     def get_by_key(self, idempotency_key: str, deadline: Deadline) -> Order | None: ...
     def claim_for_retry(
         self, idempotency_key: str, stale_after_seconds: float, deadline: Deadline
@@ -68,6 +81,7 @@ class InventoryPort(Protocol):
     ) -> None: ...
     def commit(self, reservation_id: str, deadline: Deadline) -> None: ...
     def release(self, reservation_id: str, deadline: Deadline) -> None: ...
+    def extend(self, reservation_id: str, ttl_seconds: int, deadline: Deadline) -> None: ...
 
 
 @dataclass(slots=True)
@@ -81,6 +95,10 @@ class CheckoutDeps:
     reservation_ttl_seconds: int = 30
     stale_pending_seconds: float = 60.0
     compensation_reserve: float = 1.0
+    # The payment_pending fallback: a vault to seal cards, and how long a payment may be
+    # taken later before the order is cancelled. None / 0: no fallback (fragile mode).
+    vault: CardVault | None = None
+    payment_pending_seconds: int = 0
     new_id: Callable[[], str] = lambda: uuid.uuid4().hex
 
 
@@ -119,11 +137,13 @@ def checkout(
     idempotency_key: str,
     card: dict[str, Any],
     deadline: Deadline,
+    cart: Cart | None = None,
 ) -> CheckoutResult:
-    """Take the order for cart_id, once per idempotency key, answering within deadline."""
+    """Take the order for cart_id, once per idempotency key, answering within deadline.
+    cart: the cart when the caller already has it (e.g. from the cookie fallback)."""
     flow = _Checkout(deps, deadline)
     try:
-        return flow.run(cart_id, idempotency_key, card)
+        return flow.run(cart_id, idempotency_key, card, cart)
     except CheckoutFailed as exc:
         exc.total_cents = flow.total_cents  # the revenue this failure put at risk
         raise
@@ -141,7 +161,8 @@ class _Checkout:
         # about the earlier attempt, only the processor's record does.
         self.resuming = False
 
-    def run(self, cart_id: str, idempotency_key: str, card: dict[str, Any]) -> CheckoutResult:
+    def run(self, cart_id: str, idempotency_key: str, card: dict[str, Any],
+            given_cart: Cart | None = None) -> CheckoutResult:
         deps, work = self.deps, self.work
         try:
             existing = deps.orders.get_by_key(idempotency_key, work)
@@ -151,7 +172,7 @@ class _Checkout:
             return self._replay_or_retry(existing, card)
 
         try:
-            cart = deps.carts.load(cart_id)
+            cart = given_cart if given_cart is not None else deps.carts.load(cart_id)
         except DependencyUnavailable as exc:
             raise CheckoutFailed(exc.dependency, charged=False, cart_saved=False) from exc
         if cart.is_empty:
@@ -168,7 +189,7 @@ class _Checkout:
         order = Order(
             order_id=order_id, idempotency_key=idempotency_key, status=OrderStatus.PENDING,
             total_cents=total, items=lines, cart_id=cart_id, attempt=1,
-            reservation_id=f"{order_id}-1",
+            reservation_id=f"{order_id}-1", created_at=time.time(),
         )
         self._reserve(order, persisted=False)
         try:
@@ -241,11 +262,17 @@ class _Checkout:
             self._save_quietly(order)
             raise
         except DependencyUnavailable as exc:
-            charge = self._settle_authorize_failure(order, charge_key, exc)
+            found = self._settle_authorize_failure(order, charge_key, exc)
+            if found is None:
+                return self._take_payment_later(order, card, exc.dependency)
+            charge = found
 
         order.charge_id = charge.charge_id
         if charge.status != "captured":
-            charge = self._capture(order, charge, charge_key)
+            captured = self._capture(order, charge, charge_key)
+            if captured is None:
+                return self._take_payment_later(order, card, "payments")
+            charge = captured
 
         order.transition(OrderStatus.CONFIRMED)
         try:
@@ -272,21 +299,52 @@ class _Checkout:
         return CheckoutResult(order)
 
     def _settle_authorize_failure(self, order: Order, charge_key: str,
-                                  exc: DependencyUnavailable) -> Charge:
+                                  exc: DependencyUnavailable) -> Charge | None:
         """Authorize failed. On a fresh attempt only a hold can exist, and a hold moves no
-        money: void it if found, fail the order. When resuming an unknown payment an earlier
-        capture may exist: go on with it if the processor shows it, keep the order unknown
-        if the processor cannot be asked."""
+        money: the payment is taken later (None) when the fallback is on — a hold found
+        stays, the later payment reuses it by key — else the hold is voided and the order
+        fails. When resuming an unknown payment an earlier capture may exist: go on with it
+        if the processor shows it, keep the order unknown if the processor cannot be asked."""
         answered, found = True, None
         if isinstance(exc, OutcomeUnknown) or self.resuming:
             answered, found = self._lookup(charge_key)
         if found is not None and found.status == "captured":
             return found
+        if not self.resuming and self._may_take_payment_later():
+            order.charge_id = found.charge_id if found is not None else None
+            return None
         if found is not None and found.status == "authorized":
             self._void_quietly(found.charge_id)
         if self.resuming and not answered:
             self._still_unknown(order, exc.dependency)
         self._fail(order, exc.dependency, charged=False)
+
+    def _may_take_payment_later(self) -> bool:
+        return self.deps.vault is not None and self.deps.payment_pending_seconds > 0
+
+    def _take_payment_later(self, order: Order, card: dict[str, Any],
+                            dependency: str) -> CheckoutResult:
+        """Accept the order as payment_pending: hold its stock for the payment limit, keep
+        the card sealed, clear the cart. If that cannot be done, the order fails honestly
+        (nothing was charged: at most a hold exists, and it is voided)."""
+        deps = self.deps
+        assert deps.vault is not None and order.reservation_id is not None
+        rid, hold_for = order.reservation_id, deps.payment_pending_seconds + 60
+        sealed = deps.vault.seal(card)
+        try:
+            deps.inventory.extend(rid, hold_for, Deadline(self.deadline.cap(
+                COMPENSATION_STEP_SECONDS)))
+            deps.orders.park_for_payment(order, sealed, Deadline(self.deadline.cap(
+                COMPENSATION_STEP_SECONDS)))
+        except (DependencyUnavailable, ReservationClosed) as exc:
+            log.warning("payment could not be deferred",
+                        extra={"order_id": order.order_id, "error": str(exc)})
+            if order.charge_id:
+                self._void_quietly(order.charge_id)
+            self._fail(order, dependency, charged=False)
+        order.transition(OrderStatus.PAYMENT_PENDING)
+        self._quietly(lambda d: deps.carts.clear(order.cart_id), "clear_cart", order.order_id)
+        return CheckoutResult(order)
 
     def _still_unknown(self, order: Order, dependency: str) -> NoReturn:
         """Keep the order and its stock; tell the shopper the truth: we do not know yet."""
@@ -294,8 +352,9 @@ class _Checkout:
         self._save_quietly(order)
         raise CheckoutFailed(dependency, charged=None, cart_saved=True)
 
-    def _capture(self, order: Order, charge: Charge, charge_key: str) -> Charge:
-        """Capture the authorized charge; on a lost answer, ask the processor what happened."""
+    def _capture(self, order: Order, charge: Charge, charge_key: str) -> Charge | None:
+        """Capture the authorized charge; on a lost answer, ask the processor what happened.
+        None: payments is unavailable and the payment (the hold) is to be taken later."""
         try:
             return self.deps.payments.capture(charge.charge_id, self.work)
         except OutcomeUnknown as exc:
@@ -308,6 +367,8 @@ class _Checkout:
             # We cannot tell whether money moved: keep the order and its stock, tell the truth.
             self._still_unknown(order, exc.dependency)
         except DependencyUnavailable as exc:
+            if not self.resuming and self._may_take_payment_later():
+                return None
             self._void_quietly(charge.charge_id)
             self._fail(order, exc.dependency, charged=False)
 

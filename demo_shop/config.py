@@ -38,6 +38,7 @@ FRAGILE = {
         "cache": Timeouts(connect=3600.0, read=3600.0),
     },
     "RECONCILE_INTERVAL": 0.0,
+    "PAYMENT_PENDING_LIMIT": 0,
 }
 
 
@@ -87,6 +88,13 @@ def _resilient_settings() -> dict[str, Any]:
         # expiry gives the stock back soon. A paid order whose hold expired is re-reserved
         # by the reconciliation pass.
         "RESERVATION_TTL": int(_env_float("SHOP_RESERVATION_TTL", 30)),
+        # Payments down: orders are accepted as payment_pending and their payment taken when
+        # payments answers again, or cancelled (stock given back) after this many seconds.
+        "PAYMENT_PENDING_LIMIT": int(_env_float("SHOP_PAYMENT_PENDING_LIMIT", 600)),
+        # Load shedding: checkouts in flight per worker, and how long one may wait for a
+        # slot before it is answered 429 + Retry-After instead of queueing.
+        "CHECKOUT_SLOTS": int(_env_float("SHOP_CHECKOUT_SLOTS", 6)),
+        "CHECKOUT_QUEUE_SECONDS": _env_float("SHOP_CHECKOUT_QUEUE_SECONDS", 0.5),
         "MAX_CONTENT_LENGTH": int(_env_float("SHOP_MAX_BODY_BYTES", 64 * 1024)),
         "RETRY_AFTER_SECONDS": int(_env_float("SHOP_RETRY_AFTER", 30)),
         # Of each worker's threads (8 by default) at most this many wait on one dependency,

@@ -160,6 +160,7 @@ class Order:
     reservation_id: str | None = None
     charge_id: str | None = None
     stock_committed: bool = False
+    created_at: float = 0.0  # seconds since the epoch, as stored
 
     def transition(self, new: OrderStatus) -> None:
         """Move to a new status, or raise IllegalTransition."""

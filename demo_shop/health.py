@@ -36,6 +36,16 @@ MESSAGES = {
     ("cache", DEGRADED): "Shopping carts are slower than usual.",
 }
 
+# What shoppers are told instead when a fallback keeps the feature working (resilient mode).
+FALLBACK_MESSAGES = {
+    ("payments", DOWN): "Card payments are not going through right now. You can still place "
+    "your order: we hold your items and take the payment when the processor is back "
+    "(you have not been charged yet; we'll confirm by email).",
+    ("cache", DOWN): "Carts are kept in your browser for now. Shopping and checkout still work.",
+    ("inventory", DOWN): "We cannot check stock right now, so checkout is paused; stock shown "
+    "may be a few seconds old. Your cart is saved.",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class DependencyStatus:
@@ -62,7 +72,9 @@ class HealthBoard:
         window_seconds: float = 5.0,
         slow_seconds: float = 1.0,
         clock: Callable[[], float] = time.time,
+        messages: Mapping[tuple[str, str], str] | None = None,
     ) -> None:
+        self._messages = {**MESSAGES, **(messages or {})}
         self._window = window_seconds
         self._slow = slow_seconds
         self._clock = clock
@@ -104,7 +116,8 @@ class HealthBoard:
             for dependency in DEPENDENCIES:
                 self._update(dependency, now)
             return {
-                d: DependencyStatus(state, since, MESSAGES.get((d, state), "Working normally."))
+                d: DependencyStatus(
+                    state, since, self._messages.get((d, state), "Working normally."))
                 for d, (state, since) in self._state.items()
             }
 

@@ -63,6 +63,11 @@ ERROR_PAGES = Counter(
     "shop_error_pages_total", "Sorry pages and problem+json answers, by reason and format",
     ["reason", "format"],
 )
+FALLBACKS = Counter(
+    "shop_fallbacks_total",
+    "Answers a fallback gave (payment_pending, cookie_cart, stock_cache), by fallback",
+    ["fallback"],
+)
 REVENUE_CONFIRMED = Counter(
     "shop_revenue_confirmed_cents_total", "Order value confirmed to shoppers, in cents",
 )

@@ -29,15 +29,20 @@ class CallObserver:
         return self.guards.get(dependency)
 
     @contextmanager
-    def call(self, dependency: str, operation: str, translate: Translate) -> Iterator[None]:
-        """Admit, time and record the block; a library error becomes a DependencyUnavailable."""
+    def call(self, dependency: str, operation: str, translate: Translate, *,
+             probe: bool = False) -> Iterator[None]:
+        """Admit, time and record the block; a library error becomes a DependencyUnavailable.
+
+        A probe (the prober's health call) is not admitted by the breaker and its failures do
+        not count against it; a probe that succeeds closes an open breaker at once, so
+        shoppers' calls resume within a probe interval of recovery, not a reset timeout.
+        """
         start = time.perf_counter()
-        # Health probes inform the status page, not the breaker that guards shoppers' calls.
-        guard = self.guards.get(dependency) if operation != "health" else None
+        guard = self.guards.get(dependency)
         admitted = False
         failure: DependencyUnavailable | None = None
         try:
-            if guard is not None:
+            if guard is not None and not probe:
                 guard.admit()  # fails fast when the breaker is open or the bulkhead full
                 admitted = True
             try:
@@ -63,6 +68,8 @@ class CallObserver:
             raise
         else:
             self._finish(dependency, operation, start, True, "")
+            if probe and guard is not None:
+                guard.probe_succeeded()
         finally:
             if admitted:
                 assert guard is not None

@@ -1,6 +1,10 @@
 """Reconciliation: finish what a checkout could not, once the dependencies answer again.
 
 - A confirmed order whose stock commit failed: commit the reservation.
+- An order accepted as payment_pending (payments was down): once payments answers,
+  authorize and capture with the order's idempotency key (a hold made earlier is reused,
+  never a second charge); a decline, a lost card or the limit passing cancels the order
+  and gives its stock back.
 - An order whose payment outcome is unknown (the capture's answer was lost), or one left
   pending by a worker that died: ask the processor by the order's idempotency key. A
   captured charge confirms the order; a hold is voided and the order fails; no charge
@@ -13,11 +17,13 @@ workers reconciling the same order at once cannot charge or commit twice.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
+from .adapters.payments import Charge
 from .checkout import CheckoutDeps
 from .domain import Order, OrderStatus
-from .errors import DependencyUnavailable, ReservationClosed
+from .errors import DependencyUnavailable, PaymentDeclined, ReservationClosed
 from .resilience import Deadline
 
 log = logging.getLogger(__name__)
@@ -30,6 +36,7 @@ class Reconciled:
     stock_committed: int = 0
     confirmed: int = 0
     failed: int = 0
+    cancelled: int = 0
     skipped: int = 0
 
 
@@ -45,7 +52,8 @@ class Reconciler:
 
     def run_once(self) -> Reconciled:
         """Reconcile a batch of unfinished orders; a dependency still down skips the rest."""
-        counts = {"stock_committed": 0, "confirmed": 0, "failed": 0, "skipped": 0}
+        counts = {"stock_committed": 0, "confirmed": 0, "failed": 0, "cancelled": 0,
+                  "skipped": 0}
         try:
             candidates = self._orders.needing_reconciliation(  # type: ignore[attr-defined]
                 self._settle, self._batch, Deadline(2.0))
@@ -70,18 +78,54 @@ class Reconciler:
             return "stock_committed"
         charge = self._deps.payments.find(f"{order.order_id}:{order.attempt}", Deadline(2.0))
         if charge is not None and charge.status == "captured":
-            order.charge_id = charge.charge_id
-            order.transition(OrderStatus.CONFIRMED)
-            self._deps.orders.save(order, Deadline(2.0))
-            self._commit_stock(order)
-            return "confirmed"
+            return self._confirm(order, charge.charge_id)
+        if order.status is OrderStatus.PAYMENT_PENDING:
+            return self._take_payment(order, charge)
+        return self._give_up(order, charge, OrderStatus.FAILED)
+
+    def _confirm(self, order: Order, charge_id: str) -> str:
+        order.charge_id = charge_id
+        order.transition(OrderStatus.CONFIRMED)
+        self._deps.orders.save(order, Deadline(2.0))
+        self._commit_stock(order)
+        return "confirmed"
+
+    def _take_payment(self, order: Order, charge: Charge | None) -> str:
+        """A payment_pending order: capture it now (same key), or cancel it."""
+        deps = self._deps
+        key = f"{order.order_id}:{order.attempt}"
+        overdue = time.time() - order.created_at > deps.payment_pending_seconds
+        card = None
+        if not overdue and deps.vault is not None:
+            sealed = self._orders.sealed_card(  # type: ignore[attr-defined]
+                order.order_id, Deadline(2.0))
+            card = deps.vault.open(sealed) if sealed else None
+        if overdue or card is None or (charge is not None and
+                                       charge.status not in ("authorized", "captured")):
+            return self._cancel(order, charge)
+        try:
+            if charge is None:
+                charge = deps.payments.authorize(key, order.order_id, order.total_cents, card,
+                                                 Deadline(2.0))
+            if charge.status != "captured":
+                charge = deps.payments.capture(charge.charge_id, Deadline(2.0))
+        except PaymentDeclined:
+            return self._cancel(order, None)
+        return self._confirm(order, charge.charge_id)
+
+    def _cancel(self, order: Order, charge: Charge | None) -> str:
+        log.info("payment pending cancelled", extra={"order_id": order.order_id})
+        return self._give_up(order, charge, OrderStatus.CANCELLED)
+
+    def _give_up(self, order: Order, charge: Charge | None, status: OrderStatus) -> str:
+        """End the order without a payment: void any hold, give the stock back."""
         if charge is not None and charge.status == "authorized":
             self._deps.payments.void(charge.charge_id, Deadline(2.0))
         if order.reservation_id:
             self._deps.inventory.release(order.reservation_id, Deadline(2.0))
-        order.transition(OrderStatus.FAILED)
+        order.transition(status)
         self._deps.orders.save(order, Deadline(2.0))
-        return "failed"
+        return str(status)
 
     def _commit_stock(self, order: Order) -> None:
         """Turn the reservation into a sale; if it expired meanwhile, reserve anew and commit."""

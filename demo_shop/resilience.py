@@ -113,13 +113,26 @@ class DependencyGuard:
         self.budget.earn()
 
     def release(self, failure: DependencyUnavailable | None) -> None:
-        """The admitted call ended: give its slot back, tell the breaker how it went."""
+        """The admitted call ended: give its slot back, tell the breaker how it went.
+
+        A call cut short by the shopper's own deadline (kind "deadline") says nothing about
+        the dependency: the breaker counts it neither way.
+        """
         self._slots.release()
         # circuitbreaker counts outcomes through its context-manager protocol.
         if failure is None:
             self.breaker.__exit__(None, None, None)
-        else:
+        elif failure.kind != "deadline":
             self.breaker.__exit__(type(failure), failure, None)
+        self._export()
+
+    def probe_succeeded(self) -> None:
+        """The dependency answered a health probe: an open breaker closes now."""
+        if not self.breaker.closed:
+            self.breaker.reset()
+            self._export()
+
+    def _export(self) -> None:
         BREAKER_STATE.labels(self.name).set(BREAKER_STATES[self.breaker.state])
 
 

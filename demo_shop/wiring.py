@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,10 +11,12 @@ from .adapters.inventory import InventoryClient
 from .adapters.orders import OrdersStore, connect_pool
 from .adapters.payments import PaymentsClient
 from .checkout import CheckoutDeps
-from .health import HealthBoard, Prober
+from .health import FALLBACK_MESSAGES, HealthBoard, Prober
 from .observe import CallObserver
 from .reconcile import Reconciler
-from .resilience import build_guards
+from .resilience import Deadline, build_guards
+from .stock import StockCache
+from .vault import CardVault
 
 
 @dataclass(slots=True)
@@ -25,6 +28,7 @@ class Shop:
     carts: CartStore
     board: HealthBoard
     prober: Prober
+    stock_levels: Callable[[], tuple[dict[str, int], bool]] = lambda: ({}, True)
     closers: tuple[Any, ...] = ()
     reconciler: Prober | None = None
 
@@ -46,8 +50,8 @@ class Shop:
 def build_shop(config: dict[str, Any]) -> Shop:
     """Real adapters from config; connections open lazily or in the background."""
     timeouts = config["TIMEOUTS"]
-    board = HealthBoard()
     resilient = config.get("RESILIENCE", True)
+    board = HealthBoard(messages=FALLBACK_MESSAGES if resilient else None)
     observer = CallObserver(board, build_guards(config["GUARDS"]) if resilient else None)
     pool = connect_pool(config["DATABASE_URL"], timeouts["database"])
     carts = CartStore(connect_redis(config["REDIS_URL"], timeouts["cache"]), observer)
@@ -59,6 +63,8 @@ def build_shop(config: dict[str, Any]) -> Shop:
         reservation_ttl_seconds=config["RESERVATION_TTL"],
         stale_pending_seconds=config["CHECKOUT_DEADLINE"] * 4,
         compensation_reserve=1.0 if resilient else 0.0,
+        vault=CardVault(config["SECRET_KEY"]) if resilient else None,
+        payment_pending_seconds=config["PAYMENT_PENDING_LIMIT"],
     )
     probes = {
         "payments": payments.probe, "inventory": inventory.probe,
@@ -67,5 +73,10 @@ def build_shop(config: dict[str, Any]) -> Shop:
     prober = Prober(probes, board, config["HEALTH_PROBE_INTERVAL"])
     reconciler = Reconciler(deps, orders, settle_seconds=config["CHECKOUT_DEADLINE"] + 2)
     loop = Prober({"reconcile": reconciler.run_once}, board, config["RECONCILE_INTERVAL"])
-    return Shop(deps, orders, carts, board, prober,
+    if resilient:
+        stock = StockCache(lambda: inventory.stock_levels(Deadline(0.5))).levels
+    else:
+        def stock() -> tuple[dict[str, int], bool]:
+            return inventory.stock_levels(Deadline.none()), True
+    return Shop(deps, orders, carts, board, prober, stock,
                 (pool.close, payments.close, inventory.close), loop)

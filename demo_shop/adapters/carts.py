@@ -73,5 +73,5 @@ class CartStore:
 
     def probe(self) -> None:
         """A cheap health call for the prober."""
-        with self._observer.call(DEPENDENCY, "health", translate_redis):
+        with self._observer.call(DEPENDENCY, "health", translate_redis, probe=True):
             self._redis.ping()

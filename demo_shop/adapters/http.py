@@ -12,8 +12,16 @@ from ..observe import CallObserver
 from ..resilience import Deadline, Timeouts, retrying
 
 
-def http_translator(dependency: str) -> Callable[[BaseException], DependencyUnavailable | None]:
-    """Map httpx errors: not sent -> DependencyUnavailable; maybe processed -> OutcomeUnknown."""
+def http_translator(
+    dependency: str, *, deadline_bound: bool = False
+) -> Callable[[BaseException], DependencyUnavailable | None]:
+    """Map httpx errors: not sent -> DependencyUnavailable; maybe processed -> OutcomeUnknown.
+
+    deadline_bound: the call's read timeout was cut short by the checkout deadline, so a
+    read timeout is the shopper's deadline running out (kind "deadline"), not the
+    dependency failing its own timeout.
+    """
+    read_timeout = "deadline" if deadline_bound else "timeout"
 
     def translate(exc: BaseException) -> DependencyUnavailable | None:
         if isinstance(exc, httpx.ConnectTimeout):
@@ -23,7 +31,7 @@ def http_translator(dependency: str) -> Callable[[BaseException], DependencyUnav
         if isinstance(exc, httpx.ConnectError):
             return DependencyUnavailable(dependency, "refused", "could not connect")
         if isinstance(exc, httpx.TimeoutException):
-            return OutcomeUnknown(dependency, "timeout", "no answer in time")
+            return OutcomeUnknown(dependency, read_timeout, "no answer in time")
         if isinstance(exc, httpx.TransportError):
             return OutcomeUnknown(dependency, "reset", "connection lost")
         if isinstance(exc, ValueError):  # a reply that is not the JSON we expect
@@ -88,6 +96,7 @@ class DependencyClient:
         self._timeouts = timeouts
         self._observer = observer
         self._translate = http_translator(self.dependency)
+        self._translate_deadline_bound = http_translator(self.dependency, deadline_bound=True)
 
     def business_error(self, response: httpx.Response, body: dict[str, Any]) -> None:
         """Raise the shop error for a business answer (declined, sold out, ...)."""
@@ -103,9 +112,12 @@ class DependencyClient:
         raise AssertionError("unreachable: retrying re-raises the last error")
 
     def _call_once(
-        self, operation: str, method: str, path: str, deadline: Deadline, **kwargs: Any
+        self, operation: str, method: str, path: str, deadline: Deadline, *,
+        probe: bool = False, **kwargs: Any,
     ) -> dict[str, Any]:
-        with self._observer.call(self.dependency, operation, self._translate):
+        translate = (self._translate_deadline_bound
+                     if deadline.remaining() < self._timeouts.read else self._translate)
+        with self._observer.call(self.dependency, operation, translate, probe=probe):
             response = self._http.request(method, path, deadline, **kwargs)
             raise_for_server_error(self.dependency, response)
             body: dict[str, Any] = response.json()
@@ -118,7 +130,7 @@ class DependencyClient:
     def probe(self) -> None:
         """A cheap health call, with the read timeout real calls get (a slow dependency
         shows as slow, not down), never retried."""
-        self._call("health", "GET", "/healthz", Deadline(self._timeouts.read), retry=False)
+        self._call_once("health", "GET", "/healthz", Deadline(self._timeouts.read), probe=True)
 
     def close(self) -> None:
         """Close pooled connections."""

@@ -41,6 +41,11 @@ class InventoryClient(DependencyClient):
         """Turn a reservation into a sale (stock leaves the shelf)."""
         self._call("commit", "POST", f"/v1/reservations/{reservation_id}/commit", deadline)
 
+    def extend(self, reservation_id: str, ttl_seconds: int, deadline: Deadline) -> None:
+        """Hold an active reservation for ttl_seconds from now (ReservationClosed if not)."""
+        self._call("extend", "POST", f"/v1/reservations/{reservation_id}/extend", deadline,
+                   json={"ttl_seconds": ttl_seconds})
+
     def release(self, reservation_id: str, deadline: Deadline) -> None:
         """Give reserved stock back."""
         self._call("release", "POST", f"/v1/reservations/{reservation_id}/release", deadline)

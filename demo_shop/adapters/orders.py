@@ -56,6 +56,8 @@ CREATE TABLE IF NOT EXISTS order_items (
     PRIMARY KEY (order_id, sku)
 );
 CREATE INDEX IF NOT EXISTS orders_status_idx ON orders (status);
+-- A card sealed by the shop's vault, kept only while the order's payment is pending.
+ALTER TABLE orders ADD COLUMN IF NOT EXISTS card_sealed text;
 """
 
 
@@ -152,8 +154,9 @@ class OrdersStore:
         self._observer = observer
 
     @contextmanager
-    def _transaction(self, operation: str, deadline: Deadline) -> Iterator[psycopg.Connection]:
-        with self._observer.call(DEPENDENCY, operation, translate_pg):
+    def _transaction(self, operation: str, deadline: Deadline,
+                     probe: bool = False) -> Iterator[psycopg.Connection]:
+        with self._observer.call(DEPENDENCY, operation, translate_pg, probe=probe):
             seconds = deadline.cap(self._timeouts.read)
             conn = self._pool.getconn(timeout=seconds)
             try:
@@ -205,14 +208,33 @@ class OrdersStore:
             return True
 
     def save(self, order: Order, deadline: Deadline) -> None:
-        """Store an order's status, attempt, reservation, charge and stock flag."""
+        """Store an order's status, attempt, reservation, charge and stock flag; a sealed
+        card is erased as soon as the order's payment is no longer pending."""
         with self._transaction("update_order", deadline) as conn:
             conn.execute(
                 "UPDATE orders SET status = %s, attempt = %s, reservation_id = %s, "
-                "charge_id = %s, stock_committed = %s, updated_at = now() WHERE order_id = %s",
+                "charge_id = %s, stock_committed = %s, updated_at = now(), "
+                "card_sealed = CASE WHEN %s = 'payment_pending' THEN card_sealed END "
+                "WHERE order_id = %s",
                 (order.status, order.attempt, order.reservation_id, order.charge_id,
-                 order.stock_committed, order.order_id),
+                 order.stock_committed, order.status, order.order_id),
             )
+
+    def park_for_payment(self, order: Order, sealed_card: str, deadline: Deadline) -> None:
+        """Store the order as payment_pending with the sealed card for the capture later."""
+        with self._transaction("park_order", deadline) as conn:
+            conn.execute(
+                "UPDATE orders SET status = 'payment_pending', charge_id = %s, "
+                "card_sealed = %s, updated_at = now() WHERE order_id = %s",
+                (order.charge_id, sealed_card, order.order_id),
+            )
+
+    def sealed_card(self, order_id: str, deadline: Deadline) -> str | None:
+        """The sealed card of a payment_pending order, if it still has one."""
+        with self._transaction("get_card", deadline) as conn:
+            row = conn.execute("SELECT card_sealed FROM orders WHERE order_id = %s",
+                               (order_id,)).fetchone()
+            return None if row is None else row[0]
 
     def claim_for_retry(
         self, idempotency_key: str, stale_after_seconds: float, deadline: Deadline
@@ -231,12 +253,14 @@ class OrdersStore:
     def needing_reconciliation(self, older_than_seconds: float, limit: int,
                                deadline: Deadline) -> list[Order]:
         """Orders a checkout left unfinished: confirmed without committed stock, payment
-        unknown, or pending past its time (a worker died mid-checkout)."""
+        unknown, or pending past its time (a worker died mid-checkout); and orders whose
+        payment is to be taken later (at once: they wait for payments, not for a checkout)."""
         with self._transaction("find_unreconciled", deadline) as conn:
             ids = [r[0] for r in conn.execute(
-                "SELECT order_id FROM orders WHERE updated_at < now() - make_interval(secs => %s)"
+                "SELECT order_id FROM orders WHERE (updated_at < now() - make_interval(secs => %s)"
                 " AND (status IN ('payment_unknown', 'pending') OR (status = 'confirmed' AND "
-                "NOT stock_committed)) ORDER BY updated_at LIMIT %s",
+                "NOT stock_committed))) OR status = 'payment_pending' ORDER BY updated_at "
+                "LIMIT %s",
                 (older_than_seconds, limit))]
             return [o for i in ids if (o := self._load(conn, "order_id", i)) is not None]
 
@@ -283,9 +307,10 @@ class OrdersStore:
             items=[CartLine(sku, qty) for sku, qty in items], cart_id=row["cart_id"],
             attempt=row["attempt"], reservation_id=row["reservation_id"],
             charge_id=row["charge_id"], stock_committed=row["stock_committed"],
+            created_at=row["created_at"].timestamp(),
         )
 
     def probe(self) -> None:
         """A cheap health call for the prober."""
-        with self._transaction("health", Deadline(self._timeouts.read)) as conn:
+        with self._transaction("health", Deadline(self._timeouts.read), probe=True) as conn:
             conn.execute("SELECT 1")

@@ -153,22 +153,33 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         response.status_code = 201
         return response
 
+    def active(conn: sqlite3.Connection, rid: str, operation: str,
+               done_state: str = "") -> tuple[dict[str, Any] | None, Response | None]:
+        """(the active reservation, None), or (None, the answer to give instead): 404, 409,
+        or the reservation itself when it is already in done_state (a replay)."""
+        current = reservation_json(conn, rid)
+        if current is None:
+            return None, problem(404, "No such reservation", reservation_id=rid)
+        replay = current["state"] == done_state or (
+            done_state == "released" and current["state"] == "expired")
+        if replay:
+            reservations_total.labels(operation, "replayed").inc()
+            return None, jsonify(current)
+        if current["state"] != "active":
+            reservations_total.labels(operation, "conflict").inc()
+            return None, problem(409, f"Reservation is {current['state']}", reservation=current)
+        return current, None
+
     def finish(rid: str, target: str) -> Response:
         """Move an active reservation to committed or released (idempotent)."""
         delay()
         now = time.time()
         with store.write() as conn:
             expire_due(conn, now)
-            current = reservation_json(conn, rid)
+            current, answer = active(conn, rid, target, done_state=target)
             if current is None:
-                return problem(404, "No such reservation", reservation_id=rid)
-            already = current["state"] == target
-            if already or (target == "released" and current["state"] == "expired"):
-                reservations_total.labels(target, "replayed").inc()
-                return jsonify(current)
-            if current["state"] != "active":
-                reservations_total.labels(target, "conflict").inc()
-                return problem(409, f"Reservation is {current['state']}", reservation=current)
+                assert answer is not None
+                return answer
             if target == "committed":
                 conn.executemany(
                     "UPDATE stock SET on_hand = on_hand - ? WHERE sku = ?",
@@ -189,6 +200,29 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     @app.post("/v1/reservations/<rid>/release")
     def release(rid: str) -> Response:
         return finish(rid, "released")
+
+    @app.post("/v1/reservations/<rid>/extend")
+    def extend(rid: str) -> Response:
+        """Hold an active reservation longer (a payment taken later): {ttl_seconds} from now."""
+        ttl = json_body().get("ttl_seconds")
+        if not isinstance(ttl, int | float) or isinstance(ttl, bool) or \
+                not 0 < ttl <= MAX_TTL_SECONDS:
+            return problem(400, f"ttl_seconds must be in (0, {MAX_TTL_SECONDS}]")
+        delay()
+        now = time.time()
+        with store.write() as conn:
+            expire_due(conn, now)
+            current, answer = active(conn, rid, "extend")
+            if current is None:
+                assert answer is not None
+                return answer
+            conn.execute(
+                "UPDATE reservations SET expires_at = max(expires_at, ?), updated_at = ? "
+                "WHERE reservation_id = ?", (now + ttl, now, rid),
+            )
+            done = reservation_json(conn, rid)
+        reservations_total.labels("extend", "ok").inc()
+        return jsonify(done)
 
     @app.get("/v1/reservations/<rid>")
     def get_reservation(rid: str) -> Response:

@@ -11,7 +11,15 @@ from ..domain import validate_qty
 from ..health import HealthBoard
 from ..resilience import Deadline
 from .errors import BadInput
-from .shopping import add_to_cart, cart_id, cart_view, products_by_sku, run_checkout, shop
+from .shopping import (
+    add_to_cart,
+    cart_view,
+    current_cart,
+    products_by_sku,
+    run_checkout,
+    shop,
+    stock_levels,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 MAX_KEY_LENGTH = 200
@@ -31,9 +39,11 @@ def json_object() -> dict[str, Any]:
 
 @bp.get("/products")
 def products() -> Response:
-    """The catalog with list and sale prices."""
+    """The catalog with list and sale prices, and available units (null when unknown)."""
+    available = stock_levels()
     return jsonify([
-        {k: p[k] for k in ("sku", "name", "price_cents", "sale_price_cents")}
+        {**{k: p[k] for k in ("sku", "name", "price_cents", "sale_price_cents")},
+         "available": available.get(p["sku"])}
         for p in products_by_sku().values()
     ])
 
@@ -42,7 +52,7 @@ def products() -> Response:
 def get_cart() -> Response:
     """The shopper's cart."""
     products_ = products_by_sku()
-    return jsonify(cart_view(shop().carts.load(cart_id()), products_))
+    return jsonify(cart_view(current_cart(), products_))
 
 
 @bp.post("/cart/items")

@@ -18,6 +18,7 @@ from ..checkout import CheckoutFailed, CheckoutInProgress
 from ..domain import EmptyCart, InvalidQuantity, ShopError, UnknownProduct
 from ..errors import DependencyUnavailable, OutOfStock, PaymentDeclined
 from ..metrics import ERROR_PAGES
+from .fallbacks import Overloaded
 
 log = logging.getLogger("demo_shop")
 
@@ -64,6 +65,12 @@ def trouble_for(exc: BaseException, retry_after: int) -> Trouble:
             WHAT_HAPPENED.get(exc.dependency, "Part of our shop is not answering right now."),
             retry_after=retry_after, cart_saved=exc.dependency != "cache",
         )
+    if isinstance(exc, Overloaded):
+        return Trouble(429, "overloaded", "We are very busy right now",
+                       "So many shoppers are checking out that we could not start yours "
+                       "in time. Nothing was ordered and you have not been charged; please "
+                       "try again in a moment.", retry_after=exc.retry_after, cart_saved=True,
+                       payment="not_charged")
     if isinstance(exc, CheckoutInProgress):
         return Trouble(409, "checkout_in_progress", "Your order is already being placed",
                        "We are still working on this order. Please wait a moment and refresh.",

@@ -12,7 +12,15 @@ from ..errors import PaymentDeclined
 from ..health import HealthBoard
 from ..resilience import Deadline
 from .errors import BadInput
-from .shopping import add_to_cart, cart_id, cart_view, products_by_sku, run_checkout, shop
+from .shopping import (
+    add_to_cart,
+    cart_view,
+    current_cart,
+    products_by_sku,
+    run_checkout,
+    shop,
+    stock_levels,
+)
 
 bp = Blueprint("pages", __name__)
 
@@ -36,7 +44,7 @@ def product(sku: str) -> str:
     found = products_by_sku().get(sku)
     if found is None:
         raise NotFound()
-    return render_template("product.html", p=found)
+    return render_template("product.html", p=found, available=stock_levels().get(sku))
 
 
 @bp.post("/cart/add")
@@ -55,7 +63,7 @@ def cart_add() -> Response:
 def cart() -> str:
     """The cart with its total."""
     products = products_by_sku()
-    view = cart_view(shop().carts.load(cart_id()), products)
+    view = cart_view(current_cart(), products)
     return render_template("cart.html", cart=view, products=products)
 
 
@@ -63,7 +71,7 @@ def cart() -> str:
 def checkout_form() -> str:
     """The payment form; its hidden key makes a double submit place one order."""
     products = products_by_sku()
-    view = cart_view(shop().carts.load(cart_id()), products)
+    view = cart_view(current_cart(), products)
     return render_template("checkout.html", cart=view, idempotency_key=uuid.uuid4().hex,
                            error=None)
 
@@ -87,7 +95,7 @@ def checkout_submit() -> Response | tuple[str, int]:
         result = run_checkout(key, card)
     except PaymentDeclined as exc:
         products = products_by_sku()
-        view = cart_view(shop().carts.load(cart_id()), products)
+        view = cart_view(current_cart(), products)
         return render_template(
             "checkout.html", cart=view, idempotency_key=uuid.uuid4().hex,
             error=f"Your card was declined ({exc.code}). You have not been charged.",

@@ -15,6 +15,7 @@ from ..errors import PaymentDeclined
 from ..metrics import CHECKOUT_LATENCY, CHECKOUT_OUTCOMES, REVENUE_AT_RISK, REVENUE_CONFIRMED
 from ..resilience import Deadline
 from ..wiring import Shop
+from .fallbacks import CheckoutGate, forget_cart, load_cart, note_fallback, save_cart
 
 CART_COOKIE = "cart_id"
 _CART_ID = re.compile(r"^[a-f0-9]{32}$")
@@ -52,6 +53,20 @@ def products_by_sku() -> dict[str, dict[str, Any]]:
     return {row["sku"]: row for row in rows}
 
 
+def current_cart() -> Cart:
+    """The shopper's cart (from the signed cookie while Redis is unavailable)."""
+    return load_cart(shop().carts, cart_id())
+
+
+def stock_levels() -> dict[str, int]:
+    """Available units per sku for the pages; {} when unknown. Cached stock that is not
+    fresh (inventory slow or down) marks the answer degraded."""
+    levels, fresh = shop().stock_levels()
+    if not fresh:
+        note_fallback("stock_cache")
+    return levels
+
+
 def cart_view(cart: Cart, products: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The cart as the API shows it."""
     prices = {sku: p["sale_price_cents"] for sku, p in products.items()}
@@ -69,22 +84,34 @@ def add_to_cart(sku: str, qty: int) -> tuple[Cart, dict[str, dict[str, Any]]]:
     if sku not in products:
         raise UnknownProduct(sku)
     store = shop().carts
-    cart = store.load(cart_id())
+    cart = load_cart(store, cart_id())
     cart.add(sku, qty)
-    store.save(cart)
+    save_cart(store, cart)
     return cart, products
 
 
 def run_checkout(idempotency_key: str, card: dict[str, Any]) -> CheckoutResult:
     """Check out the shopper's cart, recording the outcome, latency and revenue."""
+    gate: CheckoutGate | None = current_app.extensions.get("checkout_gate")
+    if gate is None:
+        return _checkout(idempotency_key, card)
+    with gate.admit():  # or 429 at once, rather than queueing past the deadline
+        return _checkout(idempotency_key, card)
+
+
+def _checkout(idempotency_key: str, card: dict[str, Any]) -> CheckoutResult:
     started = time.perf_counter()
     outcome = "error"
     try:
-        result = checkout(
-            shop().deps, cart_id(), idempotency_key, card,
-            Deadline(current_app.config["CHECKOUT_DEADLINE"]),
-        )
-        outcome = "pending_payment" if result.order.status == "payment_pending" else "success"
+        deadline = Deadline(current_app.config["CHECKOUT_DEADLINE"])
+        cart = current_cart()
+        result = checkout(shop().deps, cart_id(), idempotency_key, card, deadline, cart)
+        forget_cart()
+        if result.order.status == "payment_pending":
+            outcome = "pending_payment"
+            note_fallback("payment_pending")
+        else:
+            outcome = "success"
         if not result.replayed:
             REVENUE_CONFIRMED.inc(result.order.total_cents)
         return result

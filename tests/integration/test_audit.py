@@ -17,14 +17,16 @@ CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": 
 
 
 def plant_order(stack: Stack, status: str, *, charge_id: str | None = None,
-                stock_committed: bool = False, reservation_id: str | None = None) -> str:
+                stock_committed: bool = False, reservation_id: str | None = None,
+                created_ago: float = 0.0) -> str:
     order_id = uuid.uuid4().hex
     with psycopg.connect(stack.config.direct_database_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO orders (order_id, idempotency_key, cart_id, status, total_cents, "
-            "reservation_id, charge_id, stock_committed) VALUES (%s, %s, 'c', %s, 1199, %s, "
-            "%s, %s)", (order_id, f"key-{order_id}", status, reservation_id, charge_id,
-                        stock_committed))
+            "reservation_id, charge_id, stock_committed, created_at) VALUES (%s, %s, 'c', %s, "
+            "1199, %s, %s, %s, now() - make_interval(secs => %s))",
+            (order_id, f"key-{order_id}", status, reservation_id, charge_id, stock_committed,
+             created_ago))
     return order_id
 
 
@@ -75,8 +77,16 @@ def test_every_kind_of_violation_is_reported_with_its_ids(stack: Stack) -> None:
     # A reservation whose checkout failed before its order was written.
     stray = f"{uuid.uuid4().hex}-1"
     reserve(stack, stray)
+    # Orders accepted as payment_pending: one past its limit, one never settled, one the
+    # shopper was told about that is not stored at all.
+    overdue = plant_order(stack, "payment_pending", created_ago=30)
+    waiting = plant_order(stack, "payment_pending")
+    lost_pending = {"status": 201, "order_status": "payment_pending",
+                    "idempotency_key": "lost-key", "order_id": "lost", "total_cents": 1199}
 
-    found = rules(audit(stack, since, [ghost]))
+    found = rules(run_audit([ghost, lost_pending], stack.config.direct_database_url,
+                            stack.config.payments_url, stack.config.inventory_url,
+                            since=since - 60, pending_limit_seconds=20))
     assert {"order_id": "ghost", "idempotency_key": "ghost-key"} in found[
         "confirmed order missing"]
     assert {"charge_id": orphan, "order_id": failed} in found["orphan charge"]
@@ -86,6 +96,9 @@ def test_every_kind_of_violation_is_reported_with_its_ids(stack: Stack) -> None:
     assert {"reservation_id": stray} in found["reservation not released"]
     assert {"order_id": uncommitted} in found["stock not committed"]
     assert {"order_id": unresolved} in found["order left unresolved"]
+    assert {"order_id": overdue} in found["payment pending too long"]
+    assert {"order_id": waiting} in found["payment pending not settled"]
+    assert {"order_id": "lost", "idempotency_key": "lost-key"} in found["pending order missing"]
 
 
 def plant_charge_link(stack: Stack, order_id: str, charge_id: str) -> None:

@@ -58,6 +58,7 @@ class FakeOrders:
     fail_on: dict[str, Exception] = field(default_factory=dict)
     saves: list[str] = field(default_factory=list)
     claimed_elsewhere: set[str] = field(default_factory=set)
+    cards: dict[str, str] = field(default_factory=dict)  # order id -> sealed card
 
     def _maybe_fail(self, op: str) -> None:
         if op in self.fail_on:
@@ -88,6 +89,19 @@ class FakeOrders:
         self._maybe_fail(f"save:{order.status}")
         self.saves.append(str(order.status))
         self.orders[order.order_id] = copy.deepcopy(order)
+        if order.status is not OrderStatus.PAYMENT_PENDING:
+            self.cards.pop(order.order_id, None)  # as the real store: erased once settled
+
+    def park_for_payment(self, order: Order, sealed_card: str, deadline: Deadline) -> None:
+        self._maybe_fail("park")
+        stored = copy.deepcopy(order)
+        stored.status = OrderStatus.PAYMENT_PENDING
+        self.orders[order.order_id] = stored
+        self.cards[order.order_id] = sealed_card
+
+    def sealed_card(self, order_id: str, deadline: Deadline) -> str | None:
+        self._maybe_fail("get_card")
+        return self.cards.get(order_id)
 
     def get_by_key(self, key: str, deadline: Deadline) -> Order | None:
         self._maybe_fail("get")
@@ -98,7 +112,8 @@ class FakeOrders:
                                deadline: Deadline) -> list[Order]:
         self._maybe_fail("find_unreconciled")
         return [copy.deepcopy(o) for o in self.orders.values()
-                if o.status in (OrderStatus.PAYMENT_UNKNOWN, OrderStatus.PENDING)
+                if o.status in (OrderStatus.PAYMENT_UNKNOWN, OrderStatus.PENDING,
+                                OrderStatus.PAYMENT_PENDING)
                 or (o.status is OrderStatus.CONFIRMED and not o.stock_committed)][:limit]
 
     def claim(self, order: Order, deadline: Deadline) -> bool:
@@ -133,10 +148,10 @@ class FakePayments:
     def authorize(self, key: str, order_id: str, amount: int, card: dict[str, Any],
                   deadline: Deadline) -> Charge:
         self.calls.append("authorize")
+        if "authorize" in self.fail_on:  # a processor that is down cannot decline
+            raise self.fail_on["authorize"]
         if card.get("number") == "4000000000000002":
             raise PaymentDeclined("card_declined")
-        if "authorize" in self.fail_on:
-            raise self.fail_on["authorize"]
         if key not in self.charges:
             self.charges[key] = Charge(f"ch_{next(self.ids)}", "authorized", amount, key, order_id)
         return self.charges[key]
@@ -178,6 +193,7 @@ class FakeInventory:
     reservations: dict[str, tuple[str, list[CartLine]]] = field(default_factory=dict)
     fail_on: dict[str, Exception] = field(default_factory=dict)
     reserve_happens_before_failure: bool = False
+    held_for: dict[str, int] = field(default_factory=dict)  # reservation id -> ttl asked
 
     def reserve_stock(self, rid: str, lines: list[CartLine], ttl: int, deadline: Deadline) -> None:
         if "reserve" in self.fail_on:
@@ -203,6 +219,19 @@ class FakeInventory:
         for line in lines:
             self.stock[line.sku] -= line.qty
         self.reservations[rid] = ("committed", lines)
+
+    def extend(self, rid: str, ttl: int, deadline: Deadline) -> None:
+        if "extend" in self.fail_on:
+            raise self.fail_on["extend"]
+        state, _ = self.reservations[rid]
+        if state != "active":
+            raise ReservationClosed(rid, state)
+        self.held_for[rid] = ttl
+
+    def stock_levels(self, deadline: Deadline) -> dict[str, int]:
+        if "stock" in self.fail_on:
+            raise self.fail_on["stock"]
+        return {sku: self.available(sku) for sku in self.stock}
 
     def release(self, rid: str, deadline: Deadline) -> None:
         if "release" in self.fail_on:

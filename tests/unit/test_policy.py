@@ -91,6 +91,36 @@ def test_business_answers_do_not_count_as_failures(clock: Clock) -> None:
     assert guard is not None and guard.breaker.state == "closed"
 
 
+def test_calls_cut_short_by_the_shoppers_deadline_do_not_open_the_breaker(clock: Clock) -> None:
+    obs = observer(threshold=2)
+    for _ in range(5):
+        fail(obs, OutcomeUnknown("payments", "deadline", "no answer in time"))
+    guard = obs.guard("payments")
+    assert guard is not None and guard.breaker.state == "closed"
+    fail(obs, OutcomeUnknown("payments", "timeout", "no answer in time"))
+    fail(obs, OutcomeUnknown("payments", "timeout", "no answer in time"))
+    assert guard.breaker.state == "open"
+
+
+def test_a_probe_that_answers_closes_an_open_breaker_and_one_that_fails_does_not_count(
+    clock: Clock,
+) -> None:
+    obs = observer(threshold=2)
+    guard = obs.guard("payments")
+    assert guard is not None
+    for _ in range(3):
+        with pytest.raises(DependencyUnavailable), obs.call("payments", "health",
+                                                            lambda e: None, probe=True):
+            raise DependencyUnavailable("payments", "refused")
+    assert guard.breaker.state == "closed"
+    fail(obs)
+    fail(obs)
+    assert guard.breaker.state == "open"
+    with obs.call("payments", "health", lambda e: None, probe=True):
+        pass  # a probe is let through an open breaker
+    assert guard.breaker.state == "closed"
+
+
 def test_bulkhead_refuses_calls_beyond_its_slots_and_frees_them(clock: Clock) -> None:
     obs = observer(concurrency=1)
     with obs.call("payments", "authorize", lambda e: None):
@@ -147,3 +177,16 @@ def test_a_bad_resilience_setting_is_refused(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("SHOP_RESILIENCE", "maybe")
     with pytest.raises(ValueError, match="SHOP_RESILIENCE must be on or off"):
         settings_from_env()
+
+
+def test_a_read_timeout_cut_short_by_the_deadline_is_named_so() -> None:
+    import httpx
+
+    from demo_shop.adapters.http import http_translator
+
+    own = http_translator("payments")(httpx.ReadTimeout("slow"))
+    cut = http_translator("payments", deadline_bound=True)(httpx.ReadTimeout("slow"))
+    refused = http_translator("payments", deadline_bound=True)(httpx.ConnectError("no"))
+    assert own is not None and own.kind == "timeout"
+    assert cut is not None and cut.kind == "deadline" and isinstance(cut, OutcomeUnknown)
+    assert refused is not None and refused.kind == "refused"

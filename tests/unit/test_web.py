@@ -54,7 +54,7 @@ def assert_problem(response, status: int) -> dict:
 def test_products_list_has_sale_prices(client: FlaskClient) -> None:
     body = api(client, "GET", "/api/products").get_json()
     assert body[0] == {"sku": "A", "name": "Product A", "price_cents": 2000,
-                       "sale_price_cents": 1000}
+                       "sale_price_cents": 1000, "available": None}
 
 
 def test_cart_add_and_checkout_through_the_api(client: FlaskClient, shop: Shop) -> None:
