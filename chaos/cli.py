@@ -100,8 +100,9 @@ def status() -> None:
 @main.command()
 @friendly
 def sweep() -> None:
-    """Remove every harness-made toxic and re-enable disabled proxies."""
-    done = _stack().faults.sweep()
+    """Remove every harness-made toxic, re-enable disabled proxies, clear service faults."""
+    stack = _stack()
+    done = stack.faults.sweep() + stack.app_faults.sweep()
     for line in done:
         console.print(f"  {line}")
     console.print(f"[green]swept[/] ({len(done)} changes)")

@@ -39,7 +39,16 @@ TOXIC_ATTRIBUTES: dict[str, dict[str, bool]] = {  # attribute -> required
     "slicer": {"average_size": True, "size_variation": False, "delay": False},
     "limit_data": {"bytes": True},
     "down": {},
+    # Application-level faults inside the services (their admin endpoint), not the network.
+    "app_errors": {"percent": True, "status": False},
+    "app_latency": {"latency": True, "jitter": False},
+    "app_declines": {"percent": True},
+    "app_capture_lost": {"percent": True},
 }
+APP_TOXIC_TARGETS = {"app_errors": ("payments", "inventory"),
+                     "app_latency": ("payments", "inventory"),
+                     "app_declines": ("payments",), "app_capture_lost": ("payments",)}
+APP_ERROR_STATUSES = (429, 500, 502, 503, 504)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 
 
@@ -158,12 +167,14 @@ class Load(Strict):
 
 
 class Fault(Strict):
-    """A toxic (or a proxy taken down) on one or more targets, for a time."""
+    """A toxic (or a proxy taken down, or an application fault in a service) on one or more
+    targets, for a time."""
 
     name: str = Field(min_length=1)
     target: list[Literal["payments", "inventory", "postgres", "redis"]]
     toxic: Literal["latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer",
-                   "limit_data", "down"]
+                   "limit_data", "down", "app_errors", "app_latency", "app_declines",
+                   "app_capture_lost"]
     stream: Literal["upstream", "downstream"] = "downstream"
     attributes: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
     toxicity: float = Field(default=1.0, ge=0, le=1)
@@ -187,7 +198,26 @@ class Fault(Strict):
             raise ValueError(f"{self.toxic} needs attribute {', '.join(missing)}")
         if not self.target:
             raise ValueError("target must name at least one proxy")
+        if self.is_app:
+            allowed_targets = APP_TOXIC_TARGETS[self.toxic]
+            wrong = [t for t in self.target if t not in allowed_targets]
+            if wrong:
+                raise ValueError(f"{self.toxic} is a fault inside a service and applies to "
+                                 f"{' and '.join(allowed_targets)}, not {', '.join(wrong)}")
+            if self.attributes.get("percent", 0) > 100:
+                raise ValueError("percent must be from 0 to 100")
+            if "status" in self.attributes and \
+                    self.attributes["status"] not in APP_ERROR_STATUSES:
+                raise ValueError("status must be one of "
+                                 + ", ".join(map(str, APP_ERROR_STATUSES)))
+            if self.toxicity != 1.0:
+                raise ValueError(f"{self.toxic} takes no toxicity: use attributes.percent")
         return self
+
+    @property
+    def is_app(self) -> bool:
+        """An application-level fault (set in the service), not a Toxiproxy toxic."""
+        return self.toxic.startswith("app_")
 
     @property
     def end(self) -> float:

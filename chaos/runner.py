@@ -25,6 +25,7 @@ import httpx
 
 from loadtests.run import LoadPlan
 
+from .appfaults import AppFaultClient
 from .audit import EVENTUAL_RULES, AuditResult, read_evidence, run_audit
 from .errors import FaultError, HarnessError
 from .experiment import Experiment, Fault, Hypothesis, StopCondition, Tolerance
@@ -257,6 +258,8 @@ class Runner:
         self.stack = stack
         self.out_dir = out_dir
         self.faults = FaultInjector("127.0.0.1", stack.ports.toxiproxy)
+        self.app_faults = AppFaultClient({"payments": stack.payments_url,
+                                          "inventory": stack.inventory_url})
         self.result = RunResult(experiment, source, out_dir)
         self.live = Live(planned=experiment.planned_seconds())
         self._view = view or (lambda live: None)
@@ -379,7 +382,10 @@ class Runner:
             raise HarnessError(f"Toxiproxy has no proxy {', '.join(missing)} "
                                f"(it has: {', '.join(sorted(proxies)) or 'none'}); "
                                "`make down && make up` recreates them")
-        swept = self.faults.sweep()
+        try:
+            swept = self.faults.sweep() + self.app_faults.sweep()
+        except FaultError as exc:
+            raise HarnessError(str(exc)) from exc
         return {"toxiproxy": version, "proxies": sorted(proxies),
                 "swept_leftovers": swept + stopped}
 
@@ -474,7 +480,9 @@ class Runner:
 
     def _inject(self, index: int, fault: Fault) -> None:
         for target in fault.target:
-            if fault.toxic == "down":
+            if fault.is_app:
+                name = self.app_faults.inject(target, fault.toxic, dict(fault.attributes))
+            elif fault.toxic == "down":
                 self.faults.disable(target)
                 name = "(proxy disabled)"
             else:
@@ -493,7 +501,9 @@ class Runner:
             name = self._active.pop((index, target), None)
             if name is None:
                 continue
-            if fault.toxic == "down":
+            if fault.is_app:
+                self.app_faults.roll_back(target, name)
+            elif fault.toxic == "down":
                 self.faults.enable(target)
             else:
                 self.faults.roll_back(target, name)
@@ -510,7 +520,7 @@ class Runner:
         for index, fault in enumerate(self.experiment.faults):
             if any(key[0] == index for key in self._active):
                 self._roll_back(index, fault)
-        done = self.faults.sweep()
+        done = self.faults.sweep() + self.app_faults.sweep()
         self.live.active_faults.clear()
         return done
 

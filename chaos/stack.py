@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from .appfaults import AppFaultClient
 from .errors import StackError
 from .faults import FaultInjector, ProxySpec
 
@@ -236,6 +237,8 @@ class Stack:
         self._progress = progress or (lambda msg: None)
         self._state_file = self.run_dir / "stack.json"
         self.faults = FaultInjector(LOOPBACK, config.ports.toxiproxy)
+        self.app_faults = AppFaultClient({"payments": config.payments_url,
+                                          "inventory": config.inventory_url})
         self._children: dict[int, subprocess.Popen[bytes]] = {}  # started by this object
 
     # ---- state file -------------------------------------------------------------------
@@ -451,6 +454,9 @@ class Stack:
             "INVENTORY_DB": str(self.run_dir / "inventory.sqlite3"),
             "PAYMENTS_PROCESSING_MS": str(self.config.payments_processing_ms),
             "PYTHONPATH": str(PROJECT_ROOT),
+            # The admin endpoint for application-level faults (loopback only); the
+            # services leave it out unless told.
+            "SERVICE_ADMIN": "1",
         }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         proc = self._spawn(

@@ -72,6 +72,8 @@ def cli_env(stack: Stack, tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def faults(stack: Stack) -> Iterator[object]:
-    """The stack's fault injector; every harness toxic and disabled proxy is undone after."""
+    """The stack's fault injector; every harness toxic, disabled proxy and service fault is
+    undone after."""
     yield stack.faults
     stack.faults.sweep()
+    stack.app_faults.sweep()

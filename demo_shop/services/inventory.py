@@ -18,6 +18,7 @@ from prometheus_client import Counter
 from ..catalog import PRODUCTS
 from ..domain import InvalidQuantity, validate_qty
 from .common import SqliteStore, instrument, json_body, problem
+from .faults import install as install_faults
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stock (
@@ -79,6 +80,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         )
     app.extensions["inventory"] = store
     instrument(app, "inventory")
+    install_faults(app, ("errors", "latency"))
     reservations_total = Counter(
         "inventory_reservations_total", "Reservation operations by result",
         ["operation", "result"], registry=app.extensions["metrics_registry"],

@@ -20,6 +20,7 @@ from flask import Flask, Response, current_app, jsonify, request
 from prometheus_client import Counter
 
 from .common import SqliteStore, instrument, json_body, problem
+from .faults import install as install_faults
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS charges (
@@ -104,6 +105,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     store = SqliteStore(app.config["DB_PATH"], SCHEMA)
     app.extensions["ledger"] = store
     instrument(app, "payments")
+    faults = install_faults(app, ("errors", "latency", "declines", "capture_lost"))
     charges_total = Counter(
         "payments_charges_total", "Charge operations by result", ["operation", "result"],
         registry=app.extensions["metrics_registry"],
@@ -149,6 +151,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         error, decline = validate_card(body.get("card"))
         if error:
             return problem(400, error)
+        if decline is None and faults.hits("declines"):
+            decline = "do_not_honor"  # an injected decline, as an issuer would answer
         capture = bool(body.get("capture", False))
         request_hash = hashlib.sha256(
             json.dumps([order_id, amount, body.get("card"), capture], sort_keys=True).encode()
@@ -222,7 +226,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     @app.post("/v1/charges/<charge_id>/capture")
     def capture(charge_id: str) -> Response:
-        return move(charge_id, "capture")
+        moved = move(charge_id, "capture")
+        if moved.status_code == 200 and faults.hits("capture_lost"):
+            # The money moved, the answer does not say so: the shop must find out.
+            return problem(500, "Internal error")
+        return moved
 
     @app.post("/v1/charges/<charge_id>/void")
     def void(charge_id: str) -> Response:
