@@ -6,7 +6,7 @@ CLI := $(VENV)/bin/checkout-chaos
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up down status load chaos gate test test-unit lint clean
+.PHONY: help setup up down status load chaos gate matrix test test-unit lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,8 +38,13 @@ chaos: setup ## Run one experiment (default the flagship; EXPERIMENT=name): stac
 
 TAG ?=
 TIME_SCALE ?= 0.4
-gate: setup ## The whole catalog as a CI gate (short durations; TAG= to filter): one JUnit file + summary
-	@$(CLI) gate --manage-stack --time-scale "$(TIME_SCALE)" $(if $(TAG),--tag "$(TAG)",) --out reports/gate
+SHOP ?=
+gate: setup ## The whole catalog as a CI gate (short durations; TAG= to filter; SHOP=fragile): JUnit + summary
+	@$(CLI) gate --manage-stack --time-scale "$(TIME_SCALE)" $(if $(TAG),--tag "$(TAG)",) \
+		$(if $(SHOP),--shop "$(SHOP)",) --out reports/gate$(if $(SHOP),-$(SHOP),)
+
+matrix: setup ## The resiliency matrix (dependency x degraded/down x feature; SHOP=fragile to compare)
+	@$(CLI) matrix --manage-stack $(if $(SHOP),--shop "$(SHOP)",) --out reports/matrix$(if $(SHOP),-$(SHOP),)
 
 test: setup ## Lint, then every test: unit, integration, e2e, browser
 	@$(VENV)/bin/ruff check .

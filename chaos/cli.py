@@ -239,7 +239,24 @@ def validate(files: tuple[str, ...]) -> None:
     sys.exit(2 if bad else 0)
 
 
-def _run_one(name: str, stack: Stack, out: Path, time_scale: float = 1.0) -> Any:
+SHOP_HELP = ("The shop to run against: resilient, fragile (every safeguard off) or "
+             "without:<safeguard>[,...]. Default: what each experiment declares.")
+
+
+def _shop_profile(text: str | None) -> Any:
+    from .experiment import ShopProfile
+
+    if text is None:
+        return None
+    try:
+        return ShopProfile.parse(text)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError too
+        raise click.BadParameter(str(exc).splitlines()[-1] if "\n" in str(exc) else str(exc),
+                                 param_hint="--shop") from None
+
+
+def _run_one(name: str, stack: Stack, out: Path, time_scale: float = 1.0,
+             shop: Any = None) -> Any:
     from .experiment import load_experiment
     from .report import write_reports
     from .runner import Runner
@@ -248,6 +265,8 @@ def _run_one(name: str, stack: Stack, out: Path, time_scale: float = 1.0) -> Any
     path, experiment = load_experiment(name)
     if time_scale != 1.0:
         experiment = scale(experiment, time_scale)
+    if shop is not None:
+        experiment = experiment.model_copy(update={"shop": shop})
     with live_view(console, path.stem) as view:
         result = Runner(experiment, str(path), stack.config, out, view=view).run()
     paths = write_reports(result, path.stem)
@@ -271,17 +290,19 @@ def scale(experiment: Any, factor: float) -> Any:
               help="Report folder (default reports/<name>-<time>).")
 @click.option("--manage-stack", is_flag=True,
               help="Bring the stack up if it is down, and down again afterwards.")
+@click.option("--shop", "shop_text", default=None, help=SHOP_HELP)
 @friendly
-def run(experiment: str, out: Path | None, manage_stack: bool) -> None:
+def run(experiment: str, out: Path | None, manage_stack: bool, shop_text: str | None) -> None:
     """Run one experiment (a file or a catalog name). Exit 0 held, 1 failed, 2 not run."""
     from .experiment import load_experiment
 
+    shop = _shop_profile(shop_text)
     path, _ = load_experiment(experiment)  # a bad file fails before the stack is touched
     stack = _stack()
     started_here = _ensure_stack(stack, manage_stack)
     try:
         out = out or PROJECT_ROOT / "reports" / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-        result, paths = _run_one(str(path), stack, out)
+        result, paths = _run_one(str(path), stack, out, shop=shop)
     finally:
         if started_here:
             console.print("taking the stack down")
@@ -315,13 +336,15 @@ def _ensure_stack(stack: Stack, manage: bool) -> bool:
               help="Scale every duration for a quick gate.")
 @click.option("--out", type=click.Path(path_type=Path), default=None)
 @click.option("--manage-stack", is_flag=True)
+@click.option("--shop", "shop_text", default=None, help=SHOP_HELP)
 @friendly
 def gate(tags: tuple[str, ...], names: tuple[str, ...], time_scale: float, out: Path | None,
-         manage_stack: bool) -> None:
+         manage_stack: bool, shop_text: str | None) -> None:
     """Run the catalog as a CI gate: one JUnit file and one summary; exit 1 if any failed."""
     from .experiment import catalog
     from .report import junit_suite, write_junit
 
+    shop = _shop_profile(shop_text)
     chosen = [(p, e) for p, e in catalog() if (not tags or set(tags) & set(e.tags))
               and (not names or p.stem in names)]
     if not chosen:
@@ -334,7 +357,7 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], time_scale: float, out: 
     try:
         for index, (path, _) in enumerate(chosen, 1):
             console.print(f"[bold]{index}/{len(chosen)}[/] {path.stem}")
-            result, paths = _run_one(str(path), stack, out / path.stem, time_scale)
+            result, paths = _run_one(str(path), stack, out / path.stem, time_scale, shop)
             suites.append(junit_suite(result, path.stem))
             summaries.append(paths["summary"].read_text())
             worst = max(worst, result.exit_code)
@@ -346,6 +369,49 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], time_scale: float, out: 
     (out / "summary.md").write_text("# Resilience gate\n\n" + "\n".join(summaries))
     console.print(f"gate: {out / 'summary.md'}  junit: {out / 'junit.xml'}")
     sys.exit(worst)
+
+
+@main.command()
+@click.option("--shop", "shop_text", default="resilient", show_default=True, help=SHOP_HELP)
+@click.option("--expected", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="The expectations file (default chaos/matrix/expected.yaml).")
+@click.option("--tries", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="Times each feature is tried per cell (the cell is the worst).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for matrix.md/.html/.json (default reports/matrix-<time>).")
+@click.option("--manage-stack", is_flag=True)
+@friendly
+def matrix(shop_text: str, expected: Path | None, tries: int, out: Path | None,
+           manage_stack: bool) -> None:
+    """Fill the resiliency matrix (dependency x degraded/down x feature); exit 1 where a cell
+    is worse than expected."""
+    from .matrix import load_expected
+    from .matrix.run import EXPECTED_FILE, run, write
+    from .runner import shop_profile_env, shop_safeguards
+
+    shop = _shop_profile(shop_text)
+    wanted = load_expected(expected or EXPECTED_FILE)  # a bad file fails before anything runs
+    stack = _stack()
+    started_here = _ensure_stack(stack, manage_stack)
+    out = out or PROJECT_ROOT / "reports" / f"matrix-{time.strftime('%Y%m%d-%H%M%S')}"
+    previous = shop_safeguards(stack.config.shop_url)
+    try:
+        if previous != shop.off:
+            console.print(f"restarting the shop: {shop.describe()}")
+            stack.restart_shop(shop_profile_env(shop.off))
+        stack.faults.sweep()
+        result = run(stack.config.shop_url, stack.faults, wanted, shop.describe(), tries,
+                     progress=lambda line: console.print(f"  {line}"))
+    finally:
+        stack.faults.sweep()
+        if previous is not None and previous != shop.off and not started_here:
+            stack.restart_shop(shop_profile_env(previous))
+        if started_here:
+            stack.down()
+    paths = write(result, out)
+    Console().print(Markdown(paths["markdown"].read_text()))
+    console.print(f"matrix: {paths['html']}")
+    sys.exit(1 if result.failures else 0)
 
 
 if __name__ == "__main__":

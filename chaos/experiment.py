@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from demo_shop.config import SAFEGUARDS
+
 from .errors import HarnessError
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
@@ -249,6 +251,48 @@ class Recovery(Strict):
     hypotheses: list[Hypothesis] = Field(default_factory=list)
 
 
+class ShopProfile(Strict):
+    """The shop the experiment runs against: every safeguard on (the default), some off
+    (to show the gate finds which one is missing), or "all" off (a fragile shop)."""
+
+    safeguards_off: list[str] | Literal["all"] = Field(default_factory=list)
+
+    @field_validator("safeguards_off")
+    @classmethod
+    def _known(cls, value: list[str] | str) -> list[str] | str:
+        if isinstance(value, list):
+            unknown = sorted(set(value) - set(SAFEGUARDS))
+            if unknown:
+                raise ValueError(f"unknown safeguard {', '.join(unknown)} "
+                                 f"(known: {', '.join(SAFEGUARDS)}, or all)")
+        return value
+
+    @property
+    def off(self) -> frozenset[str]:
+        """The safeguards turned off."""
+        return frozenset(SAFEGUARDS if self.safeguards_off == "all" else self.safeguards_off)
+
+    def describe(self) -> str:
+        """'resilient', 'fragile' or 'without payments_timeout'."""
+        if not self.off:
+            return "resilient"
+        if self.off == frozenset(SAFEGUARDS):
+            return "fragile"
+        return "without " + ", ".join(sorted(self.off))
+
+    @classmethod
+    def parse(cls, text: str) -> ShopProfile:
+        """'resilient', 'fragile' or 'without:a,b' (the CLI's --shop)."""
+        if text == "resilient":
+            return cls()
+        if text == "fragile":
+            return cls(safeguards_off="all")
+        if text.startswith("without:"):
+            return cls(safeguards_off=[s for s in text.removeprefix("without:").split(",") if s])
+        raise ValueError(f"--shop must be resilient, fragile or without:<safeguard>[,...], "
+                         f"got {text!r}")
+
+
 class Checks(Strict):
     """Checks every experiment makes unless turned off."""
 
@@ -273,6 +317,7 @@ class Experiment(Strict):
     recovery: Recovery = Field(default_factory=Recovery)
     stop_conditions: list[StopCondition] = Field(default_factory=list)
     checks: Checks = Field(default_factory=Checks)
+    shop: ShopProfile = Field(default_factory=ShopProfile)
 
     @property
     def method_span(self) -> float:

@@ -27,11 +27,11 @@ from loadtests.run import LoadPlan
 
 from .appfaults import AppFaultClient
 from .audit import EVENTUAL_RULES, AuditResult, read_evidence, run_audit
-from .errors import FaultError, HarnessError
+from .errors import FaultError, HarnessError, StackError
 from .experiment import Experiment, Fault, Hypothesis, StopCondition, Tolerance
 from .faults import FaultInjector
 from .probes import Context, StatusPoller, Window, WindowStats, measure, scrape
-from .stack import StackConfig
+from .stack import Stack, StackConfig
 
 
 class Interrupted(HarnessError):
@@ -268,6 +268,7 @@ class Runner:
         self.load: LoadProcess | None = None
         self.status = StatusPoller(stack.shop_url)
         self.context = Context(self.status)
+        self._restore_shop: frozenset[str] | None = None  # the profile found, if changed
 
     # ---- journal --------------------------------------------------------------------------
     @contextmanager
@@ -293,7 +294,10 @@ class Runner:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         try:
             with run_lock(self.stack.run_dir), interruptible():
-                self._run_phases()
+                try:
+                    self._run_phases()
+                finally:
+                    self._put_shop_back()
         except SteadyStateNotMet as exc:
             result.verdict, result.reason = "not_run", str(exc)
         except Interrupted as exc:
@@ -306,6 +310,8 @@ class Runner:
 
     def _run_phases(self) -> None:
         exp, result = self.experiment, self.result
+        with self.step("shop", f"the shop runs {exp.shop.describe()}") as entry:
+            entry.output = self._ensure_shop(exp.shop.off)
         with self.step("preflight", "stack, Toxiproxy, proxies, leftovers") as entry:
             entry.output = self._preflight()
         try:
@@ -388,6 +394,31 @@ class Runner:
             raise HarnessError(str(exc)) from exc
         return {"toxiproxy": version, "proxies": sorted(proxies),
                 "swept_leftovers": swept + stopped}
+
+    def _ensure_shop(self, wanted: frozenset[str]) -> dict[str, Any]:
+        """Restart the shop if it does not run with the safeguards the experiment asks for."""
+        found = shop_safeguards(self.stack.shop_url)
+        if found is None:
+            return {"checked": False}  # the preflight says what is wrong with the shop
+        if found == wanted:
+            return {"safeguards_off": sorted(wanted), "restarted": False}
+        self._restart_shop(wanted)
+        self._restore_shop = found
+        return {"safeguards_off": sorted(wanted), "restarted": True, "was": sorted(found)}
+
+    def _restart_shop(self, off: frozenset[str]) -> None:
+        try:
+            Stack(self.stack).restart_shop(shop_profile_env(off))
+        except StackError as exc:
+            raise HarnessError(f"could not restart the shop with the experiment's "
+                               f"safeguards: {exc}") from exc
+
+    def _put_shop_back(self) -> None:
+        """A run leaves the shop with the safeguards it found."""
+        if self._restore_shop is not None:
+            with signals_held(), self.step("teardown", "restart the shop as it was"):
+                self._restart_shop(self._restore_shop)
+            self._restore_shop = None
 
     def _wait_ready(self, timeout: float) -> float | None:
         """Seconds until the shop's /readyz answers 200 (None at the timeout), so a run hands
@@ -650,6 +681,20 @@ class Runner:
         for phase, hypotheses, window in getattr(self, "_deferred", []):
             self._judge(phase, hypotheses, window)
         self._deferred = []
+
+
+def shop_safeguards(shop_url: str) -> frozenset[str] | None:
+    """The safeguards the running shop has off (None when it does not answer)."""
+    try:
+        return frozenset(httpx.get(f"{shop_url}/healthz", timeout=5).json()
+                         .get("safeguards_off", []))
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def shop_profile_env(off: frozenset[str]) -> dict[str, str]:
+    """The shop's environment for a set of safeguards turned off."""
+    return {"SHOP_RESILIENCE": "on", "SHOP_SAFEGUARDS_OFF": ",".join(sorted(off))}
 
 
 def due(faults: list[Fault], elapsed: float, started: set[int],

@@ -471,6 +471,15 @@ class Stack:
                                            timeout=1).is_success, "answering /healthz")
         return proc
 
+    def restart_shop(self, env: dict[str, str]) -> None:
+        """Restart only the shop, with these SHOP_* settings added (an experiment's
+        safeguards); the other processes keep running."""
+        procs = self._load()
+        self._stop([p for p in procs if p.name == "shop"])
+        self.config.extra_shop_env = {**self.config.extra_shop_env, **env}
+        started = self._start_shop()
+        self._save([p for p in procs if p.name != "shop"] + [started])
+
     def shop_env(self) -> dict[str, str]:
         """The environment the shop runs with: every dependency through its proxy."""
         p = self.config.ports

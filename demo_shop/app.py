@@ -39,7 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     app.after_request(remember_cart)
     app.after_request(mark_degraded)
-    if app.config.get("RESILIENCE", True):
+    if app.config.get("SHEDDING", app.config.get("RESILIENCE", True)):
         app.extensions["checkout_gate"] = CheckoutGate(
             app.config["CHECKOUT_SLOTS"], app.config["CHECKOUT_QUEUE_SECONDS"])
 
@@ -60,7 +60,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     @app.get("/healthz")
     def healthz() -> Response:
-        return jsonify(status="ok")
+        """Alive, and which safeguards are off (the harness checks it runs the shop asked)."""
+        return jsonify(status="ok", safeguards_off=sorted(app.config.get("SAFEGUARDS_OFF", ())))
 
     @app.get("/readyz")
     def readyz() -> Response | tuple[Response, int]:

@@ -362,6 +362,8 @@ class _Checkout:
             if found is not None and found.status == "captured":
                 return found
             if found is not None and found.status == "authorized":
+                if not self.resuming and self._may_take_payment_later():
+                    return None  # the hold stays: captured later, with the same key
                 self._void_quietly(found.charge_id)
                 self._fail(order, exc.dependency, charged=False)
             # We cannot tell whether money moved: keep the order and its stock, tell the truth.

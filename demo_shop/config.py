@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 from .resilience import GuardSettings, Timeouts
@@ -27,30 +28,59 @@ def _guard(dependency: str, concurrency: int) -> GuardSettings:
     )
 
 
-# SHOP_RESILIENCE=off: library-default timeouts (none for Redis and PostgreSQL), no
-# checkout deadline, breakers, bulkheads, retries or reconciliation: a shop as many are built.
-FRAGILE = {
-    "CHECKOUT_DEADLINE": 3600.0,
-    "TIMEOUTS": {
-        "payments": Timeouts(connect=5.0, read=5.0),  # httpx's default
-        "inventory": Timeouts(connect=5.0, read=5.0),
-        "database": Timeouts(connect=3600.0, read=3600.0),
-        "cache": Timeouts(connect=3600.0, read=3600.0),
-    },
-    "RECONCILE_INTERVAL": 0.0,
-    "PAYMENT_PENDING_LIMIT": 0,
+# Each safeguard can be turned off alone (SHOP_SAFEGUARDS_OFF=payments_timeout,breakers) to
+# show that the gate finds which one is missing; SHOP_RESILIENCE=off turns every one off:
+# library-default timeouts (none for Redis and PostgreSQL) that ignore the checkout
+# deadline, no breakers, bulkheads, retries, fallbacks, shedding or reconciliation — a shop
+# as many are built.
+FRAGILE_TIMEOUTS = {
+    "payments": Timeouts(connect=5.0, read=5.0, within_deadline=False),  # httpx's default
+    "inventory": Timeouts(connect=5.0, read=5.0, within_deadline=False),
+    "database": Timeouts(connect=3600.0, read=3600.0, within_deadline=False),
+    "cache": Timeouts(connect=3600.0, read=3600.0, within_deadline=False),
 }
+SAFEGUARDS = (
+    *(f"{dependency}_timeout" for dependency in FRAGILE_TIMEOUTS),
+    "breakers", "bulkheads", "retries", "fallbacks", "shedding", "reconcile",
+)
+
+
+def safeguards_off() -> frozenset[str]:
+    """The safeguards the environment turns off."""
+    resilient = os.environ.get("SHOP_RESILIENCE", "on").strip().lower()
+    if resilient not in ("on", "off"):
+        raise ValueError(f"SHOP_RESILIENCE must be on or off, got {resilient!r}")
+    if resilient == "off":
+        return frozenset(SAFEGUARDS)
+    named = {s.strip() for s in os.environ.get("SHOP_SAFEGUARDS_OFF", "").split(",") if s.strip()}
+    unknown = sorted(named - set(SAFEGUARDS))
+    if unknown:
+        raise ValueError(f"SHOP_SAFEGUARDS_OFF names unknown safeguards {', '.join(unknown)} "
+                         f"(known: {', '.join(SAFEGUARDS)})")
+    return frozenset(named)
 
 
 def settings_from_env() -> dict[str, Any]:
     """Flask config mapping for the shop, read from the environment."""
-    resilient = os.environ.get("SHOP_RESILIENCE", "on").strip().lower()
-    if resilient not in ("on", "off"):
-        raise ValueError(f"SHOP_RESILIENCE must be on or off, got {resilient!r}")
+    off = safeguards_off()
     settings = _resilient_settings()
-    settings["RESILIENCE"] = resilient == "on"
-    if resilient == "off":
-        settings.update(FRAGILE)
+    settings["SAFEGUARDS_OFF"] = off
+    settings["RESILIENCE"] = not off  # every safeguard on
+    for dependency, fragile in FRAGILE_TIMEOUTS.items():
+        if f"{dependency}_timeout" in off:
+            settings["TIMEOUTS"][dependency] = fragile
+    if all(f"{d}_timeout" in off for d in FRAGILE_TIMEOUTS):
+        settings["CHECKOUT_DEADLINE"] = 3600.0
+    settings["GUARDS"] = {
+        name: replace(guard, breaker="breakers" not in off, bulkhead="bulkheads" not in off,
+                      retries="retries" not in off)
+        for name, guard in settings["GUARDS"].items()}
+    settings["FALLBACKS"] = "fallbacks" not in off
+    settings["SHEDDING"] = "shedding" not in off
+    if "reconcile" in off:
+        settings["RECONCILE_INTERVAL"] = 0.0
+    if "fallbacks" in off:
+        settings["PAYMENT_PENDING_LIMIT"] = 0
     return settings
 
 
@@ -71,7 +101,7 @@ def _resilient_settings() -> dict[str, Any]:
             ),
             "inventory": Timeouts(
                 connect=_env_float("SHOP_INVENTORY_CONNECT_TIMEOUT", 0.5),
-                read=_env_float("SHOP_INVENTORY_READ_TIMEOUT", 1.0),
+                read=_env_float("SHOP_INVENTORY_READ_TIMEOUT", 2.0),
             ),
             "database": Timeouts(
                 connect=_env_float("SHOP_DATABASE_CONNECT_TIMEOUT", 2.0),

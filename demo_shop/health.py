@@ -44,6 +44,8 @@ FALLBACK_MESSAGES = {
     ("cache", DOWN): "Carts are kept in your browser for now. Shopping and checkout still work.",
     ("inventory", DOWN): "We cannot check stock right now, so checkout is paused; stock shown "
     "may be a few seconds old. Your cart is saved.",
+    ("database", DOWN): "We cannot take new orders or show orders right now. You can still "
+    "browse and fill your cart; please check out again in a few minutes.",
 }
 
 

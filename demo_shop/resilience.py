@@ -27,6 +27,15 @@ class Timeouts:
 
     connect: float = 0.5
     read: float = 2.0
+    # False: the calls wait their own (library default) timeout even past the shopper's
+    # checkout deadline, as a shop without deadline propagation does.
+    within_deadline: bool = True
+
+    def cap(self, deadline: Deadline) -> tuple[float, float]:
+        """(connect, read) seconds for one call under deadline."""
+        if not self.within_deadline:
+            return self.connect, self.read
+        return deadline.cap(self.connect), deadline.cap(self.read)
 
 
 class Deadline:
@@ -96,17 +105,20 @@ class DependencyGuard:
     lock does) and a bulkhead (bounded concurrent calls per process) for one dependency."""
 
     def __init__(self, name: str, failure_threshold: int, recovery_timeout: float,
-                 concurrency: int) -> None:
+                 concurrency: int, *, breaker: bool = True, bulkhead: bool = True,
+                 retries: bool = True) -> None:
         self.name = name
         self.breaker = CircuitBreaker(failure_threshold=failure_threshold,
                                       recovery_timeout=recovery_timeout, name=name,
                                       expected_exception=DependencyUnavailable)
-        self._slots = threading.BoundedSemaphore(concurrency)
-        self.budget = RetryBudget()
+        self._use_breaker = breaker
+        # Without a bulkhead the slots are never the limit (a worker has far fewer threads).
+        self._slots = threading.BoundedSemaphore(concurrency if bulkhead else 10_000)
+        self.budget = RetryBudget(burst=10.0 if retries else 0.0)
 
     def admit(self) -> None:
         """Let a call through, or fail it fast: breaker open, or every slot taken."""
-        if self.breaker.opened:
+        if self._use_breaker and self.breaker.opened:
             raise DependencyUnavailable(self.name, "breaker_open", "failing fast")
         if not self._slots.acquire(blocking=False):
             raise DependencyUnavailable(self.name, "bulkhead_full", "too many calls waiting")
@@ -119,6 +131,8 @@ class DependencyGuard:
         the dependency: the breaker counts it neither way.
         """
         self._slots.release()
+        if not self._use_breaker:
+            return
         # circuitbreaker counts outcomes through its context-manager protocol.
         if failure is None:
             self.breaker.__exit__(None, None, None)
@@ -143,11 +157,15 @@ class GuardSettings:
     failure_threshold: int = 5
     recovery_timeout: float = 5.0
     concurrency: int = 16
+    breaker: bool = True
+    bulkhead: bool = True
+    retries: bool = True
 
 
 def build_guards(settings: dict[str, GuardSettings]) -> dict[str, DependencyGuard]:
     """A guard per dependency."""
-    return {name: DependencyGuard(name, s.failure_threshold, s.recovery_timeout, s.concurrency)
+    return {name: DependencyGuard(name, s.failure_threshold, s.recovery_timeout, s.concurrency,
+                                  breaker=s.breaker, bulkhead=s.bulkhead, retries=s.retries)
             for name, s in settings.items()}
 
 

@@ -10,12 +10,12 @@ from .adapters.carts import CartStore, connect_redis
 from .adapters.inventory import InventoryClient
 from .adapters.orders import OrdersStore, connect_pool
 from .adapters.payments import PaymentsClient
+from .cache import ShortCache
 from .checkout import CheckoutDeps
 from .health import FALLBACK_MESSAGES, HealthBoard, Prober
 from .observe import CallObserver
 from .reconcile import Reconciler
 from .resilience import Deadline, build_guards
-from .stock import StockCache
 from .vault import CardVault
 
 
@@ -28,7 +28,10 @@ class Shop:
     carts: CartStore
     board: HealthBoard
     prober: Prober
+    # (value, fresh): from short-lived caches with the fallbacks on, straight from the
+    # dependency without them.
     stock_levels: Callable[[], tuple[dict[str, int], bool]] = lambda: ({}, True)
+    catalog: Callable[[], tuple[list[dict[str, Any]], bool]] | None = None
     closers: tuple[Any, ...] = ()
     reconciler: Prober | None = None
 
@@ -50,9 +53,10 @@ class Shop:
 def build_shop(config: dict[str, Any]) -> Shop:
     """Real adapters from config; connections open lazily or in the background."""
     timeouts = config["TIMEOUTS"]
-    resilient = config.get("RESILIENCE", True)
-    board = HealthBoard(messages=FALLBACK_MESSAGES if resilient else None)
-    observer = CallObserver(board, build_guards(config["GUARDS"]) if resilient else None)
+    resilient = config.get("RESILIENCE", True)  # every safeguard on
+    fallbacks = config.get("FALLBACKS", resilient)
+    board = HealthBoard(messages=FALLBACK_MESSAGES if fallbacks else None)
+    observer = CallObserver(board, build_guards(config["GUARDS"]))
     pool = connect_pool(config["DATABASE_URL"], timeouts["database"])
     carts = CartStore(connect_redis(config["REDIS_URL"], timeouts["cache"]), observer)
     orders = OrdersStore(pool, timeouts["database"], observer)
@@ -63,7 +67,7 @@ def build_shop(config: dict[str, Any]) -> Shop:
         reservation_ttl_seconds=config["RESERVATION_TTL"],
         stale_pending_seconds=config["CHECKOUT_DEADLINE"] * 4,
         compensation_reserve=1.0 if resilient else 0.0,
-        vault=CardVault(config["SECRET_KEY"]) if resilient else None,
+        vault=CardVault(config["SECRET_KEY"]) if fallbacks else None,
         payment_pending_seconds=config["PAYMENT_PENDING_LIMIT"],
     )
     probes = {
@@ -73,10 +77,16 @@ def build_shop(config: dict[str, Any]) -> Shop:
     prober = Prober(probes, board, config["HEALTH_PROBE_INTERVAL"])
     reconciler = Reconciler(deps, orders, settle_seconds=config["CHECKOUT_DEADLINE"] + 2)
     loop = Prober({"reconcile": reconciler.run_once}, board, config["RECONCILE_INTERVAL"])
-    if resilient:
-        stock = StockCache(lambda: inventory.stock_levels(Deadline(0.5))).levels
+    if fallbacks:
+        stock = ShortCache(lambda: inventory.stock_levels(Deadline(0.5)), fresh_for=5.0,
+                           serve_stale_for=120.0).get
+        catalog = ShortCache(lambda: orders.products(Deadline(1.0)), fresh_for=30.0,
+                             serve_stale_for=3600.0).get
     else:
         def stock() -> tuple[dict[str, int], bool]:
             return inventory.stock_levels(Deadline.none()), True
-    return Shop(deps, orders, carts, board, prober, stock,
+
+        def catalog() -> tuple[list[dict[str, Any]], bool]:
+            return orders.products(Deadline.none()), True
+    return Shop(deps, orders, carts, board, prober, stock, catalog,
                 (pool.close, payments.close, inventory.close), loop)

@@ -73,8 +73,8 @@ class JsonHttp:
         params: dict[str, str] | None = None,
     ) -> httpx.Response:
         """Send one request, with connect and read timeouts capped by the deadline."""
-        read = deadline.cap(self._timeouts.read)
-        timeout = httpx.Timeout(read, connect=deadline.cap(self._timeouts.connect), pool=read)
+        connect, read = self._timeouts.cap(deadline)
+        timeout = httpx.Timeout(read, connect=connect, pool=read)
         return self._client.request(
             method, path, json=json, headers=headers, params=params, timeout=timeout
         )
@@ -115,8 +115,8 @@ class DependencyClient:
         self, operation: str, method: str, path: str, deadline: Deadline, *,
         probe: bool = False, **kwargs: Any,
     ) -> dict[str, Any]:
-        translate = (self._translate_deadline_bound
-                     if deadline.remaining() < self._timeouts.read else self._translate)
+        bound = self._timeouts.within_deadline and deadline.remaining() < self._timeouts.read
+        translate = self._translate_deadline_bound if bound else self._translate
         with self._observer.call(self.dependency, operation, translate, probe=probe):
             response = self._http.request(method, path, deadline, **kwargs)
             raise_for_server_error(self.dependency, response)

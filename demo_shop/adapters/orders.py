@@ -157,7 +157,7 @@ class OrdersStore:
     def _transaction(self, operation: str, deadline: Deadline,
                      probe: bool = False) -> Iterator[psycopg.Connection]:
         with self._observer.call(DEPENDENCY, operation, translate_pg, probe=probe):
-            seconds = deadline.cap(self._timeouts.read)
+            _, seconds = self._timeouts.cap(deadline)
             conn = self._pool.getconn(timeout=seconds)
             try:
                 guard = _SocketGuard(conn, seconds)

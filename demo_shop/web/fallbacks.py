@@ -27,7 +27,7 @@ MAX_COOKIE_LINES = 50
 
 def resilient() -> bool:
     """Whether the shop's fallbacks are on."""
-    return bool(current_app.config.get("RESILIENCE", True))
+    return bool(current_app.config.get("FALLBACKS", current_app.config.get("RESILIENCE", True)))
 
 
 def note_fallback(name: str) -> None:

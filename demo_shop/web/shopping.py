@@ -11,7 +11,7 @@ from flask import current_app, g, request
 
 from ..checkout import CheckoutFailed, CheckoutResult, checkout
 from ..domain import Cart, ShopError, UnknownProduct
-from ..errors import PaymentDeclined
+from ..errors import DependencyUnavailable, PaymentDeclined
 from ..metrics import CHECKOUT_LATENCY, CHECKOUT_OUTCOMES, REVENUE_AT_RISK, REVENUE_CONFIRMED
 from ..resilience import Deadline
 from ..wiring import Shop
@@ -48,8 +48,15 @@ def remember_cart(response: Any) -> Any:
 
 
 def products_by_sku() -> dict[str, dict[str, Any]]:
-    """The catalog from the orders database, by sku."""
-    rows = shop().orders.products(Deadline(2.0))
+    """The catalog from the orders database (through its short-lived cache), by sku; a
+    catalog served stale while the database fails marks the answer degraded."""
+    wired = shop()
+    if wired.catalog is None:
+        rows = wired.orders.products(Deadline(2.0))
+    else:
+        rows, fresh = wired.catalog()
+        if not fresh:
+            note_fallback("catalog_cache")
     return {row["sku"]: row for row in rows}
 
 
@@ -61,7 +68,12 @@ def current_cart() -> Cart:
 def stock_levels() -> dict[str, int]:
     """Available units per sku for the pages; {} when unknown. Cached stock that is not
     fresh (inventory slow or down) marks the answer degraded."""
-    levels, fresh = shop().stock_levels()
+    try:
+        levels, fresh = shop().stock_levels()
+    except DependencyUnavailable:
+        if not current_app.config.get("FALLBACKS", True):
+            raise
+        levels, fresh = {}, False  # nothing known yet: the page says "checking"
     if not fresh:
         note_fallback("stock_cache")
     return levels

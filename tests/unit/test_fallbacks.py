@@ -12,12 +12,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from demo_shop.app import create_app
+from demo_shop.cache import ShortCache
 from demo_shop.checkout import CheckoutDeps, CheckoutFailed, checkout
 from demo_shop.domain import OrderStatus
+from demo_shop.errors import DependencyUnavailable
 from demo_shop.health import HealthBoard, Prober
 from demo_shop.reconcile import Reconciler
 from demo_shop.resilience import Deadline
-from demo_shop.stock import StockCache
 from demo_shop.vault import CardVault
 from demo_shop.wiring import Shop
 
@@ -157,10 +158,12 @@ def test_a_card_sealed_by_another_key_is_not_opened() -> None:
 @pytest.fixture
 def shop(deps: CheckoutDeps) -> Shop:
     board = HealthBoard()
-    cache = StockCache(lambda: deps.inventory.stock_levels(Deadline(1)),  # type: ignore[attr-defined]
-                       fresh_for=0)
+    stock = ShortCache(lambda: deps.inventory.stock_levels(Deadline(1)),  # type: ignore[attr-defined]
+                       fresh_for=0, serve_stale_for=60)
+    catalog = ShortCache(lambda: deps.orders.products(Deadline(1)),  # type: ignore[attr-defined]
+                         fresh_for=0, serve_stale_for=60)
     return Shop(deps, deps.orders, deps.carts, board, Prober({}, board, 0),  # type: ignore[arg-type]
-                cache.levels)
+                stock.get, catalog.get)
 
 
 def make_app(shop: Shop, **config: object) -> Flask:
@@ -213,7 +216,7 @@ def test_a_cookie_cart_moves_into_redis_when_it_answers_again(
 
 
 def test_fragile_mode_has_no_cookie_cart(shop: Shop, deps: CheckoutDeps) -> None:
-    client = make_app(shop, RESILIENCE=False).test_client()
+    client = make_app(shop, RESILIENCE=False, FALLBACKS=False).test_client()
     deps.carts.fail_load = down("cache")
     assert api(client, "POST", "/api/cart/items", json={"sku": "A", "qty": 1}).status_code == 503
 
@@ -238,7 +241,7 @@ class Clock:
         return self.now
 
 
-def test_stock_cache_serves_fresh_then_stale_then_unknown() -> None:
+def test_short_cache_serves_fresh_then_stale_then_fails() -> None:
     clock, answers = Clock(), [{"A": 5}]
 
     def fetch() -> dict[str, int]:
@@ -246,14 +249,15 @@ def test_stock_cache_serves_fresh_then_stale_then_unknown() -> None:
             raise down("inventory")
         return answers.pop()
 
-    cache = StockCache(fetch, fresh_for=5, serve_stale_for=60, clock=clock)
-    assert cache.levels() == ({"A": 5}, True)
+    cache = ShortCache(fetch, fresh_for=5, serve_stale_for=60, clock=clock)
+    assert cache.get() == ({"A": 5}, True)
     clock.now += 3
-    assert cache.levels() == ({"A": 5}, True)  # fresh: no second fetch
+    assert cache.get() == ({"A": 5}, True)  # fresh: no second fetch
     clock.now += 10
-    assert cache.levels() == ({"A": 5}, False)  # inventory down: last numbers, stale
+    assert cache.get() == ({"A": 5}, False)  # inventory down: last numbers, stale
     clock.now += 60
-    assert cache.levels() == ({}, False)  # too old to show
+    with pytest.raises(DependencyUnavailable):
+        cache.get()  # too old to show: the failure goes up
 
 
 def test_product_page_shows_cached_stock_marked_degraded_when_inventory_fails(
@@ -294,3 +298,14 @@ def test_checkouts_beyond_the_slots_are_shed_with_429(shop: Shop, deps: Checkout
     later = app.test_client().post("/api/checkout", json={"card": GOOD},
                                    headers={"X-Cart-Id": CART, "Idempotency-Key": "k1"})
     assert later.status_code == 201
+
+
+def test_the_catalog_is_served_from_the_cache_while_the_database_fails(
+    client: FlaskClient, deps: CheckoutDeps,
+) -> None:
+    assert client.get("/").status_code == 200
+    deps.orders.fail_on["products"] = down("database")
+    page = client.get("/products/A")
+    assert page.status_code == 200 and "catalog_cache" in page.headers["X-Degraded"]
+    added = api(client, "POST", "/api/cart/items", json={"sku": "A", "qty": 1})
+    assert added.status_code == 200  # the cart works on the cached catalog

@@ -173,6 +173,37 @@ def test_fragile_mode_turns_the_safeguards_off(monkeypatch: pytest.MonkeyPatch) 
     assert resilient["GUARDS"]["payments"].concurrency < 8  # fewer than a worker's threads
 
 
+def test_one_safeguard_can_be_turned_off_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOP_SAFEGUARDS_OFF", "payments_timeout, breakers")
+    settings = settings_from_env()
+    assert settings["SAFEGUARDS_OFF"] == {"payments_timeout", "breakers"}
+    assert not settings["TIMEOUTS"]["payments"].within_deadline
+    assert settings["TIMEOUTS"]["inventory"].within_deadline
+    assert settings["CHECKOUT_DEADLINE"] == 5.0  # the other calls still keep the deadline
+    assert not settings["GUARDS"]["payments"].breaker and settings["GUARDS"]["cache"].bulkhead
+    assert settings["FALLBACKS"] and settings["RESILIENCE"] is False
+
+
+def test_an_unknown_safeguard_is_refused_with_the_known_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SHOP_SAFEGUARDS_OFF", "seatbelts")
+    with pytest.raises(ValueError, match=r"unknown safeguards seatbelts \(known: payments_timeout"):
+        settings_from_env()
+
+
+def test_a_guard_without_breaker_or_bulkhead_lets_every_call_through(clock: Clock) -> None:
+    guard = DependencyGuard("payments", 1, 5.0, 1, breaker=False, bulkhead=False,
+                            retries=False)
+    obs = CallObserver(HealthBoard(), {"payments": guard})
+    for _ in range(3):
+        fail(obs)
+    assert guard.breaker.state == "closed"
+    with obs.call("payments", "a", lambda e: None), obs.call("payments", "b", lambda e: None):
+        pass  # two at once through a "bulkhead" of one
+    assert not guard.budget.spend()
+
+
 def test_a_bad_resilience_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHOP_RESILIENCE", "maybe")
     with pytest.raises(ValueError, match="SHOP_RESILIENCE must be on or off"):

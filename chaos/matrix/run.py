@@ -1,0 +1,327 @@
+"""Fill the resiliency matrix: for each dependency and condition (latency, down), break the
+dependency through Toxiproxy, drive each shopper-facing feature a few times with a scripted
+shopper, and grade what it saw: works, degraded, graceful error or broken. Each cell is the
+worst of its tries, set next to what `expected.yaml` declares.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from loadtests.classify import DEGRADED, GRACEFUL, OK, classify
+
+from ..errors import HarnessError
+from ..experiment import STATUS_NAME, TARGETS
+from ..faults import FaultInjector
+from ..runner import interruptible, signals_held
+from ..shopper import GOOD_CARD
+
+EXPECTED_FILE = Path(__file__).with_name("expected.yaml")
+FEATURES = ("browse", "cart", "checkout", "order_status", "status_page")
+LEVELS = ("works", "degraded", "graceful error", "broken")
+CONDITIONS = ("degraded", "down")
+SLOW_SECONDS = 1.0  # an answer that took longer works, but degraded
+DEADLINE = 6.0  # past this an answer is broken (the shop's checkout deadline is 5 s)
+
+
+def grade(status: int | None, headers: Any, body: str, elapsed: float,
+          error: str | None = None) -> str:
+    """One answer as a matrix level."""
+    verdict = classify(status, headers or {}, body, elapsed, DEADLINE, error)
+    if verdict.cls == OK:
+        return "degraded" if elapsed > SLOW_SECONDS else "works"
+    if verdict.cls == DEGRADED:
+        return "degraded"
+    if verdict.cls == GRACEFUL:
+        return "graceful error"
+    return "broken"
+
+
+def worst(levels: list[str]) -> str:
+    """The worst level seen (broken over graceful error over degraded over works)."""
+    return max(levels, key=LEVELS.index) if levels else "broken"
+
+
+@dataclass(slots=True)
+class Cell:
+    """One feature under one condition of one dependency."""
+
+    observed: str
+    expected: str
+    tries: list[str] = field(default_factory=list)
+
+    @property
+    def worse(self) -> bool:
+        """Observed worse than expected."""
+        return LEVELS.index(self.observed) > LEVELS.index(self.expected)
+
+
+@dataclass(slots=True)
+class MatrixResult:
+    """Every cell, by dependency, condition and feature."""
+
+    shop: str
+    cells: dict[str, dict[str, dict[str, Cell]]] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> list[str]:
+        """'payments down: checkout broken (expected degraded)' for each cell worse."""
+        return [f"{dep} {cond}: {feat} {cell.observed} (expected {cell.expected})"
+                for dep, conds in self.cells.items() for cond, feats in conds.items()
+                for feat, cell in feats.items() if cell.worse]
+
+    def as_json(self) -> dict[str, Any]:
+        """For matrix.json."""
+        return {"shop": self.shop, "failures": self.failures, "cells": {
+            dep: {cond: {feat: {"observed": c.observed, "expected": c.expected,
+                                "tries": c.tries} for feat, c in feats.items()}
+                  for cond, feats in conds.items()}
+            for dep, conds in self.cells.items()}}
+
+
+def load_expected(path: Path = EXPECTED_FILE) -> dict[str, Any]:
+    """The expected file, checked: every dependency, condition and feature, known levels."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise HarnessError(f"cannot read the matrix expectations {path}: {exc}") from exc
+    problems = []
+    if not isinstance(data, dict) or not isinstance(data.get("expected"), dict) or \
+            not isinstance(data.get("conditions"), dict):
+        raise HarnessError(f"{path}: needs `conditions` and `expected` mappings")
+    for cond in CONDITIONS:
+        if cond not in data["conditions"]:
+            problems.append(f"conditions.{cond}: is required")
+    for dep in TARGETS:
+        for cond in CONDITIONS:
+            row = (data["expected"].get(dep) or {}).get(cond) or {}
+            for feat in FEATURES:
+                if row.get(feat) not in LEVELS:
+                    problems.append(f"expected.{dep}.{cond}.{feat}: must be one of "
+                                    f"{', '.join(LEVELS)} (got {row.get(feat)!r})")
+    if problems:
+        raise HarnessError(f"{path} is not a valid matrix file:\n  " + "\n  ".join(problems))
+    return data
+
+
+# ---- the features, as a shopper uses them ------------------------------------------------------
+
+class Shopper:
+    """One scripted shopper with its own cookies and cart."""
+
+    def __init__(self, base_url: str) -> None:
+        self.client = httpx.Client(base_url=base_url, timeout=DEADLINE + 4,
+                                   headers={"X-Cart-Id": uuid.uuid4().hex})
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.client.close()
+
+    def _try(self, method: str, path: str, **kwargs: Any) -> tuple[str, httpx.Response | None]:
+        started = time.monotonic()
+        try:
+            response = self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            return grade(None, {}, "", time.monotonic() - started, type(exc).__name__), None
+        return grade(response.status_code, response.headers, response.text,
+                     time.monotonic() - started), response
+
+    def browse(self, sku: str) -> str:
+        """The catalog page and a product page."""
+        return worst([self._try("GET", "/")[0], self._try("GET", f"/products/{sku}")[0]])
+
+    def cart(self, sku: str) -> str:
+        """Add to the cart and look at it."""
+        added, _ = self._try("POST", "/api/cart/items", json={"sku": sku, "qty": 1})
+        return worst([added, self._try("GET", "/api/cart")[0]])
+
+    def checkout(self, sku: str) -> str:
+        """Fill a fresh cart and check out."""
+        self.client.headers["X-Cart-Id"] = uuid.uuid4().hex
+        added, _ = self._try("POST", "/api/cart/items", json={"sku": sku, "qty": 1})
+        if added in ("graceful error", "broken"):
+            return added
+        level, _ = self._try("POST", "/api/checkout", json={"card": GOOD_CARD},
+                             headers={"Idempotency-Key": uuid.uuid4().hex})
+        return level
+
+    def order_status(self, order_id: str) -> str:
+        """Read back an order placed before the fault."""
+        return self._try("GET", f"/api/orders/{order_id}")[0]
+
+    def status_page(self, dependency: str) -> str:
+        """The status page answers and names the dependency as not operational."""
+        level, response = self._try("GET", "/status")
+        if response is None or level in ("graceful error", "broken"):
+            return level
+        api_level, api = self._try("GET", "/api/status")
+        if api is None or api_level in ("graceful error", "broken"):
+            return api_level
+        state = api.json()["dependencies"][dependency]["state"]
+        return level if state != "operational" else "degraded"  # answers, but says nothing
+
+    def place_order(self, sku: str) -> str | None:
+        """An order to read back later (before any fault); None if the shop cannot take one
+        (a shop that did not recover from the previous cell)."""
+        try:
+            self.client.post("/api/cart/items", json={"sku": sku, "qty": 1})
+            response = self.client.post("/api/checkout", json={"card": GOOD_CARD},
+                                        headers={"Idempotency-Key": uuid.uuid4().hex})
+        except httpx.HTTPError:
+            return None
+        return str(response.json()["order_id"]) if response.status_code == 201 else None
+
+
+# ---- running it ---------------------------------------------------------------------------------
+
+Progress = Callable[[str], None]
+
+
+def _wait(condition: Callable[[], bool], seconds: float, step: float = 0.25) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return True
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass
+        time.sleep(step)
+    return False
+
+
+def _state(base_url: str, dependency: str) -> str:
+    body = httpx.get(f"{base_url}/api/status", timeout=3).json()
+    return str(body["dependencies"][dependency]["state"])
+
+
+def run(base_url: str, toxiproxy: FaultInjector, expected: dict[str, Any], shop: str,
+        tries: int = 3, progress: Progress = print) -> MatrixResult:
+    """Every dependency x condition x feature; faults are rolled back whatever happens."""
+    result = MatrixResult(shop)
+    sku = "LAMP-001"
+    if not _wait(lambda: httpx.get(f"{base_url}/readyz", timeout=3).is_success, 60):
+        raise HarnessError(f"the shop at {base_url} is not ready (see `make status`)")
+    first = Shopper(base_url)
+    order_id = first.place_order(sku)
+    first.close()
+    if order_id is None:
+        raise HarnessError("the shop could not take an order before the matrix; is it healthy?")
+    with interruptible():
+        for dep in TARGETS:
+            result.cells[dep] = {}
+            for cond in CONDITIONS:
+                result.cells[dep][cond] = _one(base_url, toxiproxy, expected, dep, cond, sku,
+                                               order_id, tries, progress)
+    return result
+
+
+def _one(base_url: str, toxiproxy: FaultInjector, expected: dict[str, Any], dep: str,
+         cond: str, sku: str, order_id: str, tries: int,
+         progress: Progress) -> dict[str, Cell]:
+    name = STATUS_NAME[dep]
+    spec = expected["conditions"][cond]
+    shopper = Shopper(base_url)
+    try:
+        # A shop that did not come back from the previous cell is judged as it is.
+        _wait(lambda: httpx.get(f"{base_url}/readyz", timeout=3).is_success, 30)
+        progress(f"{dep} {cond}: injecting")
+        try:
+            if spec["toxic"] == "down":
+                toxiproxy.disable(dep)
+            else:
+                toxiproxy.inject(dep, spec["toxic"], name="matrix", stream="downstream",
+                                 attributes=dict(spec.get("attributes", {})))
+            # Let the shop notice (breakers, status) before judging, as a shopper would.
+            _wait(lambda: _state(base_url, name) != "operational", 10)
+            seen: dict[str, list[str]] = {f: [] for f in FEATURES}
+            for _ in range(tries):
+                seen["browse"].append(shopper.browse(sku))
+                seen["cart"].append(shopper.cart(sku))
+                seen["checkout"].append(shopper.checkout(sku))
+                seen["order_status"].append(shopper.order_status(order_id))
+                seen["status_page"].append(shopper.status_page(name))
+        finally:
+            with signals_held():
+                toxiproxy.sweep()
+        progress(f"{dep} {cond}: rolled back, waiting for recovery")
+        _wait(lambda: _state(base_url, name) == "operational", 30)
+        row = expected["expected"][dep][cond]
+        return {f: Cell(worst(seen[f]), row[f], seen[f]) for f in FEATURES}
+    finally:
+        shopper.close()
+
+
+# ---- rendering ---------------------------------------------------------------------------------
+
+_MARK = {"works": "✅ works", "degraded": "🟡 degraded", "graceful error": "🟠 graceful error",
+         "broken": "❌ broken"}
+
+
+def render_markdown(result: MatrixResult) -> str:
+    """The matrix as a Markdown table, observed (expected when it differs)."""
+    lines = [f"# Resiliency matrix — {result.shop} shop", "",
+             "| dependency | condition | " + " | ".join(FEATURES) + " |",
+             "|---|---|" + "---|" * len(FEATURES)]
+    for dep, conds in result.cells.items():
+        for cond, feats in conds.items():
+            cells = []
+            for feat in FEATURES:
+                c = feats[feat]
+                text = _MARK[c.observed]
+                if c.observed != c.expected:
+                    text += f" (expected {c.expected}{' — WORSE' if c.worse else ''})"
+                cells.append(text)
+            lines.append(f"| {dep} | {cond} | " + " | ".join(cells) + " |")
+    lines += ["", f"{len(result.failures)} cells worse than expected."]
+    lines += [f"- {f}" for f in result.failures]
+    return "\n".join(lines) + "\n"
+
+
+_COLOURS = {"works": "#d8f5d0", "degraded": "#fff3b0", "graceful error": "#ffd8a8",
+            "broken": "#ffb3b3"}
+
+
+def render_html(result: MatrixResult) -> str:
+    """The matrix as a coloured HTML table."""
+    head = "".join(f"<th>{html.escape(f.replace('_', ' '))}</th>" for f in FEATURES)
+    rows = []
+    for dep, conds in result.cells.items():
+        for cond, feats in conds.items():
+            tds = []
+            for feat in FEATURES:
+                c = feats[feat]
+                note = "" if c.observed == c.expected else \
+                    f"<br><small>expected {html.escape(c.expected)}</small>"
+                border = "outline:3px solid #c00;" if c.worse else ""
+                tds.append(f'<td style="background:{_COLOURS[c.observed]};{border}" '
+                           f'title="tries: {html.escape(", ".join(c.tries))}">'
+                           f"{html.escape(c.observed)}{note}</td>")
+            rows.append(f"<tr><th>{dep}</th><td>{cond}</td>{''.join(tds)}</tr>")
+    failures = "".join(f"<li>{html.escape(f)}</li>" for f in result.failures)
+    return (f"<!doctype html><meta charset='utf-8'><title>Resiliency matrix</title>"
+            f"<style>body{{font-family:sans-serif}}td,th{{padding:6px 10px;border:1px solid #ccc}}"
+            f"table{{border-collapse:collapse}}</style>"
+            f"<h1>Resiliency matrix — {html.escape(result.shop)} shop</h1>"
+            f"<table><tr><th>dependency</th><th>condition</th>{head}</tr>{''.join(rows)}</table>"
+            f"<p>{len(result.failures)} cells worse than expected.</p><ul>{failures}</ul>")
+
+
+def write(result: MatrixResult, out: Path) -> dict[str, Path]:
+    """matrix.md, matrix.html and matrix.json in out."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"markdown": out / "matrix.md", "html": out / "matrix.html",
+             "json": out / "matrix.json"}
+    paths["markdown"].write_text(render_markdown(result))
+    paths["html"].write_text(render_html(result))
+    paths["json"].write_text(json.dumps(result.as_json(), indent=2))
+    return paths
