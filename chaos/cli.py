@@ -372,6 +372,52 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], time_scale: float, out: 
 
 
 @main.command()
+@click.option("--name", "names", multiple=True, help="Only these safeguard experiments.")
+@click.option("--time-scale", type=click.FloatRange(0.05, 1.0), default=1.0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None)
+@click.option("--manage-stack", is_flag=True)
+@friendly
+def proof(names: tuple[str, ...], time_scale: float, out: Path | None,
+          manage_stack: bool) -> None:
+    """Show the gate pinpoints each missing safeguard: every experiment in
+    chaos/experiments/safeguards runs against a shop without its safeguard (it must fail)
+    and against the resilient shop (it must pass). Exit 1 if any does not."""
+    from .experiment import SAFEGUARDS_DIR, ShopProfile, catalog
+
+    chosen = [(p, e) for p, e in catalog(SAFEGUARDS_DIR) if not names or p.stem in names]
+    if not chosen:
+        raise HarnessError(f"no safeguard experiment named {', '.join(names)} "
+                           f"(see {SAFEGUARDS_DIR})")
+    stack = _stack()
+    started_here = _ensure_stack(stack, manage_stack)
+    out = out or PROJECT_ROOT / "reports" / f"proof-{time.strftime('%Y%m%d-%H%M%S')}"
+    rows, ok = [], True
+    try:
+        for path, experiment in chosen:
+            off = ", ".join(sorted(experiment.shop.off))
+            without, _ = _run_one(str(path), stack, out / f"{path.stem}-without", time_scale)
+            with_it, _ = _run_one(str(path), stack, out / f"{path.stem}-with", time_scale,
+                                  ShopProfile())
+            caught = [r.name for r in without.results if not r.held]
+            pinpointed = without.verdict == "failed" and with_it.verdict == "passed"
+            ok = ok and pinpointed
+            rows.append(f"| {off} | {path.stem} | {without.verdict}: "
+                        f"{'; '.join(caught) or '-'} | {with_it.verdict} | "
+                        f"{'yes' if pinpointed else '**no**'} |")
+    finally:
+        if started_here:
+            stack.down()
+    out.mkdir(parents=True, exist_ok=True)
+    table = ("# Safeguard proof\n\n| safeguard off | experiment | without it: verdict, "
+             "hypotheses that failed | with it | pinpointed |\n|---|---|---|---|---|\n"
+             + "\n".join(rows) + "\n")
+    (out / "summary.md").write_text(table)
+    Console().print(Markdown(table))
+    console.print(f"proof: {out / 'summary.md'}")
+    sys.exit(0 if ok else 1)
+
+
+@main.command()
 @click.option("--shop", "shop_text", default="resilient", show_default=True, help=SHOP_HELP)
 @click.option("--expected", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="The expectations file (default chaos/matrix/expected.yaml).")

@@ -28,6 +28,8 @@ from demo_shop.config import SAFEGUARDS
 from .errors import HarnessError
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
+# One experiment per safeguard, each run against a shop without it (`checkout-chaos proof`).
+SAFEGUARDS_DIR = EXPERIMENTS_DIR / "safeguards"
 TARGETS = ("payments", "inventory", "postgres", "redis")
 # What the shop calls each proxied dependency on /api/status.
 STATUS_NAME = {"payments": "payments", "inventory": "inventory", "postgres": "database",
@@ -421,12 +423,13 @@ def parse_experiment(text: str, source: str = "<experiment>") -> Experiment:
 
 
 def resolve(name_or_path: str) -> Path:
-    """A file path, or the name of an experiment in the catalog."""
+    """A file path, or the name of an experiment in the catalog (or its safeguards folder)."""
     path = Path(name_or_path)
     if path.is_file():
         return path
     for candidate in (EXPERIMENTS_DIR / f"{name_or_path}.yaml",
-                      EXPERIMENTS_DIR / f"{name_or_path}.yml"):
+                      EXPERIMENTS_DIR / f"{name_or_path}.yml",
+                      SAFEGUARDS_DIR / f"{name_or_path}.yaml"):
         if candidate.is_file():
             return candidate
     known = ", ".join(sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))) or "none"
@@ -444,6 +447,6 @@ def load_experiment(name_or_path: str) -> tuple[Path, Experiment]:
     return path, parse_experiment(text, str(path))
 
 
-def catalog() -> list[tuple[Path, Experiment]]:
-    """Every experiment in the catalog, validated."""
-    return [load_experiment(str(p)) for p in sorted(EXPERIMENTS_DIR.glob("*.yaml"))]
+def catalog(folder: Path = EXPERIMENTS_DIR) -> list[tuple[Path, Experiment]]:
+    """Every experiment in the catalog (or another folder), validated."""
+    return [load_experiment(str(p)) for p in sorted(folder.glob("*.yaml"))]

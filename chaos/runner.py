@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -292,6 +293,9 @@ class Runner:
         """Every phase; returns the result with a verdict (it never raises HarnessError)."""
         result = self.result
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        # A report folder used before keeps the last run's load files, its stop file among
+        # them, which would end this run's load at once: the folder's load is this run's.
+        shutil.rmtree(self.out_dir / "load", ignore_errors=True)
         try:
             with run_lock(self.stack.run_dir), interruptible():
                 try:

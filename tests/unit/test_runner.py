@@ -127,3 +127,22 @@ def test_histogram_percentiles_are_bucket_edges() -> None:
     assert histogram_percentile(hist, 0.5) == 50.0
     assert histogram_percentile(hist, 0.95) == 500.0
     assert histogram_percentile(hist, 0.999) == 5000.0
+
+
+def test_a_reused_report_folder_does_not_hand_its_old_load_files_to_the_new_run(
+    tmp_path: Path,
+) -> None:
+    """The last run's stop file would end the new load at once (found by a gate re-run)."""
+    from chaos.runner import Runner
+    from chaos.stack import Ports, StackConfig
+
+    out = tmp_path / "report"
+    (out / "load").mkdir(parents=True)
+    (out / "load" / "stop").write_text("")
+    (out / "load" / "timeline.jsonl").write_text('{"ts": 1}\n')
+    config = StackConfig(run_dir=tmp_path / "run", ports=Ports.free())  # nothing listens
+    (tmp_path / "run").mkdir()
+    result = Runner(EXPERIMENT, "x.yaml", config, out).run()
+    assert result.verdict == "error"  # no stack: the run cannot be made
+    assert not (out / "load" / "stop").exists()
+    assert not (out / "load" / "timeline.jsonl").exists()
