@@ -50,6 +50,7 @@ def journal(result: RunResult) -> dict[str, Any]:
         "phase_stats": result.phase_stats,
         "recovery_time": result.recovery_time,
         "abort": result.abort,
+        "communication": result.communication,
         "audit": result.audit.as_json() if result.audit else None,
     }
 
@@ -118,6 +119,11 @@ def markdown(result: RunResult, name: str) -> str:
             lines.append(f"| {r.phase} | {r.name} | {_fmt(r.value)} | {r.tolerance} | "
                          f"{'held' if r.held else '**failed**'} |")
         lines.append("")
+    if result.communication:
+        told = "; ".join(f"{dep}: told after {_fmt(c['time_to_communicate'])} s, cleared "
+                         f"{_fmt(c['time_to_clear'])} s after recovery"
+                         for dep, c in result.communication.items())
+        lines += [f"Status page: {told} (- means never).", ""]
     if result.abort:
         lines.append(f"Stop condition **{result.abort['condition']}** met; every fault was "
                      f"rolled back {result.abort.get('latency', 0):.3f} s later.")

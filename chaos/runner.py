@@ -29,7 +29,7 @@ from loadtests.run import LoadPlan
 from .appfaults import AppFaultClient
 from .audit import EVENTUAL_RULES, AuditResult, read_evidence, run_audit
 from .errors import FaultError, HarnessError, StackError
-from .experiment import Experiment, Fault, Hypothesis, StopCondition, Tolerance
+from .experiment import STATUS_NAME, Experiment, Fault, Hypothesis, StopCondition, Tolerance
 from .faults import FaultInjector
 from .probes import Context, StatusPoller, Window, WindowStats, measure, scrape
 from .stack import Stack, StackConfig
@@ -102,6 +102,9 @@ class RunResult:
     audit: AuditResult | None = None
     recovery_time: float | None = None
     abort: dict[str, Any] | None = None
+    # Per dependency the method touched: seconds until /api/status named it, and until it
+    # cleared after the last rollback (measured in every run, hypotheses or not).
+    communication: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     @property
     def score(self) -> float:
@@ -293,11 +296,12 @@ class Runner:
         """Every phase; returns the result with a verdict (it never raises HarnessError)."""
         result = self.result
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        # A report folder used before keeps the last run's load files, its stop file among
-        # them, which would end this run's load at once: the folder's load is this run's.
-        shutil.rmtree(self.out_dir / "load", ignore_errors=True)
         try:
             with run_lock(self.stack.run_dir), interruptible():
+                # A report folder used before keeps the last run's load files, its stop
+                # file among them, which would end this run's load at once. Cleared only
+                # under the lock: another run may be writing there.
+                shutil.rmtree(self.out_dir / "load", ignore_errors=True)
                 try:
                     self._run_phases()
                 finally:
@@ -685,6 +689,20 @@ class Runner:
         for phase, hypotheses, window in getattr(self, "_deferred", []):
             self._judge(phase, hypotheses, window)
         self._deferred = []
+        self._measure_communication()
+
+    def _measure_communication(self) -> None:
+        """Time-to-communicate and time-to-clear for every dependency the method touched."""
+        fault = self.result.windows.get("fault")
+        if fault is None or self.load is None:
+            return
+        for target in self.experiment.targets():
+            dependency = STATUS_NAME[target]
+            self.result.communication[dependency] = {
+                probe: measure(Hypothesis.model_validate(
+                    {"name": probe, "probe": probe, "dependency": dependency,
+                     "tolerance": {"min": 0}}), fault, self.load.rows, self.context)
+                for probe in ("time_to_communicate", "time_to_clear")}
 
 
 def shop_safeguards(shop_url: str) -> frozenset[str] | None:

@@ -47,8 +47,8 @@ def test_a_short_experiment_passes_with_every_report(stack: Stack, tmp_path: Pat
     journal = json.loads((tmp_path / "journal.json").read_text())
     assert journal["verdict"] == "passed" and journal["score"] == 100.0
     steps = [(e["phase"], e["status"]) for e in journal["journal"]]
-    assert [p for p, _ in steps] == ["preflight", "steady-state-before", "method", "rollback",
-                                     "recovery", "teardown", "audit"]
+    assert [p for p, _ in steps] == ["shop", "preflight", "steady-state-before", "method",
+                                     "rollback", "recovery", "teardown", "audit"]
     assert {s for _, s in steps} == {"succeeded"}
     assert journal["phase_verdicts"] == {"baseline": True, "fault": True, "recovery": True,
                                          "audit": True}
@@ -171,3 +171,38 @@ def test_a_malformed_file_is_exit_2_before_anything_runs(tmp_path: Path,
     assert result.returncode == 2
     assert "faults[0].target[0]" in result.stderr and "(line 3)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def failed_suites(junit: Path) -> set[str]:
+    root = ET.parse(junit).getroot()
+    return {str(suite.get("name")) for suite in root.iter("testsuite")
+            if any(case.find("failure") is not None for case in suite.iter("testcase"))}
+
+
+def safeguards_off(stack: Stack) -> list[str]:
+    import httpx
+
+    return list(httpx.get(f"{stack.config.shop_url}/healthz", timeout=5).json()["safeguards_off"])
+
+
+def test_the_gate_fails_a_fragile_shop_and_passes_the_resilient_one(
+    stack: Stack, tmp_path: Path, cli_env: dict[str, str],
+) -> None:
+    subset = ["--name", "payments-hard-down", "--name", "redis-hard-down", "--time-scale", "0.2"]
+
+    def gate(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*CLI, "gate", *subset, *extra], env=cli_env,
+                              capture_output=True, text=True, timeout=900)
+
+    fragile = gate("--shop", "fragile", "--out", str(tmp_path / "fragile"))
+    assert fragile.returncode == 1, fragile.stdout[-3000:] + fragile.stderr
+    assert failed_suites(tmp_path / "fragile" / "junit.xml") == {
+        "payments-hard-down", "redis-hard-down"}
+    summary = (tmp_path / "fragile" / "summary.md").read_text()
+    assert "checkouts are still taken (confirmed or payment pending)" in summary
+    assert "shoppers still fill carts and check out (cookie cart)" in summary
+    assert safeguards_off(stack) == []  # each run put the resilient shop back
+    resilient = gate("--out", str(tmp_path / "resilient"))
+    assert resilient.returncode == 0, resilient.stdout[-3000:] + resilient.stderr
+    assert failed_suites(tmp_path / "resilient" / "junit.xml") == set()
+    assert_clean(stack)
