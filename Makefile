@@ -6,7 +6,7 @@ CLI := $(VENV)/bin/checkout-chaos
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up down status load chaos gate matrix proof test test-unit lint clean
+.PHONY: help setup up down status load chaos gate compare matrix proof test test-unit lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,12 @@ SHOP ?=
 gate: setup ## The whole catalog as a CI gate (short durations; TAG= to filter; SHOP=fragile): JUnit + summary
 	@$(CLI) gate --manage-stack --time-scale "$(TIME_SCALE)" $(if $(TAG),--tag "$(TAG)",) \
 		$(if $(SHOP),--shop "$(SHOP)",) --out reports/gate$(if $(SHOP),-$(SHOP),)
+
+compare: setup ## Each dependency hard down, resilient vs fragile shop, side by side (table + chart)
+	-@$(CLI) gate --manage-stack --time-scale "$(TIME_SCALE)" --tag hard-down --out reports/compare/resilient
+	-@$(CLI) gate --manage-stack --time-scale "$(TIME_SCALE)" --tag hard-down --shop fragile \
+		--out reports/compare/fragile
+	@$(CLI) compare reports/compare/resilient reports/compare/fragile --out reports/compare
 
 proof: setup ## Each safeguard removed alone must fail its experiment; the resilient shop must pass
 	@$(CLI) proof --manage-stack --time-scale "$(or $(PROOF_TIME_SCALE),1.0)" --out reports/proof

@@ -372,6 +372,23 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], time_scale: float, out: 
 
 
 @main.command()
+@click.argument("resilient", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.argument("fragile", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for compare.md and compare.html (default: FRAGILE/../compare).")
+@friendly
+def compare(resilient: Path, fragile: Path, out: Path | None) -> None:
+    """Two gate report folders side by side: what shoppers saw while each dependency was
+    broken, against the resilient and the fragile shop."""
+    from . import compare as comparison
+
+    rows = comparison.compare(resilient, fragile)
+    paths = comparison.write(rows, out or fragile.parent / "compare")
+    Console().print(Markdown(paths["markdown"].read_text()))
+    console.print(f"compare: {paths['html']}")
+
+
+@main.command()
 @click.option("--name", "names", multiple=True, help="Only these safeguard experiments.")
 @click.option("--time-scale", type=click.FloatRange(0.05, 1.0), default=1.0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None)

@@ -92,8 +92,11 @@ class WindowStats:
             "requests_per_s": round(self.total() / self.seconds, 1) if self.seconds else 0.0,
             "success_ratio": _round(self.success_ratio()),
             "checkout_success_ratio": _round(self.success_ratio("checkout")),
+            "graceful_ratio": _round(self.graceful_ratio()),
+            "checkout_graceful_ratio": _round(self.graceful_ratio("checkout")),
             "checkouts": self.total("checkout"),
             "p95_ms": self.latency(95),
+            "p99_ms": self.latency(99),
             "ungraceful": self.classes["ungraceful"],
             "classes": dict(self.classes),
         }
