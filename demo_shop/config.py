@@ -112,6 +112,12 @@ def _resilient_settings() -> dict[str, Any]:
                 read=_env_float("SHOP_CACHE_READ_TIMEOUT", 0.5),
             ),
         },
+        # When half a dependency's calls in the status window take this long, the status
+        # page says it is slow.
+        "SLOW_SECONDS": {
+            dependency: _env_float(f"SHOP_{dependency.upper()}_SLOW", default)
+            for dependency, default in (("payments", 1.0), ("inventory", 0.5),
+                                        ("database", 0.1), ("cache", 0.1))},
         "HEALTH_PROBE_INTERVAL": _env_float("SHOP_HEALTH_PROBE_INTERVAL", 1.0),
         "RECONCILE_INTERVAL": _env_float("SHOP_RECONCILE_INTERVAL", 2.0),
         # A checkout holds stock for seconds; if its release cannot be sent (inventory down),

@@ -72,13 +72,16 @@ class HealthBoard:
     def __init__(
         self,
         window_seconds: float = 5.0,
-        slow_seconds: float = 1.0,
+        slow_seconds: float | Mapping[str, float] = 1.0,
         clock: Callable[[], float] = time.time,
         messages: Mapping[tuple[str, str], str] | None = None,
     ) -> None:
         self._messages = {**MESSAGES, **(messages or {})}
         self._window = window_seconds
-        self._slow = slow_seconds
+        # A call this slow counts as slow; per dependency, since a database query that takes
+        # 300 ms is as far off its normal as a card payment that takes 3 s.
+        self._slow = (dict(slow_seconds) if isinstance(slow_seconds, Mapping)
+                      else dict.fromkeys(DEPENDENCIES, slow_seconds))
         self._clock = clock
         self._lock = threading.Lock()
         now = clock()
@@ -91,7 +94,8 @@ class HealthBoard:
         """Add one call outcome and re-derive the dependency's state."""
         now = self._clock()
         with self._lock:
-            self._samples[dependency].append((now, ok, duration >= self._slow))
+            self._samples[dependency].append(
+                (now, ok, duration >= self._slow.get(dependency, 1.0)))
             self._update(dependency, now)
 
     def _update(self, dependency: str, now: float) -> None:

@@ -55,7 +55,8 @@ def build_shop(config: dict[str, Any]) -> Shop:
     timeouts = config["TIMEOUTS"]
     resilient = config.get("RESILIENCE", True)  # every safeguard on
     fallbacks = config.get("FALLBACKS", resilient)
-    board = HealthBoard(messages=FALLBACK_MESSAGES if fallbacks else None)
+    board = HealthBoard(slow_seconds=config["SLOW_SECONDS"],
+                        messages=FALLBACK_MESSAGES if fallbacks else None)
     observer = CallObserver(board, build_guards(config["GUARDS"]))
     pool = connect_pool(config["DATABASE_URL"], timeouts["database"])
     carts = CartStore(connect_redis(config["REDIS_URL"], timeouts["cache"]), observer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from contextlib import nullcontext
 from typing import Any
 
 from flask import current_app, g, request
@@ -104,28 +105,14 @@ def add_to_cart(sku: str, qty: int) -> tuple[Cart, dict[str, dict[str, Any]]]:
 
 def run_checkout(idempotency_key: str, card: dict[str, Any]) -> CheckoutResult:
     """Check out the shopper's cart, recording the outcome, latency and revenue."""
-    gate: CheckoutGate | None = current_app.extensions.get("checkout_gate")
-    if gate is None:
-        return _checkout(idempotency_key, card)
-    with gate.admit():  # or 429 at once, rather than queueing past the deadline
-        return _checkout(idempotency_key, card)
-
-
-def _checkout(idempotency_key: str, card: dict[str, Any]) -> CheckoutResult:
     started = time.perf_counter()
     outcome = "error"
+    gate: CheckoutGate | None = current_app.extensions.get("checkout_gate")
     try:
-        deadline = Deadline(current_app.config["CHECKOUT_DEADLINE"])
-        cart = current_cart()
-        result = checkout(shop().deps, cart_id(), idempotency_key, card, deadline, cart)
-        forget_cart()
-        if result.order.status == "payment_pending":
-            outcome = "pending_payment"
-            note_fallback("payment_pending")
-        else:
-            outcome = "success"
-        if not result.replayed:
-            REVENUE_CONFIRMED.inc(result.order.total_cents)
+        # A checkout that cannot start in time is shed (429) rather than queued past the
+        # deadline; it is counted like every other outcome.
+        with gate.admit() if gate is not None else nullcontext():
+            result, outcome = _checkout(idempotency_key, card)
         return result
     except PaymentDeclined:
         outcome = "declined"
@@ -134,9 +121,23 @@ def _checkout(idempotency_key: str, card: dict[str, Any]) -> CheckoutResult:
         outcome = "graceful_error"
         REVENUE_AT_RISK.inc(exc.total_cents)
         raise
-    except ShopError:
+    except ShopError:  # sold out, empty cart, shed, ...
         outcome = "graceful_error"
         raise
     finally:
         CHECKOUT_OUTCOMES.labels(outcome).inc()
         CHECKOUT_LATENCY.labels(outcome).observe(time.perf_counter() - started)
+
+
+def _checkout(idempotency_key: str, card: dict[str, Any]) -> tuple[CheckoutResult, str]:
+    """The checkout, and its outcome label: success or pending_payment."""
+    deadline = Deadline(current_app.config["CHECKOUT_DEADLINE"])
+    cart = current_cart()
+    result = checkout(shop().deps, cart_id(), idempotency_key, card, deadline, cart)
+    forget_cart()
+    if not result.replayed:
+        REVENUE_CONFIRMED.inc(result.order.total_cents)
+    if result.order.status == "payment_pending":
+        note_fallback("payment_pending")
+        return result, "pending_payment"
+    return result, "success"

@@ -283,6 +283,13 @@ def test_checkouts_beyond_the_slots_are_shed_with_429(shop: Shop, deps: Checkout
             holding.set()
             release.wait(5)
 
+    from prometheus_client import REGISTRY
+
+    def graceful() -> float:
+        return REGISTRY.get_sample_value("shop_checkout_outcomes_total",
+                                         {"outcome": "graceful_error"}) or 0.0
+
+    before = graceful()
     holder = threading.Thread(target=hold_the_slot)
     holder.start()
     try:
@@ -293,6 +300,7 @@ def test_checkouts_beyond_the_slots_are_shed_with_429(shop: Shop, deps: Checkout
         release.set()
         holder.join(5)
     assert shed.status_code == 429 and shed.headers["Retry-After"] == "2"
+    assert graceful() == before + 1  # counted, so the shop's metrics agree with shoppers
     assert shed.get_json()["charged"] is False
     assert deps.payments.calls == []
     later = app.test_client().post("/api/checkout", json={"card": GOOD},

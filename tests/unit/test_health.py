@@ -56,3 +56,14 @@ def test_other_dependencies_are_untouched() -> None:
     snapshot = board.snapshot()
     assert {d: s.state for d, s in snapshot.items() if d != "payments"} == {
         "inventory": OPERATIONAL, "database": OPERATIONAL, "cache": OPERATIONAL}
+
+
+def test_slow_is_judged_per_dependency() -> None:
+    board = HealthBoard(window_seconds=5, slow_seconds={"database": 0.25, "payments": 1.0},
+                        clock=Clock())
+    for _ in range(4):
+        board.record("database", True, 0.4)
+        board.record("payments", True, 0.4)
+    snapshot = board.snapshot()
+    assert snapshot["database"].state == DEGRADED
+    assert snapshot["payments"].state == OPERATIONAL
