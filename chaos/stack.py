@@ -553,6 +553,11 @@ class Stack:
             if child is not None:
                 child.wait(timeout=5)  # reap what this object started: no zombie is left
             self._progress(f"stopped {proc.name} (pid {proc.pid})")
+        # A child of this object that another process stopped (a run restarting the shop
+        # from its own process) is reaped here, so no zombie outlives the stack.
+        for pid, child in list(self._children.items()):
+            if child.poll() is not None:
+                del self._children[pid]
         return [p.name for p in live]
 
     # ---- status -----------------------------------------------------------------------

@@ -58,10 +58,10 @@ def test_place_an_order_through_the_pages(stack: Stack, page, output_dir: Path) 
     page.screenshot(path=str(output_dir / "order-confirmed.png"), full_page=True)
 
 
-def test_payments_down_shows_the_sorry_page(stack: Stack, faults, page, output_dir: Path) -> None:
+def test_database_down_shows_the_sorry_page(stack: Stack, faults, page, output_dir: Path) -> None:
     shop = stack.config.shop_url
     add_lantern_and_open_checkout(page, shop)
-    faults.disable("payments")
+    faults.disable("postgres")
     page.fill('input[name="card_number"]', "4242424242424242")
     with page.expect_response(lambda r: r.url.endswith("/checkout")) as answer:
         page.click("#place-order")
@@ -72,7 +72,21 @@ def test_payments_down_shows_the_sorry_page(stack: Stack, faults, page, output_d
     assert "You have not been charged." in text and "Your cart is saved." in text
     assert page.inner_text("#request-id") == answer.value.headers["x-request-id"]
     assert page.locator("#sorry img").evaluate("img => img.naturalWidth") > 0  # the dog shows
-    page.screenshot(path=str(output_dir / "sorry-payments-down.png"), full_page=True)
+    page.screenshot(path=str(output_dir / "sorry-database-down.png"), full_page=True)
+
+
+def test_payments_down_still_takes_the_order_and_says_so(
+    stack: Stack, faults, page, output_dir: Path,
+) -> None:
+    shop = stack.config.shop_url
+    add_lantern_and_open_checkout(page, shop)
+    faults.disable("payments")
+    page.fill('input[name="card_number"]', "4242424242424242")
+    page.click("#place-order")
+    page.wait_for_url(f"{shop}/orders/*")
+    assert page.inner_text("#order-status") == "payment pending"
+    assert "you have not been charged yet" in page.inner_text("#payment-pending")
+    page.screenshot(path=str(output_dir / "order-payment-pending.png"), full_page=True)
     deadline = time.monotonic() + 10
     while True:  # each worker learns of the outage from its own calls and prober
         page.goto(f"{shop}/status")

@@ -21,13 +21,14 @@ def test_scripted_outage_passes_and_leaves_no_fault(
     stack: Stack, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     out = tmp_path / "report"
-    result = subprocess.run([*CLI, "outage", "--checkouts", "6", "--out", str(out)],
+    result = subprocess.run([*CLI, "outage", "--dependency", "inventory", "--checkouts", "6",
+                             "--out", str(out)],
                             env=cli_env, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     report = (out / "outage.md").read_text()
     assert "Verdict: PASS" in report and "| fault | 6 | 0 | 0 | 6 | 0 | 0 |" in report
     assert 'id="sorry"' in (out / "sorry.html").read_text()
-    assert stack.faults.proxy_names()["payments"] is True
+    assert stack.faults.proxy_names()["inventory"] is True
     assert not [t for t in stack.faults.toxics() if t.name.startswith("cc_")]
 
 

@@ -68,8 +68,8 @@ def test_a_hypothesis_the_shop_cannot_meet_fails_with_exit_1(stack: Stack, tmp_p
     assert result.returncode == 1, result.stdout + result.stderr
     cases = junit_cases(tmp_path / "junit.xml")
     failing = {name for name, case in cases.items() if case.find("failure") is not None}
-    assert failing == {"every checkout succeeds while payments are down"}
-    failure = cases["every checkout succeeds while payments are down"].find("failure")
+    assert failing == {"every checkout succeeds while inventory is down"}
+    failure = cases["every checkout succeeds while inventory is down"].find("failure")
     assert failure is not None and "wanted at least 0.99" in failure.get("message", "")
     assert_clean(stack)
 
@@ -83,6 +83,9 @@ def test_a_stop_condition_aborts_early_and_rolls_back(stack: Stack, tmp_path: Pa
     assert journal["verdict"] == "aborted"
     assert journal["abort"]["condition"] == "most answers are errors"
     assert journal["abort"]["latency"] < 1.0  # condition met -> every fault gone
+    restarted = next(e for e in journal["journal"] if e["phase"] == "shop")["output"]
+    assert restarted["restarted"] and restarted["safeguards_off"] == ["fallbacks"]
+    assert safeguards_off(stack) == []  # the run put the resilient shop back
     assert time.monotonic() - started < 60  # the 60 s fault did not run its course
     assert_clean(stack)
 

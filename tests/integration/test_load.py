@@ -50,10 +50,10 @@ def test_headless_run_writes_timeline_and_evidence_that_match(stack: Stack, tmp_
     assert len({e["idempotency_key"] for e in confirmed}) == len(confirmed)
 
 
-def test_with_payments_down_checkouts_turn_graceful_and_browsing_stays_ok(
+def test_with_inventory_down_checkouts_turn_graceful_and_browsing_stays_ok(
     stack: Stack, faults, tmp_path: Path
 ) -> None:
-    faults.disable("payments")
+    faults.disable("inventory")  # no reservation, no order: an honest 503 and a retry
     result = run_load(stack, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr  # graceful is not a failure
     rows = read_timeline(tmp_path / "timeline.jsonl")

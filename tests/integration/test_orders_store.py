@@ -36,6 +36,8 @@ def test_insert_save_and_read_back(orders_via_proxy: OrdersStore) -> None:
     order.charge_id, order.stock_committed = "ch_1", True
     orders_via_proxy.save(order, Deadline(5))
     loaded = orders_via_proxy.get(order.order_id, Deadline(5))
+    assert loaded is not None and loaded.created_at > 0  # stamped by the database
+    loaded.created_at = order.created_at
     assert loaded == order
 
 
