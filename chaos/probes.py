@@ -43,6 +43,7 @@ class WindowStats:
     classes: Counter[str]
     checkouts: Counter[str]
     hist: Counter[str]
+    checkout_hist: Counter[str] = field(default_factory=Counter)
 
     @classmethod
     def of(cls, rows: list[dict[str, Any]]) -> WindowStats:
@@ -50,11 +51,13 @@ class WindowStats:
         classes: Counter[str] = Counter()
         checkouts: Counter[str] = Counter()
         hist: Counter[str] = Counter()
+        checkout_hist: Counter[str] = Counter()
         for row in rows:
             classes.update({c: row.get(c, 0) for c in CLASSES})
             checkouts.update({c: row.get(f"checkout_{c}", 0) for c in CLASSES})
             hist.update(row.get("hist", {}))
-        return cls(len(rows), classes, checkouts, hist)
+            checkout_hist.update(row.get("checkout_hist", {}))
+        return cls(len(rows), classes, checkouts, hist, checkout_hist)
 
     def _counts(self, scope: str) -> Counter[str]:
         return self.checkouts if scope == "checkout" else self.classes
@@ -81,9 +84,11 @@ class WindowStats:
         total = sum(counts.values())
         return (counts["graceful_error"] + counts["ungraceful"]) / total if total else None
 
-    def latency(self, percentile: int) -> float | None:
-        """A latency percentile in ms (the histogram bucket's upper edge)."""
-        return histogram_percentile(dict(self.hist), percentile / 100) if self.hist else None
+    def latency(self, percentile: int, scope: str = "all") -> float | None:
+        """A latency percentile in ms (the histogram bucket's upper edge) of the answers in
+        scope (checkout: only the checkout calls)."""
+        hist = self.checkout_hist if scope == "checkout" else self.hist
+        return histogram_percentile(dict(hist), percentile / 100) if hist else None
 
     def summary(self) -> dict[str, Any]:
         """The figures a report compares across phases."""
@@ -97,6 +102,7 @@ class WindowStats:
             "checkouts": self.total("checkout"),
             "p95_ms": self.latency(95),
             "p99_ms": self.latency(99),
+            "checkout_p99_ms": self.latency(99, "checkout"),
             "ungraceful": self.classes["ungraceful"],
             "classes": dict(self.classes),
         }
@@ -197,7 +203,7 @@ def measure(hypothesis: Hypothesis, window: Window, rows: list[dict[str, Any]],
     if probe == "ungraceful":
         return float(stats._counts(hypothesis.scope)["ungraceful"])
     if probe == "latency":
-        return stats.latency(hypothesis.percentile)
+        return stats.latency(hypothesis.percentile, hypothesis.scope)
     if probe == "request_rate":
         return stats.total(hypothesis.scope) / stats.seconds if stats.seconds else None
     if probe == "time_to_communicate":

@@ -14,6 +14,9 @@ OK, DEGRADED, GRACEFUL, DECLINED, UNGRACEFUL = (
     "ok", "degraded", "graceful_error", "declined", "ungraceful"
 )
 CLASSES = (OK, DEGRADED, GRACEFUL, DECLINED, UNGRACEFUL)
+# A shopper gives up on an answer after this long: a hung request then shows as an
+# ungraceful "no answer" within seconds, not after the HTTP client's 60 s default.
+GIVE_UP_SECONDS = 10.0
 
 # What must never reach a shopper: tracebacks, exception classes, library and host names.
 _LEAKS = re.compile(

@@ -33,7 +33,7 @@ from locust.runners import WorkerRunner
 locust.runners.WORKER_REPORT_INTERVAL = 1.0
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # plain `locust -f` works too
-from loadtests.classify import OK, UNGRACEFUL, Verdict, classify  # noqa: E402
+from loadtests.classify import GIVE_UP_SECONDS, OK, UNGRACEFUL, Verdict, classify  # noqa: E402
 from loadtests.shapes import PROFILES, Ticker  # noqa: E402
 from loadtests.timeline import Timeline  # noqa: E402
 
@@ -148,6 +148,8 @@ class Shopper(FastHttpUser):
     """A Labor Day shopper. Most browse, fewer fill a cart, fewer still check out."""
 
     wait_time = between(0.5, 2.0)
+    network_timeout = GIVE_UP_SECONDS
+    connection_timeout = 5.0
     skus: list[str] = []
 
     def on_start(self) -> None:

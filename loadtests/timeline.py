@@ -59,6 +59,7 @@ class Timeline:
         self.latencies: dict[int, list[float]] = defaultdict(list)
         self.users: dict[int, int] = {}
         self.checkouts: dict[int, Counter[str]] = defaultdict(Counter)
+        self.checkout_latencies: dict[int, list[float]] = defaultdict(list)
         self._flushed_upto: int | None = None  # the live file holds seconds before this
 
     def record(self, cls: str, latency_ms: float, checkout: bool = False,
@@ -69,6 +70,7 @@ class Timeline:
         self.latencies[second].append(latency_ms)
         if checkout:
             self.checkouts[second][cls] += 1
+            self.checkout_latencies[second].append(latency_ms)
 
     def set_users(self, users: int, now: float | None = None) -> None:
         """The running user count at this second (sampled by the master)."""
@@ -80,10 +82,12 @@ class Timeline:
             "counts": {str(s): dict(c) for s, c in self.counts.items()},
             "latencies": {str(s): v for s, v in self.latencies.items()},
             "checkouts": {str(s): dict(c) for s, c in self.checkouts.items()},
+            "checkout_latencies": {str(s): v for s, v in self.checkout_latencies.items()},
         }
         self.counts.clear()
         self.latencies.clear()
         self.checkouts.clear()
+        self.checkout_latencies.clear()
         return data
 
     def merge(self, data: dict[str, Any]) -> None:
@@ -94,6 +98,8 @@ class Timeline:
             self.latencies[int(second)].extend(values)
         for second, counts in data.get("checkouts", {}).items():
             self.checkouts[int(second)].update(counts)
+        for second, values in data.get("checkout_latencies", {}).items():
+            self.checkout_latencies[int(second)].extend(values)
 
     def rows(self, until: int | None = None) -> list[dict[str, Any]]:
         """One row per second from the first up to `until` (exclusive) or the last."""
@@ -119,8 +125,10 @@ class Timeline:
         row.update({"p50_ms": round(percentile(times, 0.50), 1),
                     "p95_ms": round(percentile(times, 0.95), 1),
                     "p99_ms": round(percentile(times, 0.99), 1)})
-        hist: Counter[int] = Counter(bucket_of(ms) for ms in times)
-        row["hist"] = {str(edge): n for edge, n in sorted(hist.items())}
+        for key, values in (("hist", times), ("checkout_hist",
+                                              self.checkout_latencies.get(second, []))):
+            hist: Counter[int] = Counter(bucket_of(ms) for ms in values)
+            row[key] = {str(edge): n for edge, n in sorted(hist.items())}
         return row
 
     def flush_live(self, path: Path, lag_seconds: int, now: float | None = None) -> int:

@@ -82,7 +82,9 @@ def test_timeline_merges_workers_and_fills_gaps() -> None:
     assert [r["t"] for r in rows] == [0, 1, 2]
     assert rows[0]["requests"] == 2 and rows[0]["graceful_error"] == 1 and rows[0]["checkouts"] == 1
     assert rows[1]["requests"] == 0 and rows[1]["users"] == 5
-    assert worker.drain() == {"counts": {}, "latencies": {}, "checkouts": {}}
+    assert rows[0]["checkout_hist"] == {"50": 1}  # the checkout's own latency, merged
+    assert worker.drain() == {"counts": {}, "latencies": {}, "checkouts": {},
+                              "checkout_latencies": {}}
 
 
 def test_percentile_nearest_rank() -> None:

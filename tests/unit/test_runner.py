@@ -146,3 +146,18 @@ def test_a_reused_report_folder_does_not_hand_its_old_load_files_to_the_new_run(
     assert result.verdict == "error"  # no stack: the run cannot be made
     assert not (out / "load" / "stop").exists()
     assert not (out / "load" / "timeline.jsonl").exists()
+
+
+def test_checkout_latency_is_judged_on_checkouts_alone() -> None:
+    """A latency hypothesis with scope: checkout must not be diluted by fast page views."""
+    from chaos.probes import WindowStats
+
+    timeline = Timeline()
+    for _ in range(50):
+        timeline.record("ok", 4.0, now=100.0)  # pages
+    for _ in range(5):
+        timeline.record("degraded", 2800.0, checkout=True, now=100.0)
+    stats = WindowStats.of(timeline.rows())
+    assert stats.latency(50) == 5.0
+    assert stats.latency(50, "checkout") == 3000.0
+    assert stats.summary()["checkout_p99_ms"] == 3000.0
