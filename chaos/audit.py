@@ -29,6 +29,9 @@ from psycopg.rows import dict_row
 
 from .errors import HarnessError
 
+ORDER_COLUMNS = ("order_id, idempotency_key, status, total_cents, attempt, reservation_id, "
+                 "charge_id, stock_committed, extract(epoch FROM updated_at) AS updated, "
+                 "extract(epoch FROM created_at) AS created")
 # Rules the shop may still be settling (its reconciliation pass): the audit may wait.
 EVENTUAL_RULES = frozenset({"stock not committed", "order left unresolved",
                             "payment pending not settled",
@@ -88,10 +91,8 @@ def run_audit(
     try:
         with psycopg.connect(database_url, connect_timeout=5, autocommit=True) as conn:
             orders = conn.cursor(row_factory=dict_row).execute(
-                "SELECT order_id, idempotency_key, status, total_cents, attempt, reservation_id, "
-                "charge_id, stock_committed, extract(epoch FROM updated_at) AS updated, "
-                "extract(epoch FROM created_at) AS created "
-                "FROM orders WHERE created_at >= to_timestamp(%s)", (since,)).fetchall()
+                f"SELECT {ORDER_COLUMNS} FROM orders WHERE created_at >= to_timestamp(%s)",
+                (since,)).fetchall()
         charges = httpx.get(f"{payments_url}/v1/charges", timeout=30).json()["charges"]
         reservations = httpx.get(f"{inventory_url}/v1/reservations", timeout=30).json()[
             "reservations"]
@@ -100,6 +101,18 @@ def run_audit(
         raise HarnessError(f"the audit could not read the ledgers: {exc}") from exc
 
     charges = [c for c in charges if c["created_at"] >= since]
+    # A charge made in this window may belong to an order made before it (a payment taken
+    # later for an order left pending by an earlier run): judge it with its order.
+    known = {o["order_id"] for o in orders}
+    earlier = sorted({c["order_id"] for c in charges} - known)
+    if earlier:
+        try:
+            with psycopg.connect(database_url, connect_timeout=5, autocommit=True) as conn:
+                orders += conn.cursor(row_factory=dict_row).execute(
+                    f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ANY(%s)",
+                    (earlier,)).fetchall()
+        except psycopg.Error as exc:
+            raise HarnessError(f"the audit could not read the ledgers: {exc}") from exc
     result = AuditResult(orders=len(orders), charges=len(charges))
     by_id = {o["order_id"]: o for o in orders}
     by_key = {o["idempotency_key"]: o for o in orders}

@@ -124,3 +124,15 @@ def test_a_consistent_ledger_is_clean(stack: Stack) -> None:
     result = audit(stack, since, [told])
     assert result.clean, result.violations
     assert result.told_confirmed == 1 and result.charges >= 1
+
+
+def test_a_charge_taken_now_for_an_order_made_before_the_window_is_not_an_orphan(
+    stack: Stack,
+) -> None:
+    """A payment taken after recovery for an order accepted (payment pending) earlier."""
+    order_id = plant_order(stack, "confirmed", stock_committed=True, created_ago=120)
+    since = time.time()
+    charge = capture(stack, order_id)
+    plant_charge_link(stack, order_id, charge)
+    found = rules(audit(stack, since))
+    assert not any(ids.get("charge_id") == charge for ids in found.get("orphan charge", []))
