@@ -21,6 +21,9 @@ class Side:
     """One experiment's fault-phase figures in one gate folder."""
 
     verdict: str
+    checkouts: int
+    success: float | None
+    ungraceful: int
     checkout_success: float | None
     checkout_graceful: float | None
     graceful: float | None
@@ -39,7 +42,14 @@ class Side:
         fault = journal.get("phase_stats", {}).get("fault", {})
         comms = list((journal.get("communication") or {}).values())
         first = comms[0] if comms else {}
-        return cls(journal["verdict"], fault.get("checkout_success_ratio"),
+        # The fault phase's ungraceful count as judged: it includes requests made during
+        # the fault that hung until the shopper gave up.
+        judged = [h["value"] for h in journal.get("hypotheses", [])
+                  if h.get("phase") == "fault" and h.get("probe") == "ungraceful"
+                  and h.get("value") is not None]
+        ungraceful = int(max(judged)) if judged else int(fault.get("ungraceful", 0))
+        return cls(journal["verdict"], int(fault.get("checkouts", 0)),
+                   fault.get("success_ratio"), ungraceful, fault.get("checkout_success_ratio"),
                    fault.get("checkout_graceful_ratio"), fault.get("graceful_ratio"),
                    fault.get("p99_ms"), first.get("time_to_communicate"),
                    first.get("time_to_clear"), journal.get("recovery_time"))
@@ -65,14 +75,14 @@ def _num(value: float | None, unit: str = "") -> str:
 def markdown(rows: list[tuple[str, Side, Side]]) -> str:
     """The comparison table."""
     lines = ["# Resilient vs fragile shop, while each dependency is broken", "",
-             "| experiment | shop | verdict | checkout success | checkout graceful | "
-             "all answers graceful | p99 | status page told | cleared after recovery | "
-             "recovered |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| experiment | shop | verdict | checkouts answered | checkout success | "
+             "all answers ok | ungraceful | p99 | status page told | cleared after recovery | "
+             "recovered |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, res, fra in rows:
         for label, side in (("resilient", res), ("fragile", fra)):
             lines.append(
-                f"| {name} | {label} | {side.verdict} | {_pct(side.checkout_success)} | "
-                f"{_pct(side.checkout_graceful)} | {_pct(side.graceful)} | "
+                f"| {name} | {label} | {side.verdict} | {side.checkouts} | "
+                f"{_pct(side.checkout_success)} | {_pct(side.success)} | {side.ungraceful} | "
                 f"{_num(side.p99_ms, ' ms')} | {_num(side.told_after, ' s')} | "
                 f"{_num(side.cleared_after, ' s')} | {_num(side.recovery, ' s')} |")
     return "\n".join(lines) + "\n"

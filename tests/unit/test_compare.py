@@ -16,7 +16,9 @@ def journal(folder: Path, name: str, verdict: str, success: float, p99: float,
     (folder / name).mkdir(parents=True)
     (folder / name / "journal.json").write_text(json.dumps({
         "verdict": verdict, "recovery_time": 1.5,
-        "phase_stats": {"fault": {"checkout_success_ratio": success,
+        "hypotheses": [{"phase": "fault", "probe": "ungraceful", "value": 3.0}],
+        "phase_stats": {"fault": {"checkout_success_ratio": success, "checkouts": 12,
+                                  "success_ratio": 0.9, "ungraceful": 1,
                                   "checkout_graceful_ratio": 1.0, "graceful_ratio": 0.99,
                                   "p99_ms": p99}},
         "communication": {"payments": {"time_to_communicate": told, "time_to_clear": 4.0}}}))
@@ -29,8 +31,8 @@ def test_experiments_in_both_folders_are_set_side_by_side(tmp_path: Path) -> Non
     rows = compare(tmp_path / "res", tmp_path / "fra")
     assert [name for name, _, _ in rows] == ["payments-hard-down"]
     table = markdown(rows)
-    assert "| payments-hard-down | resilient | passed | 97.0 % |" in table
-    assert "| payments-hard-down | fragile | failed | 0.0 % |" in table
+    assert "| payments-hard-down | resilient | passed | 12 | 97.0 % | 90.0 % | 3 |" in table
+    assert "| payments-hard-down | fragile | failed | 12 | 0.0 % |" in table
     assert "| never |" in table  # the fragile shop's status page never said so
     paths = write(rows, tmp_path / "out")
     assert "data:image/png;base64," in paths["html"].read_text()
