@@ -6,7 +6,8 @@ CLI := $(VENV)/bin/checkout-chaos
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up down status load chaos gate compare matrix proof test test-unit lint clean
+.PHONY: help setup up down status observe grafana dashboards load chaos gate compare matrix proof \
+	bench test test-unit lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +24,15 @@ down: ## Stop every process the stack started; sweep harness toxics
 status: ## Show each process, its port and health
 	@$(CLI) status
 
+observe: setup ## Prometheus beside the stack (brought up if down; CC_PROMETHEUS_PORT, default 9090)
+	@$(CLI) observe
+
+grafana: ## Grafana with the provisioning (Docker), or how to point your own Grafana at it
+	@bash scripts/grafana.sh
+
+dashboards: setup ## Regenerate grafana/dashboards/*.json from grafana/generate.py
+	@$(PY) grafana/generate.py
+
 PROFILE ?= steady
 USERS ?= 20
 DURATION ?= 60s
@@ -34,7 +44,7 @@ load: setup ## Shopping load on the running stack: PROFILE=steady|ramp|labor-day
 
 EXPERIMENT ?= labor-day-payments-brownout
 chaos: setup ## Run one experiment (default the flagship; EXPERIMENT=name): stack up if needed, report, stack down
-	@$(CLI) run "$(EXPERIMENT)" --manage-stack
+	@$(CLI) run "$(EXPERIMENT)" --manage-stack --observe
 
 TAG ?=
 TIME_SCALE ?= 0.4

@@ -58,12 +58,15 @@ def main(debug: bool) -> None:
 
 
 @main.command()
+@click.option("--observe", is_flag=True, help="Start Prometheus too (as `observe`).")
 @friendly
-def up() -> None:
+def up(observe: bool) -> None:
     """Start the stack: PostgreSQL, Redis, Toxiproxy, payments, inventory, the shop."""
     stack = _stack()
     started = time.monotonic()
     stack.up()
+    if observe:
+        stack.observe()
     c = stack.config
     console.print(f"[green]stack up[/] in {time.monotonic() - started:.1f}s")
     console.print(f"  shop        {c.shop_url}")
@@ -71,7 +74,26 @@ def up() -> None:
     console.print(f"  metrics     {c.shop_url}/metrics")
     console.print(f"  toxiproxy   {c.toxiproxy_url} "
                   "(proxies: payments, inventory, postgres, redis)")
+    if stack.prometheus_url():
+        console.print(f"  prometheus  {c.prometheus_url}")
     console.print(f"  logs        {c.run_dir / 'logs'}")
+
+
+@main.command()
+@click.option("--scrape-interval", default="2s", show_default=True,
+              help="How often Prometheus scrapes (a Prometheus duration).")
+@friendly
+def observe(scrape_interval: str) -> None:
+    """Prometheus beside the stack (brought up if it is down): it scrapes the shop, payments,
+    inventory, Toxiproxy and the harness; `down` stops it."""
+    stack = _stack()
+    _ensure_stack(stack, manage=True)
+    stack.observe(scrape_interval)
+    c = stack.config
+    console.print(f"[green]observing[/]: Prometheus {c.prometheus_url} "
+                  f"(targets: {c.prometheus_url}/targets, alerts: {c.prometheus_url}/alerts)")
+    console.print("  Grafana: `make grafana` (Docker), or point a Grafana at "
+                  f"{PROJECT_ROOT / 'grafana' / 'provisioning'} (see README, Dashboards)")
 
 
 @main.command()
@@ -239,6 +261,8 @@ def validate(files: tuple[str, ...]) -> None:
     sys.exit(2 if bad else 0)
 
 
+OBSERVE_HELP = ("Start Prometheus beside the stack, so the report draws the shop's own "
+                "series too.")
 SHOP_HELP = ("The shop to run against: resilient, fragile (every safeguard off) or "
              "without:<safeguard>[,...]. Default: what each experiment declares.")
 
@@ -268,7 +292,8 @@ def _run_one(name: str, stack: Stack, out: Path, time_scale: float = 1.0,
     if shop is not None:
         experiment = experiment.model_copy(update={"shop": shop})
     with live_view(console, path.stem) as view:
-        result = Runner(experiment, str(path), stack.config, out, view=view).run()
+        result = Runner(experiment, str(path), stack.config, out, view=view,
+                        export_metrics=True).run()
     paths = write_reports(result, path.stem)
     return result, paths
 
@@ -291,8 +316,10 @@ def scale(experiment: Any, factor: float) -> Any:
 @click.option("--manage-stack", is_flag=True,
               help="Bring the stack up if it is down, and down again afterwards.")
 @click.option("--shop", "shop_text", default=None, help=SHOP_HELP)
+@click.option("--observe", is_flag=True, help=OBSERVE_HELP)
 @friendly
-def run(experiment: str, out: Path | None, manage_stack: bool, shop_text: str | None) -> None:
+def run(experiment: str, out: Path | None, manage_stack: bool, shop_text: str | None,
+        observe: bool) -> None:
     """Run one experiment (a file or a catalog name). Exit 0 held, 1 failed, 2 not run."""
     from .experiment import load_experiment
 
@@ -301,6 +328,8 @@ def run(experiment: str, out: Path | None, manage_stack: bool, shop_text: str | 
     stack = _stack()
     started_here = _ensure_stack(stack, manage_stack)
     try:
+        if observe:
+            stack.observe()
         out = out or PROJECT_ROOT / "reports" / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         result, paths = _run_one(str(path), stack, out, shop=shop)
     finally:
@@ -337,9 +366,10 @@ def _ensure_stack(stack: Stack, manage: bool) -> bool:
 @click.option("--out", type=click.Path(path_type=Path), default=None)
 @click.option("--manage-stack", is_flag=True)
 @click.option("--shop", "shop_text", default=None, help=SHOP_HELP)
+@click.option("--observe", is_flag=True, help=OBSERVE_HELP)
 @friendly
 def gate(tags: tuple[str, ...], names: tuple[str, ...], time_scale: float, out: Path | None,
-         manage_stack: bool, shop_text: str | None) -> None:
+         manage_stack: bool, shop_text: str | None, observe: bool) -> None:
     """Run the catalog as a CI gate: one JUnit file and one summary; exit 1 if any failed."""
     from .experiment import catalog
     from .report import junit_suite, write_junit
@@ -355,6 +385,8 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], time_scale: float, out: 
     out = out or PROJECT_ROOT / "reports" / f"gate-{time.strftime('%Y%m%d-%H%M%S')}"
     suites, summaries, worst = [], [], 0
     try:
+        if observe:
+            stack.observe()
         for index, (path, _) in enumerate(chosen, 1):
             console.print(f"[bold]{index}/{len(chosen)}[/] {path.stem}")
             result, paths = _run_one(str(path), stack, out / path.stem, time_scale, shop)

@@ -10,6 +10,7 @@ import os
 import subprocess
 import time
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,8 @@ def journal(result: RunResult) -> dict[str, Any]:
         "recovery_time": result.recovery_time,
         "abort": result.abort,
         "communication": result.communication,
+        "notes": result.notes,
+        "prometheus": result.prometheus,
         "audit": result.audit.as_json() if result.audit else None,
     }
 
@@ -141,9 +144,25 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:g}"
 
 
-def charts(result: RunResult) -> list[str]:
-    """PNG charts (base64): request rate by class, latency percentiles, checkouts by class,
-    each with the fault windows shaded and the phases marked."""
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """One chart of the report: a PNG (base64), what it shows and where its data came from."""
+
+    title: str
+    png: str
+    source: str  # "load" (the load's timeline) or "prometheus" (the stack's Prometheus)
+    fault_windows: int
+
+
+COLOURS = {"ok": "#2e7d32", "degraded": "#9ccc65", "graceful_error": "#ffb300",
+           "declined": "#90a4ae", "ungraceful": "#c62828"}
+LINE_COLOURS = ("#1e88e5", "#fb8c00", "#c62828", "#2e7d32", "#8e24aa", "#6d4c41", "#00897b")
+
+
+def charts(result: RunResult) -> list[Chart]:
+    """The report's charts, each with the fault windows shaded red and the steady-state
+    windows blue: what the load's shoppers saw (request rate and checkouts by class, latency
+    percentiles) and, when Prometheus ran, the shop's own key panels from query_range."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,8 +173,6 @@ def charts(result: RunResult) -> list[str]:
         return []
     t0 = rows[0]["ts"]
     xs = [r["ts"] - t0 for r in rows]
-    colours = {"ok": "#2e7d32", "degraded": "#9ccc65", "graceful_error": "#ffb300",
-               "declined": "#90a4ae", "ungraceful": "#c62828"}
     windows = _fault_spans(result)
 
     def decorate(ax: Any) -> None:
@@ -166,40 +183,48 @@ def charts(result: RunResult) -> list[str]:
             if w:
                 ax.axvspan(w.start - t0, w.end - t0, color="#1e88e5", alpha=0.06)
         ax.set_xlabel("seconds since the load started")
+        ax.set_xlim(0, max(xs[-1], 1))
         ax.grid(alpha=0.3)
 
-    images = []
+    out: list[Chart] = []
+
+    def keep(fig: Any, ax: Any, title: str, source: str) -> None:
+        decorate(ax)
+        ax.set_title(title)
+        ax.legend(loc="upper right", fontsize=7, ncol=3)
+        out.append(Chart(title, _png(fig), source, len(windows)))
+
     fig, ax = plt.subplots(figsize=(10, 3.2))
     bottom = [0] * len(rows)
-    for cls, colour in colours.items():
+    for cls, colour in COLOURS.items():
         values = [r.get(cls, 0) for r in rows]
         ax.bar(xs, values, bottom=bottom, width=1.0, color=colour, label=cls, linewidth=0)
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    decorate(ax)
     ax.set_ylabel("answers / s")
-    ax.set_title("Requests per second by class (fault windows shaded red)")
-    ax.legend(loc="upper right", fontsize=7, ncol=3)
-    images.append(_png(fig))
+    keep(fig, ax, "Requests per second by class, as shoppers saw them", "load")
 
     fig, ax = plt.subplots(figsize=(10, 3.2))
     for key, colour in (("p50_ms", "#1e88e5"), ("p95_ms", "#fb8c00"), ("p99_ms", "#c62828")):
         ax.plot(xs, [r[key] for r in rows], color=colour, label=key.replace("_ms", ""))
-    decorate(ax)
     ax.set_ylabel("ms")
-    ax.set_title("Latency percentiles per second")
-    ax.legend(loc="upper right", fontsize=7)
-    images.append(_png(fig))
+    keep(fig, ax, "Latency percentiles per second, as shoppers saw them", "load")
 
     fig, ax = plt.subplots(figsize=(10, 3.2))
-    for cls, colour in colours.items():
+    for cls, colour in COLOURS.items():
         ax.plot(xs, [r.get(f"checkout_{cls}", 0) for r in rows], color=colour, label=cls)
-    decorate(ax)
     ax.set_ylabel("checkouts / s")
-    ax.set_title("Checkout answers per second by class")
-    ax.legend(loc="upper right", fontsize=7, ncol=3)
-    images.append(_png(fig))
+    keep(fig, ax, "Checkout answers per second by class, as shoppers saw them", "load")
+
+    for chart in result.prometheus.values():
+        fig, ax = plt.subplots(figsize=(10, 3.2))
+        for (label, points), colour in zip(sorted(chart["lines"].items()),
+                                           LINE_COLOURS * 4, strict=False):
+            ax.plot([t - t0 for t, _ in points], [v for _, v in points], color=colour,
+                    label=label, drawstyle="steps-post" if "state" in chart["unit"] else None)
+        ax.set_ylabel(chart["unit"])
+        keep(fig, ax, f"{chart['title']} — Prometheus", "prometheus")
     plt.close("all")
-    return images
+    return out
 
 
 def _fault_spans(result: RunResult) -> list[tuple[float, float, str]]:
@@ -227,8 +252,24 @@ def html_report(result: RunResult, name: str, history: list[dict[str, Any]]) -> 
             f"<p class='verdict {result.verdict}'>{result.verdict.upper()} — score "
             f"{result.score:g}/100</p><p>{html.escape(result.reason)}</p>",
             f"<p>{html.escape(result.experiment.description)}</p>"]
-    for image in charts(result):
-        body.append(f"<img class='chart' src='data:image/png;base64,{image}' alt='chart'>")
+    drawn = charts(result)
+    spans = _fault_spans(result)
+    t0 = result.rows[0]["ts"] if result.rows else result.started
+    legend = "; ".join(f"{html.escape(label)} {start - t0:.0f} to {end - t0:.0f} s"
+                       for start, end, label in spans) or "none"
+    if drawn and not result.prometheus:
+        body.append("<p class='note'>Prometheus did not run with this experiment (`make "
+                    "observe`, or `run --observe`): the charts come from the load's "
+                    "timeline only.</p>")
+    for chart in drawn:
+        body.append(f"<figure class='chart' data-source='{chart.source}' "
+                    f"data-fault-windows='{chart.fault_windows}'>"
+                    f"<img src='data:image/png;base64,{chart.png}' "
+                    f"alt='{html.escape(chart.title)}'><figcaption>"
+                    f"{html.escape(chart.title)} · fault windows (red): {legend}"
+                    "</figcaption></figure>")
+    for note in result.notes:
+        body.append(f"<p class='note'>{html.escape(note)}</p>")
     body.append("<h2>Hypotheses</h2><table><tr><th>phase</th><th>hypothesis</th>"
                 "<th>measured</th><th>wanted</th><th></th></tr>")
     for r in result.results:
@@ -269,7 +310,8 @@ def html_report(result: RunResult, name: str, history: list[dict[str, Any]]) -> 
              "td,th{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left}"
              ".failed td{background:#fdecea}.verdict{font-size:1.4rem;font-weight:700}"
              ".passed{color:#2e7d32}.failed,.aborted,.error,.not_run{color:#c62828}"
-             ".chart{width:100%;margin:.5rem 0}")
+             ".chart{margin:.5rem 0}.chart img{width:100%}figcaption{font-size:.8rem;"
+             "color:#555}.note{color:#6d4c41}")
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>"
             f"{html.escape(name)} — checkout-chaos</title><style>{style}</style></head>"
             f"<body>{''.join(body)}</body></html>")

@@ -31,7 +31,9 @@ from .appfaults import AppFaultClient
 from .audit import EVENTUAL_RULES, AuditResult, read_evidence, run_audit
 from .errors import FaultError, HarnessError, StackError
 from .experiment import STATUS_NAME, Experiment, Fault, Hypothesis, StopCondition, Tolerance
+from .exporter import Exporter
 from .faults import FaultInjector
+from .observe import PrometheusError, query_key_series, wait_for_scrape
 from .probes import Context, StatusPoller, Window, WindowStats, measure, scrape
 from .stack import Stack, StackConfig
 
@@ -106,6 +108,9 @@ class RunResult:
     # Per dependency the method touched: seconds until /api/status named it, and until it
     # cleared after the last rollback (measured in every run, hypotheses or not).
     communication: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    # The key series from the stack's Prometheus, when it ran (see chaos.observe).
+    prometheus: dict[str, Any] = field(default_factory=dict)
 
     @property
     def score(self) -> float:
@@ -137,6 +142,10 @@ class Live:
     last_row: dict[str, Any] = field(default_factory=dict)
     active_faults: list[str] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
+
+    def elapsed(self) -> float:
+        """Seconds since the load started."""
+        return time.time() - self.started
 
 
 View = Callable[[Live], None]
@@ -258,8 +267,10 @@ class Runner:
     """Runs one validated experiment against a running stack."""
 
     def __init__(self, experiment: Experiment, source: str, stack: StackConfig, out_dir: Path,
-                 view: View | None = None, poll_interval: float = 0.1) -> None:
+                 view: View | None = None, poll_interval: float = 0.1,
+                 export_metrics: bool = False) -> None:
         self.experiment = experiment
+        self._export_metrics = export_metrics  # the CLI's runs serve the harness's metrics
         self.stack = stack
         self.out_dir = out_dir
         self.faults = FaultInjector("127.0.0.1", stack.ports.toxiproxy)
@@ -297,6 +308,7 @@ class Runner:
         """Every phase; returns the result with a verdict (it never raises HarnessError)."""
         result = self.result
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        exporter = self._export() if self._export_metrics else None
         try:
             with run_lock(self.stack.run_dir), interruptible():
                 # A report folder used before keeps the last run's load files, its stop
@@ -315,7 +327,45 @@ class Runner:
             result.verdict, result.reason = "error", str(exc)
         finally:
             result.ended = time.time()
+            prometheus = Stack(self.stack).prometheus_url()
+            # The run's last figures (time-to-communicate among them) reach Prometheus before
+            # this process, and its endpoint, may go away.
+            if (prometheus is not None and exporter is not None
+                    and not wait_for_scrape(prometheus, "harness", result.ended)):
+                result.notes.append("Prometheus did not scrape the harness after the run")
+            if exporter is not None:
+                exporter.collector.detach()
+            if prometheus is not None:
+                self._query_prometheus(prometheus)
         return result
+
+    def _export(self) -> Exporter | None:
+        """Attach this run to the harness's metrics endpoint; a taken port is a note in the
+        journal, not a reason to skip the experiment."""
+        try:
+            exporter = Exporter.shared(self.stack.ports.harness)
+        except OSError as exc:
+            self.result.notes.append(
+                f"harness metrics not exported: port {self.stack.ports.harness} is taken "
+                f"({exc.strerror}); set CC_HARNESS_PORT to a free port")
+            return None
+        exporter.collector.attach(self, Path(self.result.source).stem)
+        return exporter
+
+    def active_faults(self) -> list[tuple[Fault, str]]:
+        """Each fault active now, with the dependency it is on."""
+        faults = self.experiment.faults
+        return [(faults[index], target) for index, target in list(self._active)]
+
+    def _query_prometheus(self, url: str) -> None:
+        """The stack's Prometheus ran: keep the run's key series for the report."""
+        if not self.result.rows:
+            return
+        start = self.result.rows[0]["ts"]
+        try:
+            self.result.prometheus = query_key_series(url, start, self.result.ended)
+        except PrometheusError as exc:
+            self.result.notes.append(f"Prometheus series not drawn: {exc}")
 
     def _run_phases(self) -> None:
         exp, result = self.experiment, self.result

@@ -29,10 +29,14 @@ import httpx
 from .appfaults import AppFaultClient
 from .errors import StackError
 from .faults import FaultInjector, ProxySpec
+from .observe import render_config
 
 LOOPBACK = "127.0.0.1"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROXIED = ("payments", "inventory", "postgres", "redis")
+# Ports not bound by `up` itself: Prometheus comes with `observe`, the harness's endpoint
+# with each run.
+NOT_AT_UP = ("prometheus", "harness")
 
 Progress = Callable[[str], None]
 
@@ -51,6 +55,8 @@ class Ports:
     proxy_inventory: int = 18102
     proxy_postgres: int = 25432
     proxy_redis: int = 26379
+    prometheus: int = 9090  # only with `make observe`
+    harness: int = 9108  # the harness's own metrics, while an experiment runs
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Ports:
@@ -124,6 +130,11 @@ class StackConfig:
     def direct_database_url(self) -> str:
         """The shop database without Toxiproxy (audits, tests)."""
         return f"postgresql://postgres@{LOOPBACK}:{self.ports.postgres}/shop"
+
+    @property
+    def prometheus_url(self) -> str:
+        """Prometheus, when `make observe` started it."""
+        return f"http://{LOOPBACK}:{self.ports.prometheus}"
 
     @property
     def payments_url(self) -> str:
@@ -313,7 +324,7 @@ class Stack:
     def _check_ports(self) -> None:
         busy = [
             f"{name} port {port}" for name, port in asdict(self.config.ports).items()
-            if port_in_use(port)
+            if name not in NOT_AT_UP and port_in_use(port)
         ]
         if busy:
             raise StackError(
@@ -510,6 +521,48 @@ class Stack:
                                            timeout=2).is_success, "ready (/readyz)")
         return proc
 
+    # ---- Prometheus -------------------------------------------------------------------
+    def observe(self, scrape_interval: str = "2s") -> None:
+        """Start Prometheus beside a running stack (own data dir, loopback), scraping the
+        shop, payments, inventory, Toxiproxy and the harness; a no-op when it runs."""
+        procs = self._load()
+        if not procs:
+            raise StackError("the stack is not up: run `make up` first (or `make observe`, "
+                             "which brings it up)")
+        if self.prometheus_url() is not None:
+            self._progress(f"Prometheus is already running at {self.config.prometheus_url}")
+            return
+        port = self.config.ports.prometheus
+        if port_in_use(port):
+            raise StackError(f"Prometheus port {port} is already in use. Stop what listens "
+                             "there, or pick another port with CC_PROMETHEUS_PORT.")
+        binary = find_binary("prometheus", "CC_PROMETHEUS")
+        folder = self.run_dir / "prometheus"
+        (folder / "data").mkdir(parents=True, exist_ok=True)
+        config = folder / "prometheus.yml"
+        config.write_text(render_config(self.config.ports, scrape_interval))
+        proc = self._spawn(
+            "prometheus",
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={folder / 'data'}",
+             f"--web.listen-address={LOOPBACK}:{port}", "--storage.tsdb.retention.time=7d",
+             "--web.enable-lifecycle"],
+            port, cwd=folder,
+        )
+        self._save([p for p in procs if p.name != "prometheus"] + [proc])
+        self._wait(proc, lambda: httpx.get(f"{self.config.prometheus_url}/-/ready",
+                                           timeout=1).is_success, "ready (/-/ready)")
+
+    def stop_prometheus(self) -> None:
+        """Stop only Prometheus (its data stays until `down`)."""
+        procs = self._load()
+        self._stop([p for p in procs if p.name == "prometheus"])
+        self._save([p for p in procs if p.name != "prometheus"])
+
+    def prometheus_url(self) -> str | None:
+        """Prometheus's URL when this stack's Prometheus is running, else None."""
+        running = any(p.name == "prometheus" and _alive(p) for p in self._load())
+        return self.config.prometheus_url if running else None
+
     # ---- down -------------------------------------------------------------------------
     def down(self, keep_data: bool = False) -> list[str]:
         """Sweep harness toxics, stop every recorded process, remove throw-away data."""
@@ -531,6 +584,7 @@ class Stack:
                     path.unlink(missing_ok=True)
             shutil.rmtree(self.run_dir / "redis", ignore_errors=True)
             shutil.rmtree(self.run_dir / "shop-metrics", ignore_errors=True)
+            shutil.rmtree(self.run_dir / "prometheus", ignore_errors=True)
         return stopped
 
     def _stop(self, procs: list[Running], grace: float = 10.0) -> list[str]:
@@ -572,6 +626,8 @@ class Stack:
             "inventory": lambda: self._http(f"{self.config.inventory_url}/healthz"),
             "shop": lambda: self._http(f"{self.config.shop_url}/readyz"),
         }
+        if "prometheus" in procs:  # only when `observe` started it
+            checks["prometheus"] = lambda: self._http(f"{self.config.prometheus_url}/-/ready")
         out = []
         for name, check in checks.items():
             proc = procs.get(name)

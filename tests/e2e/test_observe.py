@@ -1,0 +1,149 @@
+"""Prometheus scraping the real stack during real experiments: every dashboard panel shows
+something, the ungraceful-answers alert tells a fragile shop from a resilient one, and the
+HTML report draws Prometheus' series with the fault windows (screenshotted in Chromium)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from chaos.observe import parse_time, query_range
+from chaos.stack import PROJECT_ROOT, Stack
+from tests.e2e.test_experiments import CLI, HERE, assert_clean
+
+pytestmark = pytest.mark.e2e
+DASHBOARDS = sorted((PROJECT_ROOT / "grafana" / "dashboards").glob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def prometheus(stack: Stack) -> Iterator[str]:
+    """The stack's Prometheus, scraping every second; stopped after the module."""
+    stack.observe(scrape_interval="1s")
+    url = stack.prometheus_url()
+    assert url is not None
+    try:
+        yield url
+    finally:
+        stack.stop_prometheus()
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=600)
+
+
+def window(journal_path: Path) -> tuple[float, float]:
+    journal = json.loads(journal_path.read_text())
+    return journal["started"], journal["ended"]
+
+
+def panel_queries() -> list[tuple[str, str, str]]:
+    """(dashboard, panel, PromQL) for every target and the fault annotation, with Grafana's
+    variables as Grafana would fill them for "All"."""
+    out = []
+    for path in DASHBOARDS:
+        board = json.loads(path.read_text())
+        exprs = [(p["title"], t["expr"]) for p in board["panels"] for t in p.get("targets", [])]
+        exprs += [(a["name"], a["expr"]) for a in board["annotations"]["list"]]
+        for title, expr in exprs:
+            filled = (expr.replace("$__rate_interval", "15s").replace("$experiment", ".*")
+                      .replace("$dependency", ".*"))
+            out.append((path.stem, title, filled))
+    return out
+
+
+def test_every_panel_shows_data_and_the_report_draws_prometheus(
+    stack: Stack, prometheus: str, tmp_path: Path, cli_env: dict[str, str],
+    output_dir: Path,
+) -> None:
+    result = run_cli("run", str(HERE / "observed.yaml"), "--out", str(tmp_path),
+                     env=cli_env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    start, end = window(tmp_path / "journal.json")
+    empty = []
+    queries = panel_queries()
+    assert len(queries) >= 25
+    for board, title, expr in queries:
+        if not query_range(prometheus, expr, start, end + 5, step=1.0):
+            empty.append(f"{board} / {title}: {expr}")
+    assert not empty, "panels that show nothing:\n" + "\n".join(empty)
+
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("data-source='prometheus'") == 5
+    assert page.count("data-source='load'") == 3
+    assert page.count("<img ") == 8
+    assert "data-fault-windows='0'" not in page
+    assert "inventory blackholed" in page.split("fault windows (red):", 1)[1]
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    series = journal["prometheus"]
+    assert set(series["breakers"]["lines"]) >= {"payments", "inventory", "database", "cache"}
+    errors = series["dependency_errors"]["lines"]["inventory"]
+    assert max(v for _, v in errors) > 0  # the fault shows in the shop's own series
+    screenshot(tmp_path / "report.html", output_dir / "report-with-prometheus.png")
+    assert_clean(stack)
+
+
+def screenshot(page: Path, to: Path) -> None:
+    """Open the report in headless Chromium and keep a picture of its charts."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            tab = browser.new_page(viewport={"width": 1100, "height": 900})
+            tab.goto(page.as_uri())
+            figures = tab.locator("figure.chart")
+            assert figures.count() == 8
+            assert all(figures.nth(i).locator("img").evaluate("i => i.naturalWidth > 0")
+                       for i in range(figures.count()))
+            tab.screenshot(path=str(to), full_page=True)
+        finally:
+            browser.close()
+    assert to.stat().st_size > 50_000
+
+
+def alerts_during(url: str, name: str, start: float, end: float) -> list[dict[str, str]]:
+    """Every firing instance of an alert in the window, from Prometheus' ALERTS series."""
+    series = query_range(url, f'ALERTS{{alertname="{name}", alertstate="firing"}}',
+                         start, end, step=1.0)
+    return [s["metric"] for s in series]
+
+
+def test_the_ungraceful_alert_fires_for_a_fragile_shop_only(
+    stack: Stack, prometheus: str, tmp_path: Path, cli_env: dict[str, str],
+) -> None:
+    # Resilient first: the alert looks back one minute, so the fragile run's answers must
+    # not be inside the resilient run's window.
+    runs = {}
+    for shop in ("resilient", "fragile"):
+        out = tmp_path / shop
+        result = run_cli("gate", "--name", "postgres-hard-down", "--time-scale", "0.2",
+                         "--out", str(out), "--shop", shop, env=cli_env)
+        assert result.returncode == (0 if shop == "resilient" else 1), result.stdout[-2000:]
+        runs[shop] = window(out / "postgres-hard-down" / "journal.json")
+    wait_for_rules(prometheus, runs["fragile"][1])
+    assert alerts_during(prometheus, "UngracefulAnswers", *runs["resilient"]) == []
+    fired = alerts_during(prometheus, "UngracefulAnswers", *runs["fragile"])
+    assert fired, "the fragile shop's ungraceful answers did not fire UngracefulAnswers"
+    assert any(a.get("experiment") == "postgres-hard-down" for a in fired)
+    assert_clean(stack)
+
+
+def wait_for_rules(url: str, after: float, timeout: float = 15.0) -> None:
+    """Until every rule group was evaluated after `after`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        groups = httpx.get(f"{url}/api/v1/rules", timeout=2).json()["data"]["groups"]
+        stamps = [g["lastEvaluation"] for g in groups]
+        if stamps and all(parse_time(s) >= after for s in stamps):
+            return
+        time.sleep(0.2)
+    raise AssertionError("Prometheus did not evaluate its rules after the run")
+
