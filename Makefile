@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup up down status observe grafana dashboards load chaos gate compare matrix proof \
-	bench test test-unit lint clean
+	bench profile test test-unit lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -64,6 +64,12 @@ proof: setup ## Each safeguard removed alone must fail its experiment; the resil
 
 matrix: setup ## The resiliency matrix (dependency x degraded/down x feature; SHOP=fragile to compare)
 	@$(CLI) matrix --manage-stack $(if $(SHOP),--shop "$(SHOP)",) --out reports/matrix$(if $(SHOP),-$(SHOP),)
+
+bench: setup ## Benchmarks side by side in one run (own stack, ~15 min; QUICK=1 ~3 min): reports/bench/
+	@QUICK=$(QUICK) $(PY) benchmarks/bench.py
+
+profile: setup ## py-spy on the shop's workers during checkout journeys: reports/profile/shop.{svg,txt}
+	@$(PY) benchmarks/profile.py
 
 test: setup ## Lint, then every test: unit, integration, e2e, browser
 	@$(VENV)/bin/ruff check .

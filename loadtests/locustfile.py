@@ -151,9 +151,11 @@ def _environment() -> Environment | None:
     return _ENVIRONMENT[0] if _ENVIRONMENT else None
 
 
-class Shopper(FastHttpUser):
-    """A Labor Day shopper. Most browse, fewer fill a cart, fewer still check out."""
+class ShopperBase(FastHttpUser):
+    """What every shopper can do (browse, fill a cart, check out), each answer classified;
+    no tasks of its own, so other locustfiles can pick single journeys (benchmarks/)."""
 
+    abstract = True
     wait_time = between(0.5, 2.0)
     network_timeout = GIVE_UP_SECONDS
     connection_timeout = 5.0
@@ -161,10 +163,10 @@ class Shopper(FastHttpUser):
 
     def on_start(self) -> None:
         """Learn the catalog once per process (the API is the source of skus)."""
-        if not Shopper.skus:
+        if not ShopperBase.skus:
             verdict, response = self.call("GET", "/api/products", "/api/products")
             if verdict.cls == OK:
-                Shopper.skus = [p["sku"] for p in response.json()]
+                ShopperBase.skus = [p["sku"] for p in response.json()]
 
     def call(self, method: str, path: str, name: str, *, checkout: bool = False,
              headers: dict[str, str] | None = None, **kwargs: Any) -> tuple[Verdict, Any]:
@@ -189,7 +191,7 @@ class Shopper(FastHttpUser):
         return verdict, response
 
     def _skus(self) -> list[str]:
-        return Shopper.skus or FALLBACK_SKUS
+        return ShopperBase.skus or FALLBACK_SKUS
 
     def _browse(self) -> None:
         self.call("GET", "/", "/")
@@ -204,26 +206,6 @@ class Shopper(FastHttpUser):
             added = added or verdict.cls in (OK, DEGRADED)  # a cookie cart is a cart
         self.call("GET", "/api/cart", "/api/cart", headers=cart)
         return added
-
-    @task(12)
-    def browse(self) -> None:
-        """Look at the sale and a product or two."""
-        self._browse()
-
-    @task(5)
-    def fill_cart_and_leave(self) -> None:
-        """Browse, add to cart, look at the cart, leave."""
-        self._browse()
-        self._fill_cart({"X-Cart-Id": uuid.uuid4().hex})
-
-    @task(3)
-    def buy(self) -> None:
-        """Browse, fill a cart, check out, read the order back."""
-        self._browse()
-        cart = {"X-Cart-Id": uuid.uuid4().hex}
-        if not self._fill_cart(cart):
-            return
-        self.checkout(cart)
 
     def checkout(self, cart: dict[str, str]) -> None:
         """Check out once; on 503/429 wait as told (at most 2 s) and retry with the same key."""
@@ -250,6 +232,30 @@ class Shopper(FastHttpUser):
             break
         if response.status_code == 201 and body.get("order_id"):
             self.call("GET", f"/api/orders/{body['order_id']}", "/api/orders/[id]")
+
+
+class Shopper(ShopperBase):
+    """A Labor Day shopper. Most browse, fewer fill a cart, fewer still check out."""
+
+    @task(12)
+    def browse(self) -> None:
+        """Look at the sale and a product or two."""
+        self._browse()
+
+    @task(5)
+    def fill_cart_and_leave(self) -> None:
+        """Browse, add to cart, look at the cart, leave."""
+        self._browse()
+        self._fill_cart({"X-Cart-Id": uuid.uuid4().hex})
+
+    @task(3)
+    def buy(self) -> None:
+        """Browse, fill a cart, check out, read the order back."""
+        self._browse()
+        cart = {"X-Cart-Id": uuid.uuid4().hex}
+        if not self._fill_cart(cart):
+            return
+        self.checkout(cart)
 
 
 def _json(response: Any) -> dict[str, Any]:

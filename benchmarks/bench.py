@@ -1,0 +1,659 @@
+"""`make bench`: how fast, how precise, how close to the machine's limit.
+
+Starts its own stack on free loopback ports, measures each figure with the variants side by
+side (alternating, in this one run), writes reports/bench/bench.json and bench.md, and
+stops everything it started, also on Ctrl-C. QUICK=1 runs fewer samples and shorter steps.
+Nothing here asserts a time: benchmarks measure, tests test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from chaos.faults import HARNESS_PREFIX, ProxySpec
+from chaos.stack import LOOPBACK, PROJECT_ROOT, Ports, Stack, StackConfig
+
+QUICK = os.environ.get("QUICK") == "1"
+REPEAT = 2 if QUICK else 10
+TICKS = os.sysconf("SC_CLK_TCK")
+HERE = Path(__file__).resolve().parent
+OUT = Path(os.environ.get("BENCH_OUT", PROJECT_ROOT / "reports" / "bench"))
+CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+SKUS = ["LAMP-001", "TOWL-001", "BOTL-001", "CHAIR-001", "SUNS-001"]
+
+
+# ---- figures ---------------------------------------------------------------------------------
+@dataclass
+class Report:
+    """Every figure, by section, for the JSON file and the Markdown table."""
+
+    rows: list[dict[str, str]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, section: str, figure: str, value: str, how: str = "") -> None:
+        self.rows.append({"section": section, "figure": figure, "value": value, "how": how})
+        print(f"  {section} · {figure}: {value}", flush=True)
+
+    def markdown(self, meta: dict[str, Any]) -> str:
+        lines = [f"`make bench` on {meta['date']}, {meta['machine']}"
+                 f"{' (QUICK=1)' if meta['quick'] else ''}, {meta['seconds']:.0f} s in all.", "",
+                 "| section | figure | value | how |", "|---|---|---|---|"]
+        lines += [f"| {r['section']} | {r['figure']} | {r['value']} | {r['how']} |"
+                  for r in self.rows]
+        return "\n".join(lines) + "\n"
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile (0-1) by nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def median_p99(samples: list[float]) -> str:
+    return f"p50 {ms(statistics.median(samples))}, p99 {ms(pct(samples, 0.99))} (n={len(samples)})"
+
+
+# ---- /proc -----------------------------------------------------------------------------------
+def children_of() -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            out.setdefault(parent, []).append(int(stat.parent.name))
+    return out
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) of a process and its live descendants."""
+    kids, total, todo = children_of(), 0, [root]
+    while todo:
+        pid = todo.pop()
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(parts[11]) + int(parts[12])
+        todo.extend(kids.get(pid, []))
+    return total / TICKS
+
+
+def run_counted(cmd: list[str], timeout: float, **kwargs: Any) -> tuple[str, float, float]:
+    """Run a command to its end: its stdout, wall seconds, and the CPU seconds of it and of
+    every descendant it waited for (from wait4's rusage)."""
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            **kwargs)
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        _, _, usage = os.wait4(proc.pid, 0)
+        proc.returncode = 0
+    finally:
+        timer.cancel()
+    return out, time.monotonic() - started, usage.ru_utime + usage.ru_stime
+
+
+# ---- HTTP helpers ----------------------------------------------------------------------------
+def timed_gets(port: int, path: str, count: int, keep_alive: bool) -> list[float]:
+    """Latency of count GETs on loopback; one connection for all, or a new one each."""
+    samples = []
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=10)
+    for _ in range(count):
+        if not keep_alive:
+            conn = http.client.HTTPConnection(LOOPBACK, port, timeout=10)
+        started = time.perf_counter()
+        conn.request("GET", path, headers={} if keep_alive else {"Connection": "close"})
+        conn.getresponse().read()
+        samples.append(time.perf_counter() - started)
+        if not keep_alive:
+            conn.close()
+    conn.close()
+    return samples
+
+
+def wrk(url: str, seconds: float, connections: int, close: bool = False
+        ) -> dict[str, float]:
+    """wrk's requests/s and latency percentiles (ms), and its CPU seconds."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", url]
+    if close:
+        cmd[1:1] = ["-H", "Connection: close"]
+    out, _, cpu = run_counted(cmd, seconds + 30)
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+
+    def lat(label: str) -> float:
+        m = re.search(rf"{label}\s+([\d.]+)(us|ms|s)\b", out)
+        if not m:
+            return float("nan")
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    return {"rps": rate, "p50_ms": lat("50%"), "p99_ms": lat("99%"), "cpu": cpu,
+            "requests": total}
+
+
+class Shopper:
+    """One scripted shopper on the JSON API (a fresh cart each checkout)."""
+
+    def __init__(self, base: str) -> None:
+        self.client = httpx.Client(base_url=base, timeout=15)
+
+    def checkout(self) -> tuple[float, httpx.Response]:
+        """Fill a cart (not timed) and check out (timed)."""
+        cart = {"X-Cart-Id": uuid.uuid4().hex}
+        self.client.post("/api/cart/items", headers=cart, json={"sku": SKUS[0], "qty": 1})
+        started = time.perf_counter()
+        response = self.client.post("/api/checkout", json={"card": CARD}, headers={
+            **cart, "Idempotency-Key": uuid.uuid4().hex})
+        return time.perf_counter() - started, response
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def wait_until(check: Callable[[], bool], timeout: float, poll: float = 0.02) -> float | None:
+    """Seconds until check() held, or None at the timeout."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        with contextlib.suppress(httpx.HTTPError, OSError):
+            if check():
+                return time.monotonic() - started
+        time.sleep(poll)
+    return None
+
+
+def status_of(stack: Stack, dependency: str) -> str:
+    body = httpx.get(f"{stack.config.shop_url}/api/status", timeout=2).json()
+    return str(body["dependencies"].get(dependency, {}).get("state", "operational"))
+
+
+def wait_operational(stack: Stack, timeout: float = 60) -> None:
+    names = ("payments", "inventory", "database", "cache")
+    if wait_until(lambda: all(status_of(stack, n) == "operational" for n in names),
+                  timeout, 0.2) is None:
+        raise RuntimeError("the shop did not report every dependency operational")
+
+
+# ---- sections --------------------------------------------------------------------------------
+def toxiproxy_cost(stack: Stack, report: Report) -> None:
+    """1. payments directly vs through its proxy (no toxic), keep-alive and not."""
+    p = stack.config.ports
+    n = 100 if QUICK else 600
+    for keep_alive in (True, False):
+        direct: list[float] = []
+        proxied: list[float] = []
+        for _ in range(4):  # alternate in blocks, so drift hits both alike
+            direct += timed_gets(p.payments, "/healthz", n // 4, keep_alive)
+            proxied += timed_gets(p.proxy_payments, "/healthz", n // 4, keep_alive)
+        mode = "keep-alive" if keep_alive else "new connection per request"
+        added = statistics.median(proxied) - statistics.median(direct)
+        report.add("1 Toxiproxy cost", f"GET payments /healthz, {mode}: direct",
+                   median_p99(direct), "Python http.client, sequential, alternating blocks")
+        report.add("1 Toxiproxy cost", f"GET payments /healthz, {mode}: through the proxy",
+                   median_p99(proxied) + f"; added p50 {added * 1e6:.0f} µs "
+                   "(published anchor: < 100 µs per hop)", "same run")
+        report.data.setdefault("toxiproxy_cost", {})[mode] = {
+            "direct": direct, "proxied": proxied}
+    seconds = 1 if QUICK else 4
+    for close in (False, True):
+        runs: dict[str, list[dict[str, float]]] = {"direct": [], "proxied": []}
+        for _ in range(2):
+            runs["direct"].append(wrk(f"http://{LOOPBACK}:{p.payments}/healthz", seconds, 8,
+                                      close))
+            runs["proxied"].append(wrk(f"http://{LOOPBACK}:{p.proxy_payments}/healthz",
+                                       seconds, 8, close))
+        mode = "new connection per request" if close else "keep-alive"
+        rate = {k: statistics.mean(r["rps"] for r in v) for k, v in runs.items()}
+        report.add("1 Toxiproxy cost", f"requests/s to payments, {mode} (wrk, 8 connections)",
+                   f"direct {rate['direct']:.0f}, proxied {rate['proxied']:.0f} "
+                   f"(ratio {rate['proxied'] / rate['direct']:.2f}); proxied p99 "
+                   f"{runs['proxied'][-1]['p99_ms']:.2f} ms vs {runs['direct'][-1]['p99_ms']:.2f}",
+                   f"wrk -t1 -c8 -d{seconds}s, A/B/A/B")
+
+
+def fault_precision(stack: Stack, report: Report) -> None:
+    """2. configured latency vs added latency (payments call, whole checkout); bandwidth."""
+    port = stack.config.ports.proxy_payments
+    shopper = Shopper(stack.config.shop_url)
+    base_call = timed_gets(port, "/healthz", 40, True)
+    base_checkout = [shopper.checkout()[0] for _ in range(6 if QUICK else 12)]
+    plan = {50: (30, 10), 200: (20, 8), 1000: (8, 5)}
+    for latency, (calls, checkouts) in plan.items():
+        if QUICK:
+            calls, checkouts = max(4, calls // 4), max(2, checkouts // 3)
+        for jitter in (0, latency // 10) if not QUICK or latency == 200 else (0,):
+            name = stack.faults.inject("payments", "latency", name=f"bench-{latency}-{jitter}",
+                                       stream="downstream",
+                                       attributes={"latency": latency, "jitter": jitter})
+            try:
+                added = [s - statistics.median(base_call)
+                         for s in timed_gets(port, "/healthz", calls, True)]
+                whole = [shopper.checkout()[0] - statistics.median(base_checkout)
+                         for _ in range(checkouts)]
+            finally:
+                stack.faults.roll_back("payments", name)
+            report.add("2 Fault precision",
+                       f"latency {latency} ms ± {jitter} ms: added to a payments call",
+                       f"median {ms(statistics.median(added))}, p99 {ms(pct(added, 0.99))} "
+                       f"(n={calls})", "minus the median without the toxic")
+            report.add("2 Fault precision",
+                       f"latency {latency} ms ± {jitter} ms: added to the whole checkout",
+                       f"median {ms(statistics.median(whole))}, p99 {ms(pct(whole, 0.99))} "
+                       f"(n={checkouts})", "POST /api/checkout: it calls payments twice "
+                       "(authorize, capture)")
+    shopper.close()
+    bandwidth(stack, report)
+
+
+class _Bulk(BaseHTTPRequestHandler):
+    payload = os.urandom(2 * 1024 * 1024)
+
+    def do_GET(self) -> None:
+        size = int(self.path.strip("/") or len(self.payload))
+        self.send_response(200)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        self.wfile.write(self.payload[:size])
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def bandwidth(stack: Stack, report: Report) -> None:
+    """A bandwidth toxic's configured rate vs the rate a download achieves through it."""
+    server = ThreadingHTTPServer((LOOPBACK, 0), _Bulk)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        listen = s.getsockname()[1]
+    spec = ProxySpec(f"{HARNESS_PREFIX}bench-bulk", f"{LOOPBACK}:{listen}",
+                     f"{LOOPBACK}:{server.server_address[1]}")
+    stack.faults.ensure_proxies([spec])
+    try:
+        for rate_kb in (100, 1000):
+            size = rate_kb * 1024 * (1 if QUICK else 2)  # about 1 or 2 s of transfer
+            name = stack.faults.inject(spec.name, "bandwidth", name=f"bench-bw-{rate_kb}",
+                                       stream="downstream", attributes={"rate": rate_kb})
+            try:
+                started = time.perf_counter()
+                body = httpx.get(f"http://{LOOPBACK}:{listen}/{size}", timeout=60).content
+                took = time.perf_counter() - started
+            finally:
+                stack.faults.roll_back(spec.name, name)
+            achieved = len(body) / 1024 / took
+            report.add("2 Fault precision", f"bandwidth {rate_kb} KB/s: achieved",
+                       f"{achieved:.0f} KB/s ({achieved / rate_kb:.2f} of configured, "
+                       f"{len(body) // 1024} KB)", "one download through a bench proxy")
+    finally:
+        httpx.delete(f"{stack.config.toxiproxy_url}/proxies/{spec.name}", timeout=5)
+        server.shutdown()
+        server.server_close()
+
+
+def locust(stack: Stack, user: str, users: int, seconds: int, out: Path,
+           host: str | None = None) -> tuple[dict[str, Any], float]:
+    """A headless Locust run of one user class from benchmarks/locust_bench.py: its
+    aggregate figures and the CPU seconds Locust used."""
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "locust", "-f", str(HERE / "locust_bench.py"), user,
+           "--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds}s",
+           "--host", host or stack.config.shop_url, "--run-dir", str(out),
+           "--json-file", str(out / "locust"), "--stop-timeout", "5", "--loglevel", "WARNING"]
+    _, _, cpu = run_counted(cmd, seconds + 60, cwd=PROJECT_ROOT,
+                            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    stats = json.loads((out / "locust.json").read_text())
+    merged: dict[int, int] = {}
+    requests = failures = checkouts = 0
+    for entry in stats:
+        requests += entry["num_requests"]
+        failures += entry["num_failures"]
+        if entry["name"] == "/api/checkout":
+            checkouts += entry["num_requests"]
+        for bucket, count in entry["response_times"].items():
+            merged[int(float(bucket))] = merged.get(int(float(bucket)), 0) + count
+    total, running, p95 = sum(merged.values()), 0, 0.0
+    for bucket in sorted(merged):
+        running += merged[bucket]
+        if running >= 0.95 * total:
+            p95 = float(bucket)
+            break
+    return {"requests": requests, "failures": failures, "checkouts": checkouts,
+            "seconds": seconds, "rps": requests / seconds, "checkouts_per_s": checkouts / seconds,
+            "p95_ms": p95}, cpu
+
+
+def process_cpu(stack: Stack) -> dict[str, float]:
+    """CPU seconds so far of each stack process with its workers."""
+    return {p.name: tree_cpu(p.pid) for p in stack._load()}
+
+
+def capacity(stack: Stack, report: Report, scratch: Path) -> None:
+    """3 and 4: the no-op limit (wrk, Locust), the highest passing checkout and browse
+    rates, CPU-seconds per checkout per process; requests per CPU-second of each generator."""
+    seconds = 3 if QUICK else 8
+    noop = f"{stack.config.shop_url}/healthz"
+    limit = wrk(noop, seconds, 32)
+    fast, fast_cpu = locust(stack, "NoopFast", 32, seconds, scratch / "noop-fast")
+    slow, slow_cpu = locust(stack, "NoopHttp", 32, seconds, scratch / "noop-http")
+    limit2 = wrk(noop, seconds, 32)
+    wrk_rps = (limit["rps"] + limit2["rps"]) / 2
+    report.add("3 Capacity", "machine limit: shop /healthz (same gunicorn, 3 gthread x 8), wrk",
+               f"{wrk_rps:.0f} req/s, p99 {limit['p99_ms']:.1f} ms",
+               f"wrk -c32 -d{seconds}s, before and after the Locust runs")
+    report.add("3 Capacity", "machine limit: shop /healthz, Locust FastHttpUser (32 users)",
+               f"{fast['rps']:.0f} req/s ({fast['rps'] / wrk_rps:.2f} of wrk's)",
+               "no wait time, one Locust process")
+    per_cpu = {"wrk": (limit["requests"] + limit2["requests"]) / (limit["cpu"] + limit2["cpu"]),
+               "FastHttpUser": fast["requests"] / fast_cpu,
+               "HttpUser": slow["requests"] / slow_cpu}
+    report.add("4 Load generator", "requests per CPU-second on /healthz",
+               ", ".join(f"{k} {v:.0f}" for k, v in per_cpu.items()) +
+               f"; FastHttpUser / HttpUser = {per_cpu['FastHttpUser'] / per_cpu['HttpUser']:.1f}x"
+               " (anchor: about 4x)", "CPU of the generator's process tree (wait4 rusage)")
+    report.data["load_generators"] = per_cpu
+
+    for user, steps, what in (
+        ("Buyer", [40] if QUICK else [25, 50, 100, 150], "checkout journeys"),
+        ("Browser", [80] if QUICK else [50, 100, 200, 300], "catalog browsing"),
+    ):
+        best: dict[str, Any] | None = None
+        for users in steps:
+            before = process_cpu(stack)
+            figures, locust_cpu = locust(stack, user, users, seconds * 2,
+                                         scratch / f"{user}-{users}")
+            after = process_cpu(stack)
+            figures["cpu"] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+            figures["cpu"]["locust"] = locust_cpu
+            figures["users"] = users
+            report.data.setdefault("capacity", {}).setdefault(user, []).append(figures)
+            print(f"    {user} {users} users: {figures['rps']:.0f} req/s, "
+                  f"{figures['checkouts_per_s']:.2f} checkouts/s, p95 {figures['p95_ms']:.0f} "
+                  f"ms, failures {figures['failures']}", flush=True)
+            if figures["p95_ms"] < 500 and figures["failures"] == 0:
+                best = figures
+            else:
+                break
+        if best is None:
+            report.add("3 Capacity", f"{what}: highest passing rate", "none passed", "")
+            continue
+        rate = (f"{best['checkouts_per_s']:.1f} checkouts/s, " if user == "Buyer" else "")
+        report.add("3 Capacity", f"{what}: highest rate with p95 < 500 ms, no ungraceful",
+                   f"{rate}{best['rps']:.0f} req/s at {best['users']} users, p95 "
+                   f"{best['p95_ms']:.0f} ms = {best['rps'] / wrk_rps:.2f} of the no-op limit",
+                   f"Locust steps of {seconds * 2}s: {', '.join(map(str, steps))} users")
+        if user == "Buyer" and best["checkouts"]:
+            per = {k: v / best["checkouts"] for k, v in best["cpu"].items()}
+            report.add("3 Capacity", "CPU-seconds per checkout journey, per process",
+                       ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in
+                                 sorted(per.items(), key=lambda kv: -kv[1])),
+                       "/proc utime+stime of each process tree over the step")
+
+
+def fail_fast(stack: Stack, report: Report) -> None:
+    """5. payments blackholed: time to the shopper's answer, breaker closed vs open."""
+    shopper = Shopper(stack.config.shop_url)
+    name = stack.faults.inject("payments", "timeout", name="bench-blackhole",
+                               stream="downstream", attributes={"timeout": 0})
+    closed: list[float] = []
+    opened: list[float] = []
+    statuses: dict[int, int] = {}
+    try:
+        for _ in range(10 if QUICK else 30):
+            took, response = shopper.checkout()
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            (opened if breaker_open(stack, "payments") and closed else closed).append(took)
+    finally:
+        stack.faults.roll_back("payments", name)
+        shopper.close()
+    deadline = 5.0
+    report.add("5 Fail-fast", "payments blackholed, breaker not yet open: time to the answer",
+               median_p99(closed) + f" vs the {deadline:g} s checkout deadline",
+               f"sequential checkouts; answers {statuses}")
+    if opened:
+        report.add("5 Fail-fast", "payments blackholed, breaker open: time to the answer",
+                   median_p99(opened), "payment pending without calling payments; the "
+                   "slow ones are half-open probes waiting the 2.5 s read timeout")
+    wait_operational(stack)
+
+
+def breaker_open(stack: Stack, dependency: str) -> bool:
+    text = httpx.get(f"{stack.config.shop_url}/metrics", timeout=5).text
+    m = re.search(rf'shop_breaker_state{{dependency="{dependency}"}} ([\d.]+)', text)
+    return bool(m and float(m.group(1)) >= 2)
+
+
+def reflexes(stack: Stack, report: Report, env: dict[str, str], scratch: Path) -> None:
+    """6. abort latency, rollback on SIGTERM, time-to-communicate, recovery."""
+    cli = [sys.executable, "-m", "chaos.cli", "run"]
+    aborts = []
+    for i in range(REPEAT):
+        out = scratch / f"abort-{i}"
+        subprocess.run([*cli, str(HERE / "experiments" / "abort.yaml"), "--out", str(out)],
+                       env=env, capture_output=True, timeout=180)
+        abort = json.loads((out / "journal.json").read_text()).get("abort") or {}
+        if "latency" in abort:
+            aborts.append(abort["latency"])
+    report.add("6 Reflexes", "abort: stop condition met → every toxic removed",
+               median_p99(aborts), f"checkout-chaos run abort.yaml x{REPEAT}")
+    rollbacks = []
+    for i in range(REPEAT):
+        proc = subprocess.Popen([*cli, str(HERE / "experiments" / "long.yaml"), "--out",
+                                 str(scratch / f"sigterm-{i}")], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            if wait_until(lambda: bool(harness_toxics(stack)), 60, 0.05) is None:
+                continue
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            if wait_until(lambda: not harness_toxics(stack), 30, 0.002) is not None:
+                rollbacks.append(time.monotonic() - sent)
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    report.add("6 Reflexes", "rollback on SIGTERM: signal → every toxic removed",
+               median_p99(rollbacks), f"checkout-chaos run long.yaml, SIGTERM x{REPEAT}")
+    told, recovered = communicate(stack)
+    report.add("6 Reflexes", "time-to-communicate: payments down → /api/status says so",
+               median_p99(told), f"proxy disabled x{REPEAT}, a checkout every 0.2 s")
+    report.add("6 Reflexes", "recovery: payments back → a checkout confirmed again",
+               median_p99(recovered), "same runs")
+
+
+def harness_toxics(stack: Stack) -> list[str]:
+    return [t.name for t in stack.faults.toxics() if t.name.startswith(HARNESS_PREFIX)]
+
+
+def communicate(stack: Stack) -> tuple[list[float], list[float]]:
+    """Payments taken down and brought back REPEAT times under a trickle of checkouts."""
+    told: list[float] = []
+    recovered: list[float] = []
+    stop = threading.Event()
+    confirmed_at: list[float] = [0.0]
+
+    def trickle() -> None:
+        shopper = Shopper(stack.config.shop_url)
+        while not stop.is_set():
+            with contextlib.suppress(httpx.HTTPError):
+                _, response = shopper.checkout()
+                if response.status_code == 201 and response.json().get("status") == "confirmed":
+                    confirmed_at[0] = time.monotonic()
+            stop.wait(0.2)
+        shopper.close()
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        for _ in range(REPEAT):
+            wait_operational(stack)
+            stack.faults.disable("payments")
+            try:
+                took = wait_until(lambda: status_of(stack, "payments") != "operational", 30)
+            finally:
+                stack.faults.enable("payments")
+            back = time.monotonic()
+            if took is not None:
+                told.append(took)
+            if wait_until(lambda b=back: confirmed_at[0] > b, 60, 0.02) is not None:
+                recovered.append(confirmed_at[0] - back)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    return told, recovered
+
+
+def metrics_overhead(stack: Stack, report: Report, scratch: Path) -> None:
+    """7. shop throughput with metrics on vs off; /metrics scrape time after a labor-day
+    run."""
+    seconds = 2 if QUICK else 6
+    url = f"{stack.config.shop_url}/api/products"
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    for _ in range(2):
+        for mode in ("on", "off"):
+            stack.restart_shop({"SHOP_METRICS": mode})
+            rates[mode].append(wrk(url, seconds, 16)["rps"])
+    stack.restart_shop({"SHOP_METRICS": "on"})
+    on, off = statistics.mean(rates["on"]), statistics.mean(rates["off"])
+    report.add("7 Metrics overhead", "GET /api/products req/s, metrics on vs off",
+               f"on {on:.0f}, off {off:.0f} (on/off {on / off:.2f})",
+               f"wrk -c16 -d{seconds}s, shop restarted for each, on/off/on/off")
+    day = scratch / "labor-day"
+    minutes = 0.33 if QUICK else 3
+    subprocess.run([sys.executable, "-m", "chaos.cli", "load", "--profile", "labor-day",
+                    "--users", "60", "--duration", f"{minutes * 60:.0f}s", "--day-minutes",
+                    str(minutes), "--out", str(day)], env=cli_env(stack),
+                   capture_output=True, timeout=minutes * 60 + 120)
+    files = len(list((stack.run_dir / "shop-metrics").glob("*.db")))
+    scrapes = []
+    size = 0
+    for _ in range(REPEAT):
+        started = time.perf_counter()
+        size = len(httpx.get(f"{stack.config.shop_url}/metrics", timeout=10).content)
+        scrapes.append(time.perf_counter() - started)
+    report.add("7 Metrics overhead", f"shop /metrics scrape after a {minutes:g} min labor-day run",
+               median_p99(scrapes) + f", {size // 1024} KB, {files} multiprocess files",
+               "GET /metrics, sequential")
+
+
+def worker_model(stack: Stack, report: Report, scratch: Path) -> None:
+    """8. gunicorn sync vs gthread for checkout under a 200 ms payments latency."""
+    seconds = 4 if QUICK else 15
+    name = stack.faults.inject("payments", "latency", name="bench-workers",
+                               stream="downstream", attributes={"latency": 200})
+    results = {}
+    try:
+        for worker in ("sync", "gthread"):
+            stack.restart_shop({"SHOP_WORKER_CLASS": worker})
+            figures, _ = locust(stack, "Buyer", 60, seconds, scratch / f"worker-{worker}")
+            results[worker] = figures
+    finally:
+        stack.faults.roll_back("payments", name)
+        stack.restart_shop({"SHOP_WORKER_CLASS": "gthread"})
+    for worker, f in results.items():
+        report.add("8 Worker model", f"gunicorn {worker} (3 workers"
+                   f"{' x 8 threads' if worker == 'gthread' else ''}), payments +200 ms, "
+                   "60 buyers", f"{f['checkouts_per_s']:.2f} checkouts/s, {f['rps']:.0f} req/s, "
+                   f"p95 {f['p95_ms']:.0f} ms, failures {f['failures']}",
+                   f"Locust {seconds}s; gevent: not supported (psycopg pool and threads)")
+    report.data["worker_model"] = results
+
+
+def cli_env(stack: Stack) -> dict[str, str]:
+    from dataclasses import asdict
+
+    env = {**os.environ, "CC_RUN_DIR": str(stack.run_dir), "PYTHONPATH": str(PROJECT_ROOT),
+           "CC_HISTORY_FILE": str(stack.run_dir / "history.jsonl")}
+    env.update({f"CC_{k.upper()}_PORT": str(v) for k, v in asdict(stack.config.ports).items()})
+    return env
+
+
+@contextlib.contextmanager
+def own_stack() -> Iterator[Stack]:
+    run_dir = PROJECT_ROOT / ".run" / f"bench-{uuid.uuid4().hex[:6]}"
+    stack = Stack(StackConfig(run_dir=run_dir, ports=Ports.free(), shop_workers=3,
+                              shop_threads=8), progress=lambda m: None)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        stack.up()
+        yield stack
+    finally:
+        with contextlib.suppress(Exception):
+            stack.faults.sweep()
+        stack.down()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def main() -> int:
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: run `make setup`", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    report = Report()
+    scratch = Path(tempfile.mkdtemp(prefix="cc-bench-"))
+    sections = [("toxiproxy", lambda s: toxiproxy_cost(s, report)),
+                ("precision", lambda s: fault_precision(s, report)),
+                ("capacity", lambda s: capacity(s, report, scratch)),
+                ("fail-fast", lambda s: fail_fast(s, report)),
+                ("reflexes", lambda s: reflexes(s, report, cli_env(s), scratch)),
+                ("metrics", lambda s: metrics_overhead(s, report, scratch)),
+                ("workers", lambda s: worker_model(s, report, scratch))]
+    only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
+    try:
+        with own_stack() as stack:
+            print(f"stack up on free ports ({stack.config.shop_url})", flush=True)
+            for name, section in sections:
+                if only and name not in only:
+                    continue
+                print(f"[{time.monotonic() - started:5.0f}s] {name}", flush=True)
+                section(stack)
+    except KeyboardInterrupt:
+        print("interrupted: the stack was stopped", file=sys.stderr)
+        return 130
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    meta = {"date": time.strftime("%Y-%m-%d"), "quick": QUICK,
+            "seconds": time.monotonic() - started,
+            "machine": f"{os.cpu_count()} cores, "
+                       f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} "
+                       f"GiB, {platform.system()} {platform.release()}, Python "
+                       f"{platform.python_version()}"}
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "bench.json").write_text(json.dumps({"meta": meta, "rows": report.rows,
+                                                "data": report.data}, indent=1))
+    (OUT / "bench.md").write_text(report.markdown(meta))
+    print(f"\n{report.markdown(meta)}\nwritten: {OUT / 'bench.md'}, {OUT / 'bench.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
