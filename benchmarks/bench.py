@@ -568,13 +568,14 @@ def worker_model(stack: Stack, report: Report, scratch: Path) -> None:
                                stream="downstream", attributes={"latency": 200})
     results = {}
     try:
-        for worker in ("sync", "gthread"):
-            stack.restart_shop({"SHOP_WORKER_CLASS": worker})
+        for worker, threads in (("sync", "1"), ("gthread", "8")):
+            # gunicorn turns sync into gthread when threads > 1: sync needs threads 1.
+            stack.restart_shop({"SHOP_WORKER_CLASS": worker, "SHOP_THREADS": threads})
             figures, _ = locust(stack, "Buyer", 60, seconds, scratch / f"worker-{worker}")
             results[worker] = figures
     finally:
         stack.faults.roll_back("payments", name)
-        stack.restart_shop({"SHOP_WORKER_CLASS": "gthread"})
+        stack.restart_shop({"SHOP_WORKER_CLASS": "gthread", "SHOP_THREADS": "8"})
     for worker, f in results.items():
         report.add("8 Worker model", f"gunicorn {worker} (3 workers"
                    f"{' x 8 threads' if worker == 'gthread' else ''}), payments +200 ms, "
