@@ -327,7 +327,10 @@ class Runner:
             result.verdict, result.reason = "error", str(exc)
         finally:
             result.ended = time.time()
-            prometheus = Stack(self.stack).prometheus_url()
+            try:
+                prometheus = Stack(self.stack).prometheus_url()
+            except StackError:  # an unreadable state file: the report draws the load's only
+                prometheus = None
             # The run's last figures (time-to-communicate among them) reach Prometheus before
             # this process, and its endpoint, may go away.
             if (prometheus is not None and exporter is not None

@@ -28,10 +28,17 @@ needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool: run `mak
 def test_the_provisioning_names_one_prometheus_datasource_and_a_file_provider() -> None:
     (source,) = DATASOURCE["datasources"]
     assert source["type"] == "prometheus" and source["access"] == "proxy"
-    assert "127.0.0.1:9090" in source["url"]
     provider = yaml.safe_load((GRAFANA / "provisioning/dashboards/checkout-chaos.yml")
                               .read_text())["providers"][0]
-    assert provider["type"] == "file" and "dashboards" in provider["options"]["path"]
+    assert provider["type"] == "file"
+    # Grafana expands $VAR / ${VAR} in provisioning (no defaults): compose sets both.
+    assert source["url"] == "${CC_PROMETHEUS_URL}"
+    assert provider["options"]["path"] == "${CC_DASHBOARDS_DIR}"
+    compose = yaml.safe_load((GRAFANA / "docker-compose.yml").read_text())["services"]
+    env = compose["grafana"]["environment"]
+    assert env["CC_PROMETHEUS_URL"] == "http://127.0.0.1:9090"
+    mounted = {v.split(":")[1] for v in compose["grafana"]["volumes"]}
+    assert env["CC_DASHBOARDS_DIR"] in mounted and "/etc/grafana/provisioning" in mounted
 
 
 def test_the_committed_dashboards_are_what_the_generator_writes() -> None:
