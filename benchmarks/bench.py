@@ -31,13 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from capacity import TICKS, tree_ticks, whole_run_p95  # benchmarks/ is this script's folder
 
 from chaos.faults import HARNESS_PREFIX, ProxySpec
 from chaos.stack import LOOPBACK, PROJECT_ROOT, Ports, Stack, StackConfig
 
 QUICK = os.environ.get("QUICK") == "1"
 REPEAT = 2 if QUICK else 10
-TICKS = os.sysconf("SC_CLK_TCK")
 HERE = Path(__file__).resolve().parent
 OUT = Path(os.environ.get("BENCH_OUT", PROJECT_ROOT / "reports" / "bench"))
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
@@ -80,25 +80,11 @@ def median_p99(samples: list[float]) -> str:
 
 
 # ---- /proc -----------------------------------------------------------------------------------
-def children_of() -> dict[int, list[int]]:
-    out: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            out.setdefault(parent, []).append(int(stat.parent.name))
-    return out
-
-
 def tree_cpu(root: int) -> float:
     """CPU seconds (user + system) of a process and its live descendants."""
-    kids, total, todo = children_of(), 0, [root]
-    while todo:
-        pid = todo.pop()
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(parts[11]) + int(parts[12])
-        todo.extend(kids.get(pid, []))
-    return total / TICKS
+    seen: dict[int, int] = {}
+    tree_ticks(root, seen)
+    return sum(seen.values()) / TICKS
 
 
 def run_counted(cmd: list[str], timeout: float, **kwargs: Any) -> tuple[str, float, float]:
@@ -327,21 +313,10 @@ def locust(stack: Stack, user: str, users: int, seconds: int, out: Path,
     _, _, cpu = run_counted(cmd, seconds + 60, cwd=PROJECT_ROOT,
                             env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
     stats = json.loads((out / "locust.json").read_text())
-    merged: dict[int, int] = {}
-    requests = failures = checkouts = 0
-    for entry in stats:
-        requests += entry["num_requests"]
-        failures += entry["num_failures"]
-        if entry["name"] == "/api/checkout":
-            checkouts += entry["num_requests"]
-        for bucket, count in entry["response_times"].items():
-            merged[int(float(bucket))] = merged.get(int(float(bucket)), 0) + count
-    total, running, p95 = sum(merged.values()), 0, 0.0
-    for bucket in sorted(merged):
-        running += merged[bucket]
-        if running >= 0.95 * total:
-            p95 = float(bucket)
-            break
+    requests = sum(entry["num_requests"] for entry in stats)
+    failures = sum(entry["num_failures"] for entry in stats)
+    checkouts = sum(e["num_requests"] for e in stats if e["name"] == "/api/checkout")
+    p95 = whole_run_p95(out)
     return {"requests": requests, "failures": failures, "checkouts": checkouts,
             "seconds": seconds, "rps": requests / seconds, "checkouts_per_s": checkouts / seconds,
             "p95_ms": p95}, cpu

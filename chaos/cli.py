@@ -47,6 +47,11 @@ def friendly(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _report_dir(out: Path | None, name: str) -> Path:
+    """The folder asked for, or reports/<name>-<time>."""
+    return out or PROJECT_ROOT / "reports" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
 def _stack() -> Stack:
     return Stack(StackConfig.from_env(), progress=lambda m: console.print(f"  {m}"))
 
@@ -153,7 +158,7 @@ def outage(dependency: str, checkouts: int, out: Path | None, manage_stack: bool
         stack.up()
         started_here = True
     try:
-        out = out or PROJECT_ROOT / "reports" / time.strftime("outage-%Y%m%d-%H%M%S")
+        out = _report_dir(out, "outage")
         status_name = {"postgres": "database", "redis": "cache"}.get(dependency, dependency)
         report = run_outage(
             stack.config.shop_url, stack.faults, out, proxy=dependency, status_name=status_name,
@@ -186,7 +191,7 @@ def load(profile: str, users: str, duration: str, processes: str, spawn_rate: st
     """Labor Day-scale shopping load with Locust; exit 1 if any answer was ungraceful."""
     from loadtests import run as load_run
 
-    out = out or PROJECT_ROOT / "reports" / time.strftime("load-%Y%m%d-%H%M%S")
+    out = _report_dir(out, "load")
     try:
         plan = load_run.plan(host or StackConfig.from_env().shop_url, profile, users, duration,
                              processes, out, spawn_rate, ui, day_minutes)
@@ -330,7 +335,7 @@ def run(experiment: str, out: Path | None, manage_stack: bool, shop_text: str | 
     try:
         if observe:
             stack.observe()
-        out = out or PROJECT_ROOT / "reports" / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out = _report_dir(out, path.stem)
         result, paths = _run_one(str(path), stack, out, shop=shop)
     finally:
         if started_here:
@@ -382,7 +387,7 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], time_scale: float, out: 
                            f"name {', '.join(names) or '(any)'}: see `checkout-chaos list`")
     stack = _stack()
     started_here = _ensure_stack(stack, manage_stack)
-    out = out or PROJECT_ROOT / "reports" / f"gate-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = _report_dir(out, "gate")
     suites, summaries, worst = [], [], 0
     try:
         if observe:
@@ -439,7 +444,7 @@ def proof(names: tuple[str, ...], time_scale: float, out: Path | None,
                            f"(see {SAFEGUARDS_DIR})")
     stack = _stack()
     started_here = _ensure_stack(stack, manage_stack)
-    out = out or PROJECT_ROOT / "reports" / f"proof-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = _report_dir(out, "proof")
     rows, ok = [], True
     try:
         for path, experiment in chosen:
@@ -488,7 +493,7 @@ def matrix(shop_text: str, expected: Path | None, tries: int, out: Path | None,
     wanted = load_expected(expected or EXPECTED_FILE)  # a bad file fails before anything runs
     stack = _stack()
     started_here = _ensure_stack(stack, manage_stack)
-    out = out or PROJECT_ROOT / "reports" / f"matrix-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = _report_dir(out, "matrix")
     previous = shop_safeguards(stack.config.shop_url)
     try:
         if previous != shop.off:
