@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -57,9 +58,10 @@ def panel_queries() -> list[tuple[str, str, str]]:
     return out
 
 
+@pytest.mark.browser
 def test_every_panel_shows_data_and_the_report_draws_prometheus(
     stack: Stack, prometheus: str, tmp_path: Path, cli_env: dict[str, str],
-    output_dir: Path,
+    output_dir: Path, page: Any,
 ) -> None:
     result = run_cli("run", str(HERE / "observed.yaml"), "--out", str(tmp_path),
                      env=cli_env)
@@ -73,39 +75,29 @@ def test_every_panel_shows_data_and_the_report_draws_prometheus(
             empty.append(f"{board} / {title}: {expr}")
     assert not empty, "panels that show nothing:\n" + "\n".join(empty)
 
-    page = (tmp_path / "report.html").read_text()
-    assert page.count("data-source='prometheus'") == 5
-    assert page.count("data-source='load'") == 3
-    assert page.count("<img ") == 8
-    assert "data-fault-windows='0'" not in page
-    assert "inventory blackholed" in page.split("fault windows (red):", 1)[1]
+    report = (tmp_path / "report.html").read_text()
+    assert report.count("data-source='prometheus'") == 5
+    assert report.count("data-source='load'") == 3
+    assert report.count("<img ") == 8
+    assert "data-fault-windows='0'" not in report
+    assert "inventory blackholed" in report.split("fault windows (red):", 1)[1]
     journal = json.loads((tmp_path / "journal.json").read_text())
     series = journal["prometheus"]
     assert set(series["breakers"]["lines"]) >= {"payments", "inventory", "database", "cache"}
     errors = series["dependency_errors"]["lines"]["inventory"]
     assert max(v for _, v in errors) > 0  # the fault shows in the shop's own series
-    screenshot(tmp_path / "report.html", output_dir / "report-with-prometheus.png")
+    screenshot(page, tmp_path / "report.html", output_dir / "report-with-prometheus.png")
     assert_clean(stack)
 
 
-def screenshot(page: Path, to: Path) -> None:
+def screenshot(page: Any, report: Path, to: Path) -> None:
     """Open the report in headless Chromium and keep a picture of its charts."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        try:
-            tab = browser.new_page(viewport={"width": 1100, "height": 900})
-            tab.goto(page.as_uri())
-            figures = tab.locator("figure.chart")
-            assert figures.count() == 8
-            assert all(figures.nth(i).locator("img").evaluate("i => i.naturalWidth > 0")
-                       for i in range(figures.count()))
-            tab.screenshot(path=str(to), full_page=True)
-        finally:
-            browser.close()
+    page.goto(report.as_uri())
+    figures = page.locator("figure.chart")
+    assert figures.count() == 8
+    assert all(figures.nth(i).locator("img").evaluate("i => i.naturalWidth > 0")
+               for i in range(figures.count()))
+    page.screenshot(path=str(to), full_page=True)
     assert to.stat().st_size > 50_000
 
 
