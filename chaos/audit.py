@@ -1,23 +1,31 @@
-"""The ledger audit: nothing lost (DESIGN.md).
+"""The ledger audit: nothing lost, every promise kept (DESIGN.md).
 
-From the load's evidence files, the orders table, the payments ledger and inventory, all
-read directly (not through Toxiproxy), for what happened since the run started:
-- every order confirmed to a shopper exists once, confirmed, with the amount told; every
-  order accepted as payment_pending exists;
-- every captured charge belongs to exactly one confirmed order (no orphan, no double charge);
-- no idempotency key captured twice;
-- every failed or declined checkout released its reservation (also one that failed
-  before its order was written); every confirmed order committed its stock;
-- no order is left pending or with its payment unknown; every payment_pending order was
-  captured or cancelled (while the settling time lasts it may still be, since the shop
-  takes the payment once payments answers) and none outlived its limit;
-- stock never went below zero.
+It reads the orders table, the payments ledger and inventory's own records directly (not
+through Toxiproxy), and the load's evidence of what each shopper was told, for what
+happened since the run started. Each check is one function over those ledgers:
+
+- promises: every order told confirmed exists once, confirmed, with the amount told; every
+  order told payment_pending exists; every answer that said "you have not been charged"
+  has no capture for its key once settled;
+- money: every confirmed order has exactly one capture of exactly its total; every capture
+  belongs to a confirmed order (no orphan); every refund and void belongs to a failed,
+  declined or cancelled order; no hold is left open on an order that ended, or past the
+  payment-pending limit;
+- stock, from inventory's own records: each confirmed order's reservation is committed;
+  the reservations of orders that failed were released by the shop, not left to expire;
+  each sku's units add up (initial = available + held + committed);
+- orders: none left pending or with its payment unknown; every payment_pending order was
+  captured or cancelled within its limit.
+
+A check whose condition the shop may still be settling (its reconciliation pass) is in
+EVENTUAL_RULES: the runner repeats the audit while only those remain.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,15 +35,19 @@ import httpx
 import psycopg
 from psycopg.rows import dict_row
 
+from demo_shop.catalog import PRODUCTS
+
 from .errors import HarnessError
 
 ORDER_COLUMNS = ("order_id, idempotency_key, status, total_cents, attempt, reservation_id, "
                  "charge_id, stock_committed, extract(epoch FROM updated_at) AS updated, "
                  "extract(epoch FROM created_at) AS created")
+ENDED = ("failed", "declined", "cancelled")
 # Rules the shop may still be settling (its reconciliation pass): the audit may wait.
-EVENTUAL_RULES = frozenset({"stock not committed", "order left unresolved",
-                            "payment pending not settled",
-                            "reservation not released"})  # the last: until it expires
+EVENTUAL_RULES = frozenset({
+    "order left unresolved", "payment pending not settled", "reservation not committed",
+    "reservation not released", "hold left open", "refund or void of a live order",
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +66,7 @@ class AuditResult:
     orders: int = 0
     charges: int = 0
     told_confirmed: int = 0
+    told_not_charged: int = 0
     violations: list[Violation] = field(default_factory=list)
 
     @property
@@ -64,19 +77,306 @@ class AuditResult:
     def as_json(self) -> dict[str, Any]:
         """For the journal."""
         return {"orders": self.orders, "charges": self.charges,
-                "told_confirmed": self.told_confirmed, "clean": self.clean,
+                "told_confirmed": self.told_confirmed,
+                "told_not_charged": self.told_not_charged, "clean": self.clean,
                 "violations": [{"rule": v.rule, "detail": v.detail, "ids": v.ids}
                                for v in self.violations]}
 
 
+@dataclass(slots=True)
+class Ledgers:
+    """Everything the audit reads, as the stores hold it."""
+
+    orders: list[dict[str, Any]]
+    charges: list[dict[str, Any]]  # every charge in the payments ledger
+    reservations: list[dict[str, Any]]  # every reservation in inventory
+    stock: list[dict[str, Any]]
+    since: float
+    now: float
+    pending_limit_seconds: float
+    initial_stock: dict[str, int]
+
+    @property
+    def recent_charges(self) -> list[dict[str, Any]]:
+        """Charges made since the run started."""
+        return [c for c in self.charges if c["created_at"] >= self.since]
+
+    def captured(self, order_id: str) -> list[dict[str, Any]]:
+        """The charges of an order where money moved and stayed (captured)."""
+        return [c for c in self.charges if c["order_id"] == order_id
+                and c["status"] == "captured"]
+
+
+Check = Callable[[Ledgers, dict[str, dict[str, Any]], list[Violation]], None]
+
+
 def read_evidence(folder: Path) -> list[dict[str, Any]]:
-    """Every checkout attempt the load generator recorded."""
+    """Every checkout answer the load generator recorded."""
     entries = []
     for path in sorted(folder.glob("evidence-*.jsonl")):
         for line in path.read_text().splitlines():
             if line.strip():
                 entries.append(json.loads(line))
     return entries
+
+
+def last_answers(evidence: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per idempotency key, the last answer its shopper got (what they were left with)."""
+    last: dict[str, dict[str, Any]] = {}
+    for entry in sorted(evidence, key=lambda e: (e.get("ts", 0), e.get("attempt", 0))):
+        if entry.get("idempotency_key"):
+            last[entry["idempotency_key"]] = entry
+    return last
+
+
+def read_ledgers(database_url: str, payments_url: str, inventory_url: str, since: float,
+                 pending_limit_seconds: float = 600.0,
+                 initial_stock: dict[str, int] | None = None) -> Ledgers:
+    """Read the three stores directly; HarnessError when one cannot be read."""
+    try:
+        with psycopg.connect(database_url, connect_timeout=5, autocommit=True) as conn:
+            cursor = conn.cursor(row_factory=dict_row)
+            orders = cursor.execute(
+                f"SELECT {ORDER_COLUMNS} FROM orders WHERE created_at >= to_timestamp(%s)",
+                (since,)).fetchall()
+            charges = httpx.get(f"{payments_url}/v1/charges", timeout=30).json()["charges"]
+            # A charge made in this window may belong to an order made before it (a payment
+            # taken later for an order left pending by an earlier run): judge it with it.
+            known = {o["order_id"] for o in orders}
+            earlier = sorted({c["order_id"] for c in charges if c["created_at"] >= since}
+                             - known)
+            if earlier:
+                orders += cursor.execute(
+                    f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ANY(%s)",
+                    (earlier,)).fetchall()
+        reservations = httpx.get(f"{inventory_url}/v1/reservations", timeout=30).json()[
+            "reservations"]
+        stock = httpx.get(f"{inventory_url}/v1/stock", timeout=30).json()["items"]
+    except (psycopg.Error, httpx.HTTPError, KeyError, ValueError) as exc:
+        raise HarnessError(f"the audit could not read the ledgers: {exc}") from exc
+    return Ledgers(orders, charges, reservations, stock, since, datetime.now(UTC).timestamp(),
+                   pending_limit_seconds,
+                   initial_stock or {p.sku: p.initial_stock for p in PRODUCTS})
+
+
+# ---- promises ---------------------------------------------------------------------------------
+
+def check_told_orders(ledgers: Ledgers, told: dict[str, dict[str, Any]],
+                      add: list[Violation]) -> None:
+    """Every order a shopper was told of exists, as told."""
+    by_key = {o["idempotency_key"]: o for o in ledgers.orders}
+    for key, entry in told.items():
+        if entry.get("status") != 201:
+            continue
+        order = by_key.get(key)
+        ids = {"idempotency_key": key, "order_id": str(entry.get("order_id"))}
+        said = entry.get("order_status")
+        if order is None or order["order_id"] != entry.get("order_id"):
+            rule = "confirmed order missing" if said == "confirmed" else "pending order missing"
+            add.append(Violation(rule, f"a shopper was told the order is {said} but it is "
+                                 "not in the orders table", ids))
+        elif said == "confirmed" and order["status"] != "confirmed":
+            add.append(Violation("confirmed order not confirmed",
+                                 f"told confirmed, stored as {order['status']}", ids))
+        elif entry.get("total_cents") is not None and \
+                order["total_cents"] != entry.get("total_cents"):
+            add.append(Violation("amount differs", f"told {entry.get('total_cents')}, stored "
+                                 f"{order['total_cents']}", ids))
+
+
+def check_not_charged(ledgers: Ledgers, told: dict[str, dict[str, Any]],
+                      add: list[Violation]) -> None:
+    """An answer that said "you have not been charged" left no capture for its key."""
+    by_key = {o["idempotency_key"]: o for o in ledgers.orders}
+    for key, entry in told.items():
+        if entry.get("charged") is not False:
+            continue
+        order = by_key.get(key)
+        if order is None:
+            continue  # no order, so no charge could be made for it
+        for charge in ledgers.captured(order["order_id"]):
+            add.append(Violation("told not charged but captured", "a shopper was told they "
+                                 f"have not been charged ({entry.get('status')}), yet "
+                                 f"{charge['amount_cents']} was captured",
+                                 {"idempotency_key": key, "order_id": order["order_id"],
+                                  "charge_id": charge["charge_id"]}))
+
+
+# ---- money ------------------------------------------------------------------------------------
+
+def check_confirmed_captured(ledgers: Ledgers, told: dict[str, dict[str, Any]],
+                             add: list[Violation]) -> None:
+    """Each confirmed order has exactly one capture, of exactly its total."""
+    for order in ledgers.orders:
+        if order["status"] != "confirmed":
+            continue
+        captured = ledgers.captured(order["order_id"])
+        ids = {"order_id": order["order_id"]}
+        if not captured:
+            add.append(Violation("confirmed order not captured", "the shop confirmed an order "
+                                 "whose payment was never taken", ids))
+        elif len(captured) > 1:
+            add.append(Violation("double charge", f"{len(captured)} captured charges for one "
+                                 "order", {**ids, "charge_ids": ",".join(
+                                     c["charge_id"] for c in captured)}))
+        elif captured[0]["amount_cents"] != order["total_cents"]:
+            add.append(Violation("charge amount differs", f"captured "
+                                 f"{captured[0]['amount_cents']} for an order of "
+                                 f"{order['total_cents']}",
+                                 {**ids, "charge_id": captured[0]["charge_id"]}))
+
+
+def check_captures_have_orders(ledgers: Ledgers, told: dict[str, dict[str, Any]],
+                               add: list[Violation]) -> None:
+    """Every capture belongs to a confirmed order (one being settled is reported by the
+    unresolved-order check while it lasts)."""
+    by_id = {o["order_id"]: o for o in ledgers.orders}
+    for charge in ledgers.recent_charges:
+        if charge["status"] != "captured":
+            continue
+        order = by_id.get(charge["order_id"])
+        if order is not None and order["status"] in ("pending", "payment_unknown",
+                                                     "payment_pending", "confirmed"):
+            continue
+        add.append(Violation("orphan charge", "money was captured for no confirmed order "
+                             f"(order is {order['status'] if order else 'missing'})",
+                             {"charge_id": charge["charge_id"], "order_id": charge["order_id"]}))
+
+
+def check_refunds_and_voids(ledgers: Ledgers, told: dict[str, dict[str, Any]],
+                            add: list[Violation]) -> None:
+    """Money given back, or a hold let go, only for orders that ended without a sale."""
+    by_id = {o["order_id"]: o for o in ledgers.orders}
+    for charge in ledgers.recent_charges:
+        if charge["status"] not in ("refunded", "voided"):
+            continue
+        order = by_id.get(charge["order_id"])
+        if order is None or order["status"] in ENDED:
+            continue  # no order at all: the orphan and missing-order checks speak to it
+        add.append(Violation("refund or void of a live order", f"a {charge['status']} charge "
+                             f"for an order that is {order['status']}",
+                             {"charge_id": charge["charge_id"], "order_id": order["order_id"]}))
+
+
+def check_holds(ledgers: Ledgers, told: dict[str, dict[str, Any]],
+                add: list[Violation]) -> None:
+    """No authorization left open on an order that ended, nor past the pending limit."""
+    by_id = {o["order_id"]: o for o in ledgers.orders}
+    for charge in ledgers.charges:
+        if charge["status"] != "authorized":
+            continue
+        order = by_id.get(charge["order_id"])
+        age = ledgers.now - charge["created_at"]
+        ids = {"charge_id": charge["charge_id"], "order_id": charge["order_id"]}
+        if age > ledgers.pending_limit_seconds:
+            add.append(Violation("hold past its limit", f"a hold on the shopper's card has "
+                                 f"been open {age:.0f} s (limit "
+                                 f"{ledgers.pending_limit_seconds:.0f} s)", ids))
+        elif charge["created_at"] >= ledgers.since and (
+                order is None or order["status"] in (*ENDED, "confirmed")):
+            add.append(Violation("hold left open", "a hold on the shopper's card outlived its "
+                                 f"order ({order['status'] if order else 'missing'})", ids))
+
+
+# ---- stock ------------------------------------------------------------------------------------
+
+def check_reservations(ledgers: Ledgers, told: dict[str, dict[str, Any]],
+                       add: list[Violation]) -> None:
+    """Confirmed orders' stock is committed in inventory; failed orders' stock was released
+    by the shop (an expired hold means the shop never gave it back)."""
+    state = {r["reservation_id"]: r["state"] for r in ledgers.reservations}
+    owned: set[str] = set()
+    for order in ledgers.orders:
+        ids = {"order_id": order["order_id"]}
+        attempts = {f"{order['order_id']}-{n}" for n in range(1, order["attempt"] + 1)}
+        if order["reservation_id"]:
+            attempts.add(order["reservation_id"])
+        owned |= attempts
+        if order["status"] == "confirmed":
+            rid = order["reservation_id"]
+            if state.get(rid) != "committed":
+                add.append(Violation("reservation not committed", "a paid order's stock is "
+                                     f"{state.get(rid, 'missing')} in inventory, not committed",
+                                     {**ids, "reservation_id": str(rid)}))
+        elif order["status"] in ENDED:
+            for rid in sorted(r for r in attempts if r in state):
+                _released_by_shop(rid, state[rid], order["status"], add)
+    for reservation in ledgers.reservations:
+        rid = reservation["reservation_id"]
+        if reservation["created_at"] >= ledgers.since and rid not in owned and \
+                rid.split("-")[0] not in {o["order_id"] for o in ledgers.orders}:
+            _released_by_shop(rid, reservation["state"], "never written", add)
+
+
+def _released_by_shop(rid: str, state: str, order_status: str, add: list[Violation]) -> None:
+    ids = {"reservation_id": rid}
+    if state == "active":
+        add.append(Violation("reservation not released", f"a {order_status} order still "
+                             "holds stock", ids))
+    elif state == "expired":
+        add.append(Violation("reservation left to expire", f"a {order_status} order's "
+                             "stock came back only when its hold expired", ids))
+    elif state == "committed":
+        add.append(Violation("stock sold for an unpaid order", f"a {order_status} order's "
+                             "stock was committed", ids))
+
+
+def check_stock_adds_up(ledgers: Ledgers, told: dict[str, dict[str, Any]],
+                        add: list[Violation]) -> None:
+    """Per sku, from inventory's own records: initial = available + held + committed."""
+    committed: dict[str, int] = defaultdict(int)
+    for reservation in ledgers.reservations:
+        if reservation["state"] == "committed":
+            for line in reservation["items"]:
+                committed[line["sku"]] += line["qty"]
+    for item in ledgers.stock:
+        start = ledgers.initial_stock.get(item["sku"])
+        if start is None:
+            continue
+        counted = item["available"] + item["reserved"] + committed[item["sku"]]
+        if counted != start:
+            add.append(Violation("stock does not add up", f"started with {start}, now "
+                                 f"{item['available']} available + {item['reserved']} held + "
+                                 f"{committed[item['sku']]} sold = {counted}",
+                                 {"sku": item["sku"]}))
+
+
+# ---- orders -----------------------------------------------------------------------------------
+
+def check_orders_settled(ledgers: Ledgers, told: dict[str, dict[str, Any]],
+                         add: list[Violation]) -> None:
+    """No order left half-done; every payment_pending order settled within its limit."""
+    for order in ledgers.orders:
+        ids = {"order_id": order["order_id"]}
+        if order["status"] in ("pending", "payment_unknown"):
+            add.append(Violation("order left unresolved", f"order is still {order['status']}",
+                                 ids))
+        elif order["status"] == "payment_pending":
+            if ledgers.now - float(order["created"]) > ledgers.pending_limit_seconds:
+                add.append(Violation("payment pending too long", "neither captured nor "
+                                     "cancelled within its limit", ids))
+            else:
+                add.append(Violation("payment pending not settled", "the payment was neither "
+                                     "taken nor the order cancelled", ids))
+
+
+CHECKS: tuple[Check, ...] = (
+    check_told_orders, check_not_charged, check_confirmed_captured,
+    check_captures_have_orders, check_refunds_and_voids, check_holds, check_reservations,
+    check_stock_adds_up, check_orders_settled,
+)
+
+
+def audit_ledgers(ledgers: Ledgers, evidence: list[dict[str, Any]]) -> AuditResult:
+    """Every check over ledgers already read."""
+    told = last_answers(evidence)
+    result = AuditResult(orders=len(ledgers.orders), charges=len(ledgers.recent_charges))
+    result.told_confirmed = sum(1 for e in told.values() if e.get("status") == 201
+                                and e.get("order_status") == "confirmed")
+    result.told_not_charged = sum(1 for e in told.values() if e.get("charged") is False)
+    for check in CHECKS:
+        check(ledgers, told, result.violations)
+    return result
 
 
 def run_audit(
@@ -88,119 +388,6 @@ def run_audit(
     pending_limit_seconds: float = 600.0,
 ) -> AuditResult:
     """Check the ledgers against each other and against what shoppers were told."""
-    try:
-        with psycopg.connect(database_url, connect_timeout=5, autocommit=True) as conn:
-            orders = conn.cursor(row_factory=dict_row).execute(
-                f"SELECT {ORDER_COLUMNS} FROM orders WHERE created_at >= to_timestamp(%s)",
-                (since,)).fetchall()
-        charges = httpx.get(f"{payments_url}/v1/charges", timeout=30).json()["charges"]
-        reservations = httpx.get(f"{inventory_url}/v1/reservations", timeout=30).json()[
-            "reservations"]
-        stock = httpx.get(f"{inventory_url}/v1/stock", timeout=30).json()["items"]
-    except (psycopg.Error, httpx.HTTPError, KeyError, ValueError) as exc:
-        raise HarnessError(f"the audit could not read the ledgers: {exc}") from exc
-
-    charges = [c for c in charges if c["created_at"] >= since]
-    # A charge made in this window may belong to an order made before it (a payment taken
-    # later for an order left pending by an earlier run): judge it with its order.
-    known = {o["order_id"] for o in orders}
-    earlier = sorted({c["order_id"] for c in charges} - known)
-    if earlier:
-        try:
-            with psycopg.connect(database_url, connect_timeout=5, autocommit=True) as conn:
-                orders += conn.cursor(row_factory=dict_row).execute(
-                    f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ANY(%s)",
-                    (earlier,)).fetchall()
-        except psycopg.Error as exc:
-            raise HarnessError(f"the audit could not read the ledgers: {exc}") from exc
-    result = AuditResult(orders=len(orders), charges=len(charges))
-    by_id = {o["order_id"]: o for o in orders}
-    by_key = {o["idempotency_key"]: o for o in orders}
-    res_state = {r["reservation_id"]: r["state"] for r in reservations}
-    add = result.violations.append
-
-    told, told_pending = {}, {}
-    for entry in evidence:
-        if entry.get("status") == 201 and entry.get("order_status") == "confirmed":
-            told[entry["idempotency_key"]] = entry
-        elif entry.get("status") == 201 and entry.get("order_status") == "payment_pending":
-            told_pending[entry["idempotency_key"]] = entry
-    for key, entry in told_pending.items():
-        order = by_key.get(key)
-        if order is None or order["order_id"] != entry.get("order_id"):
-            add(Violation("pending order missing", "a shopper was told the order is taken "
-                          "(payment pending) but it is not in the orders table",
-                          {"idempotency_key": key, "order_id": str(entry.get("order_id"))}))
-    result.told_confirmed = len(told)
-    for key, entry in told.items():
-        order = by_key.get(key)
-        if order is None or order["order_id"] != entry.get("order_id"):
-            add(Violation("confirmed order missing", "a shopper was told an order is "
-                          "confirmed but it is not in the orders table",
-                          {"idempotency_key": key, "order_id": str(entry.get("order_id"))}))
-        elif order["status"] != "confirmed":
-            add(Violation("confirmed order not confirmed", f"told confirmed, stored as "
-                          f"{order['status']}", {"order_id": order["order_id"]}))
-        elif order["total_cents"] != entry.get("total_cents"):
-            add(Violation("amount differs", f"told {entry.get('total_cents')}, stored "
-                          f"{order['total_cents']}", {"order_id": order["order_id"]}))
-
-    captured_per_order: dict[str, list[str]] = defaultdict(list)
-    captured_keys: Counter[str] = Counter()
-    for charge in charges:
-        if charge["status"] not in ("captured",):
-            continue
-        captured_per_order[charge["order_id"]].append(charge["charge_id"])
-        captured_keys[charge["idempotency_key"]] += 1
-        order = by_id.get(charge["order_id"])
-        if order is not None and order["status"] in ("pending", "payment_unknown",
-                                                     "payment_pending"):
-            continue  # being settled: "order left unresolved" reports it while it lasts
-        if order is None or order["status"] != "confirmed" or \
-                order["charge_id"] != charge["charge_id"]:
-            add(Violation("orphan charge", "money was captured for no confirmed order "
-                          f"(order is {order['status'] if order else 'missing'})",
-                          {"charge_id": charge["charge_id"], "order_id": charge["order_id"]}))
-    for order_id, charge_ids in captured_per_order.items():
-        if len(charge_ids) > 1:
-            add(Violation("double charge", f"{len(charge_ids)} captured charges for one order",
-                          {"order_id": order_id, "charge_ids": ",".join(charge_ids)}))
-    for key, count in captured_keys.items():
-        if count > 1:
-            add(Violation("idempotency key captured twice", f"{count} captures",
-                          {"idempotency_key": key}))
-
-    now = datetime.now(UTC).timestamp()
-    for order in orders:
-        attempts = [f"{order['order_id']}-{n}" for n in range(1, order["attempt"] + 1)]
-        if order["status"] in ("failed", "declined", "cancelled"):
-            held = [r for r in attempts if res_state.get(r) in ("active", "committed")]
-            if held:
-                add(Violation("reservation not released", f"{order['status']} order still "
-                              f"holds stock", {"order_id": order["order_id"],
-                                               "reservation_id": ",".join(held)}))
-        elif order["status"] == "confirmed" and not order["stock_committed"]:
-            add(Violation("stock not committed", "a paid order's reservation was not turned "
-                          "into a sale", {"order_id": order["order_id"]}))
-        elif order["status"] in ("pending", "payment_unknown"):
-            add(Violation("order left unresolved", f"order is still {order['status']}",
-                          {"order_id": order["order_id"]}))
-        elif order["status"] == "payment_pending" and \
-                now - float(order["created"]) > pending_limit_seconds:
-            add(Violation("payment pending too long", "neither captured nor cancelled "
-                          "within its limit", {"order_id": order["order_id"]}))
-        elif order["status"] == "payment_pending":
-            add(Violation("payment pending not settled", "the payment was neither taken nor "
-                          "the order cancelled", {"order_id": order["order_id"]}))
-    for reservation in reservations:
-        if reservation["state"] != "active" or reservation["created_at"] < since:
-            continue
-        if reservation["reservation_id"].split("-")[0] not in by_id:
-            add(Violation("reservation not released", "stock is held for a checkout that "
-                          "failed before its order was written",
-                          {"reservation_id": reservation["reservation_id"]}))
-    for item in stock:
-        if item["on_hand"] < 0 or item["available"] < 0:
-            add(Violation("stock below zero", f"on hand {item['on_hand']}, available "
-                          f"{item['available']}", {"sku": item["sku"]}))
-    return result
+    ledgers = read_ledgers(database_url, payments_url, inventory_url, since,
+                           pending_limit_seconds)
+    return audit_ledgers(ledgers, evidence)

@@ -293,7 +293,7 @@ def _run_one(name: str, stack: Stack, out: Path, time_scale: float = 1.0,
 
     path, experiment = load_experiment(name)
     if time_scale != 1.0:
-        experiment = scale(experiment, time_scale)
+        experiment = experiment.scaled(time_scale)
     if shop is not None:
         experiment = experiment.model_copy(update={"shop": shop})
     with live_view(console, path.stem) as view:
@@ -301,17 +301,6 @@ def _run_one(name: str, stack: Stack, out: Path, time_scale: float = 1.0,
                         export_metrics=True).run()
     paths = write_reports(result, path.stem)
     return result, paths
-
-
-def scale(experiment: Any, factor: float) -> Any:
-    """The same experiment with its durations scaled (for a quick gate), within sane minima."""
-    faults = [f.model_copy(update={"start": f.start * factor,
-                                   "duration": max(8.0, f.duration * factor)})
-              for f in experiment.faults]
-    steady = experiment.steady_state.model_copy(
-        update={"duration": max(5.0, experiment.steady_state.duration * factor)})
-    load = experiment.load.model_copy(update={"warmup": max(3.0, experiment.load.warmup * factor)})
-    return experiment.model_copy(update={"faults": faults, "steady_state": steady, "load": load})
 
 
 @main.command()

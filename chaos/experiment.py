@@ -168,6 +168,9 @@ class Load(Strict):
     spawn_rate: float = Field(default=20, gt=0)
     processes: int = Field(default=1, ge=1, le=64)
     warmup: Seconds = 5.0
+    # The share of journeys made through the storefront's HTML pages (the rest use the
+    # JSON API); every page is judged as a shopper sees it, banner included.
+    storefront_share: float = Field(default=0.34, ge=0, le=1)
 
 
 class Fault(Strict):
@@ -246,10 +249,17 @@ class SteadyState(Strict):
 
 
 class Recovery(Strict):
-    """How soon the steady state must come back after the last rollback."""
+    """How soon the steady state must come back after the last rollback: the first moment
+    from which `window` seconds of answers in `scope` (checkouts by default: they are what
+    a sale loses, and a few percent of all traffic) succeed at `success_ratio` or better.
+    Every dependency the method touches is also judged on its status page clearing within
+    `clear_within` seconds unless a hypothesis of the experiment already does."""
 
     deadline: Seconds = Field(default=30.0, gt=0)
     success_ratio: float = Field(default=0.95, gt=0, le=1)
+    scope: Literal["all", "checkout"] = "checkout"
+    window: Seconds = Field(default=5.0, gt=0)
+    clear_within: Seconds = Field(default=15.0, gt=0)
     hypotheses: list[Hypothesis] = Field(default_factory=list)
 
 
@@ -330,6 +340,35 @@ class Experiment(Strict):
         """The longest the load may run: warm-up, before, method, recovery, after."""
         ss = self.steady_state.duration
         return self.load.warmup + ss + self.method_span + self.recovery.deadline + ss + 5
+
+    def scaled(self, factor: float) -> Experiment:
+        """The same experiment with its durations scaled (for a quick gate), within sane
+        minima. Under the labor-day profile the load's shape spans the whole run, so the
+        faults are moved to start at the same point of the sale day as unscaled: the
+        fault planned for the flash-sale spike still meets it."""
+        faults = [f.model_copy(update={"start": f.start * factor,
+                                       "duration": max(8.0, f.duration * factor)})
+                  for f in self.faults]
+        steady = self.steady_state.model_copy(
+            update={"duration": max(5.0, self.steady_state.duration * factor)})
+        load = self.load.model_copy(update={"warmup": max(3.0, self.load.warmup * factor)})
+        scaled = self.model_copy(update={"faults": faults, "steady_state": steady,
+                                         "load": load})
+        if self.load.profile != "labor-day":
+            return scaled
+        share = self.fault_at() / self.planned_seconds()  # of the sale day
+        shift = (share * scaled.planned_seconds() - scaled.fault_at()) / (1 - share)
+        shift = max(shift, -min(f.start for f in faults))
+        return scaled.model_copy(update={"faults": [
+            f.model_copy(update={"start": f.start + shift}) for f in faults]})
+
+    def fault_at(self) -> float:
+        """Seconds from the load's start to the first fault (as planned)."""
+        return self.load.warmup + self.steady_state.duration + min(f.start for f in self.faults)
+
+    def all_hypotheses(self) -> list[Hypothesis]:
+        """Every hypothesis the experiment declares, in any phase."""
+        return [*self.steady_state.hypotheses, *self.hypotheses, *self.recovery.hypotheses]
 
     def targets(self) -> list[str]:
         """Every proxy the method touches."""

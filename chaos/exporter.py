@@ -17,6 +17,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from loadtests.classify import CLASSES
+
 from .experiment import STATUS_NAME
 
 if TYPE_CHECKING:
@@ -24,7 +26,6 @@ if TYPE_CHECKING:
 
 PHASES = ("shop", "preflight", "steady-state-before", "method", "rollback", "recovery",
           "teardown", "audit")
-CLASSES = ("ok", "degraded", "graceful_error", "declined", "ungraceful")
 
 
 class HarnessCollector(Collector):

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadtests.classify import CLASSES
+from loadtests.classify import CLASSES, CONTRACT_FAILURES
 from loadtests.timeline import histogram_percentile
 
 from .experiment import Hypothesis
@@ -76,13 +76,19 @@ class WindowStats:
         """Answers that met the contract, over all answers."""
         counts = self._counts(scope)
         total = sum(counts.values())
-        return (total - counts["ungraceful"]) / total if total else None
+        return (total - self.contract_failures(scope)) / total if total else None
 
     def error_ratio(self, scope: str = "all") -> float | None:
         """graceful_error + ungraceful over all answers."""
         counts = self._counts(scope)
         total = sum(counts.values())
-        return (counts["graceful_error"] + counts["ungraceful"]) / total if total else None
+        return (counts["graceful_error"] + self.contract_failures(scope)) / total \
+            if total else None
+
+    def contract_failures(self, scope: str = "all") -> int:
+        """Answers that broke the contract: ungraceful ones and good cards declined."""
+        counts = self._counts(scope)
+        return sum(counts[cls] for cls in CONTRACT_FAILURES)
 
     def latency(self, percentile: int, scope: str = "all") -> float | None:
         """A latency percentile in ms (the histogram bucket's upper edge) of the answers in
@@ -104,6 +110,7 @@ class WindowStats:
             "p99_ms": self.latency(99),
             "checkout_p99_ms": self.latency(99, "checkout"),
             "ungraceful": self.classes["ungraceful"],
+            "false_decline": self.classes["false_decline"],
             "classes": dict(self.classes),
         }
 
@@ -112,8 +119,38 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
+class Poller:
+    """A daemon thread that calls `sample()` every `interval` seconds until stopped."""
+
+    interval: float
+    _stop: threading.Event
+    _thread: threading.Thread | None
+
+    def sample(self, client: httpx.Client) -> None:
+        """Take one sample (subclasses)."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Begin polling in a daemon thread."""
+        self._thread = threading.Thread(target=self._run, name=type(self).__name__,
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=2.0) as client:
+            while not self._stop.is_set():
+                self.sample(client)
+                self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        """Stop polling."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+
 @dataclass(slots=True)
-class StatusPoller:
+class StatusPoller(Poller):
     """Polls the shop's /api/status and keeps (time, state per dependency) samples."""
 
     base_url: str
@@ -122,27 +159,24 @@ class StatusPoller:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Begin polling in a daemon thread."""
-        self._thread = threading.Thread(target=self._run, name="status-poller", daemon=True)
-        self._thread.start()
+    def sample(self, client: httpx.Client) -> None:
+        """One sample of every dependency's state ({} when the status page failed)."""
+        try:
+            body = client.get(f"{self.base_url}/api/status").json()
+            states = {d: s["state"] for d, s in body["dependencies"].items()}
+            self.samples.append((time.time(), states))
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            self.samples.append((time.time(), {}))  # the status page itself failed
 
-    def _run(self) -> None:
-        with httpx.Client(timeout=2.0) as client:
-            while not self._stop.is_set():
-                try:
-                    body = client.get(f"{self.base_url}/api/status").json()
-                    states = {d: s["state"] for d, s in body["dependencies"].items()}
-                    self.samples.append((time.time(), states))
-                except (httpx.HTTPError, ValueError, KeyError, TypeError):
-                    self.samples.append((time.time(), {}))  # the status page itself failed
-                self._stop.wait(self.interval)
-
-    def stop(self) -> None:
-        """Stop polling."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+    def state_before(self, dependency: str, at: float | None,
+                     within: float = 3.0) -> str | None:
+        """The dependency's state in the last sample before `at` (None: no sample in the
+        `within` seconds before it, or the status page did not answer)."""
+        if at is None:
+            return None
+        before = [(when, states) for when, states in list(self.samples)
+                  if at - within <= when <= at]
+        return before[-1][1].get(dependency) if before else None
 
     def first(self, dependency: str, since: float, operational: bool) -> float | None:
         """Seconds after since until the dependency first showed (non-)operational."""
@@ -176,6 +210,37 @@ def counter_sum(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], na
     return sum(v for (n, lbl), v in samples.items() if n == name and wanted <= set(lbl))
 
 
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@dataclass(slots=True)
+class MetricsPoller(Poller):
+    """Scrapes the shop's /metrics every few seconds while the load runs, so a counter's
+    rate can be taken over any window (the shop_metric_rate probe)."""
+
+    url: str
+    interval: float = 2.0
+    samples: list[tuple[float, Samples]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def sample(self, client: httpx.Client) -> None:
+        """One scrape of every counter (kept only when the shop answered)."""
+        at, scraped = time.time(), scrape(self.url)
+        if scraped:
+            self.samples.append((at, scraped))
+
+    def rate(self, metric: str, labels: dict[str, str], window: Window) -> float | None:
+        """The counter's increase per second between the first scrape in the window and the
+        last one in it (None: fewer than two scrapes fell inside)."""
+        inside = [(at, s) for at, s in list(self.samples) if window.start <= at <= window.end]
+        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+            return None
+        (first_at, first), (last_at, last) = inside[0], inside[-1]
+        increase = counter_sum(last, metric, labels) - counter_sum(first, metric, labels)
+        return max(0.0, increase) / (last_at - first_at)
+
+
 @dataclass(slots=True)
 class Context:
     """What the hypotheses are judged on, besides timeline windows."""
@@ -187,6 +252,7 @@ class Context:
     metrics: dict[str, dict[tuple[str, frozenset[tuple[str, str]]], float]] = field(
         default_factory=dict)
     window_bounds: dict[str, Window] = field(default_factory=dict)
+    shop_metrics: MetricsPoller | None = None
 
 
 def measure(hypothesis: Hypothesis, window: Window, rows: list[dict[str, Any]],
@@ -201,7 +267,7 @@ def measure(hypothesis: Hypothesis, window: Window, rows: list[dict[str, Any]],
     if probe == "error_ratio":
         return stats.error_ratio(hypothesis.scope)
     if probe == "ungraceful":
-        return float(stats._counts(hypothesis.scope)["ungraceful"])
+        return float(stats.contract_failures(hypothesis.scope))
     if probe == "latency":
         return stats.latency(hypothesis.percentile, hypothesis.scope)
     if probe == "request_rate":
@@ -217,11 +283,6 @@ def measure(hypothesis: Hypothesis, window: Window, rows: list[dict[str, Any]],
     if probe == "recovery_time":
         return context.recovery_time
     if probe == "shop_metric_rate":
-        before = context.metrics.get(f"{window.name}:start")
-        after = context.metrics.get(f"{window.name}:end")
-        if not before or not after or window.end <= window.start:
-            return None
-        delta = (counter_sum(after, hypothesis.metric or "", hypothesis.labels)
-                 - counter_sum(before, hypothesis.metric or "", hypothesis.labels))
-        return delta / (window.end - window.start)
+        return context.shop_metrics.rate(hypothesis.metric or "", hypothesis.labels, window) \
+            if context.shop_metrics is not None else None
     raise AssertionError(f"unhandled probe {probe}")

@@ -71,7 +71,8 @@ def junit_suite(result: RunResult, name: str) -> ET.Element:
             failures += 1
             failure = ET.SubElement(case, "failure", type=r.probe,
                                     message=f"{r.name}: measured {_fmt(r.value)}, "
-                                            f"wanted {r.tolerance}")
+                                            f"wanted {r.tolerance}"
+                                            + (f" ({r.note})" if r.note else ""))
             failure.text = f"phase {r.phase}, probe {r.probe}"
     if result.verdict in ("aborted", "error", "not_run"):
         case = ET.SubElement(suite, "testcase", classname=f"{name}.run", name="run completed",
@@ -119,8 +120,9 @@ def markdown(result: RunResult, name: str) -> str:
     if result.results:
         lines += ["| phase | hypothesis | measured | wanted | |", "|---|---|---:|---|---|"]
         for r in result.results:
+            verdict = "held" if r.held else "**failed**" + (f" ({r.note})" if r.note else "")
             lines.append(f"| {r.phase} | {r.name} | {_fmt(r.value)} | {r.tolerance} | "
-                         f"{'held' if r.held else '**failed**'} |")
+                         f"{verdict} |")
         lines.append("")
     if result.communication:
         told = "; ".join(f"{dep}: told after {_fmt(c['time_to_communicate'])} s, cleared "
@@ -330,7 +332,8 @@ def write_reports(result: RunResult, name: str) -> dict[str, Path]:
     hist_path.parent.mkdir(parents=True, exist_ok=True)
     with hist_path.open("a") as f:
         f.write(json.dumps({"time": time.time(), "experiment": name, "verdict": result.verdict,
-                            "score": result.score, "commit": _commit()}) + "\n")
+                            "completed": result.completed, "score": result.score,
+                            "commit": _commit()}) + "\n")
     history = [h for h in (json.loads(line) for line in hist_path.read_text().splitlines()
                            if line.strip()) if h["experiment"] == name]
     paths["html"].write_text(html_report(result, name, history))

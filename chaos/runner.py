@@ -24,17 +24,33 @@ from typing import Any, TextIO
 
 import httpx
 
-from loadtests.classify import GIVE_UP_SECONDS
+from loadtests.classify import CLASSES, CONTRACT_FAILURES, GIVE_UP_SECONDS
 from loadtests.run import LoadPlan
 
 from .appfaults import AppFaultClient
 from .audit import EVENTUAL_RULES, AuditResult, read_evidence, run_audit
 from .errors import FaultError, HarnessError, StackError
-from .experiment import STATUS_NAME, Experiment, Fault, Hypothesis, StopCondition, Tolerance
+from .experiment import (
+    STATUS_NAME,
+    Experiment,
+    Fault,
+    Hypothesis,
+    Recovery,
+    StopCondition,
+    Tolerance,
+)
 from .exporter import Exporter
 from .faults import FaultInjector
 from .observe import PrometheusError, query_key_series, wait_for_scrape
-from .probes import Context, StatusPoller, Window, WindowStats, measure, scrape
+from .probes import (
+    Context,
+    MetricsPoller,
+    StatusPoller,
+    Window,
+    WindowStats,
+    measure,
+    scrape,
+)
 from .stack import Stack, StackConfig
 
 
@@ -77,12 +93,13 @@ class HypothesisResult:
     value: float | None
     held: bool
     weight: float
+    note: str = ""  # why it failed when the value alone does not say
 
     def as_json(self) -> dict[str, Any]:
         """For the journal file."""
         return {"phase": self.phase, "name": self.name, "probe": self.probe,
                 "tolerance": self.tolerance, "value": self.value, "held": self.held,
-                "weight": self.weight}
+                "weight": self.weight, "note": self.note}
 
 
 @dataclass(slots=True)
@@ -113,8 +130,16 @@ class RunResult:
     prometheus: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def completed(self) -> bool:
+        """The run went through every phase and was judged (not aborted, not errored)."""
+        return self.verdict in ("passed", "failed")
+
+    @property
     def score(self) -> float:
-        """Weighted share of hypotheses that held, 0-100."""
+        """Weighted share of hypotheses that held, 0-100; 0 for a run that did not
+        complete (aborted, errored or not run): what was not judged did not hold."""
+        if not self.completed:
+            return 0.0
         total = sum(r.weight for r in self.results)
         return round(100 * sum(r.weight for r in self.results if r.held) / total, 1) \
             if total else 0.0
@@ -413,6 +438,8 @@ class Runner:
         finally:
             with self.step("teardown", "stop the load"):
                 self.status.stop()
+                if self.context.shop_metrics is not None:
+                    self.context.shop_metrics.stop()
                 if self.load is not None:
                     self.load.stop()
                     result.rows = self.load.rows
@@ -500,10 +527,14 @@ class Runner:
         load_dir = self.out_dir / "load"
         self.load = LoadProcess(
             LoadPlan(self.stack.shop_url, exp.load.profile, exp.load.users, exp.load.spawn_rate,
-                     int(exp.planned_seconds()) + 1, exp.load.processes, load_dir),
+                     int(exp.planned_seconds()) + 1, exp.load.processes, load_dir,
+                     storefront_share=exp.load.storefront_share),
             self.out_dir / "locust.log", self.stack.run_dir / "load.pid")
         self.load.start()
         self.status.start()
+        if any(h.probe == "shop_metric_rate" for h in exp.all_hypotheses()):
+            self.context.shop_metrics = MetricsPoller(f"{self.stack.shop_url}/metrics")
+            self.context.shop_metrics.start()
         self.live.started = time.time()
 
     def _tick(self) -> list[dict[str, Any]]:
@@ -511,7 +542,7 @@ class Runner:
         assert self.load is not None
         new = self.load.poll()
         for row in new:
-            for key in ("ok", "degraded", "graceful_error", "declined", "ungraceful"):
+            for key in CLASSES:
                 self.live.totals[key] = self.live.totals.get(key, 0) + row.get(key, 0)
             self.live.last_row = row
         self._view(self.live)
@@ -622,23 +653,10 @@ class Runner:
         t_r = self.context.last_rollback or time.time()
         deadline = t_r + exp.recovery.deadline
         recovered_at: float | None = None
-        streak: list[int] = []
         assert self.load is not None
-        while time.time() < deadline + 3 and recovered_at is None:
+        while time.time() < deadline + exp.recovery.window + 3 and recovered_at is None:
             self._tick()
-            for row in (r for r in self.load.rows if r["ts"] >= int(t_r)):
-                stats = WindowStats.of([row])
-                ratio = stats.success_ratio()
-                if ratio is not None and ratio >= exp.recovery.success_ratio:
-                    if not streak or row["ts"] == streak[-1] + 1:
-                        streak.append(row["ts"])
-                    else:
-                        streak = [row["ts"]]
-                else:
-                    streak = []
-                if len(streak) >= 3:
-                    recovered_at = float(streak[0])
-                    break
+            recovered_at = recovered_from(self.load.rows, t_r, exp.recovery)
             time.sleep(self._poll)
         result.recovery_time = None if recovered_at is None else round(
             max(0.0, recovered_at - t_r), 2)
@@ -646,9 +664,7 @@ class Runner:
         recovered_by = t_r + (result.recovery_time if result.recovery_time is not None
                               else exp.recovery.deadline)
         result.windows["recovery"] = Window("recovery", t_r, max(recovered_by, t_r) + 3)
-        hypotheses = exp.recovery.hypotheses or [Hypothesis(
-            name=f"steady state back within {exp.recovery.deadline:g}s",
-            probe="recovery_time", tolerance=Tolerance(max=exp.recovery.deadline))]
+        hypotheses = recovery_hypotheses(exp)
         self._judge("recovery", hypotheses, result.windows["recovery"], defer=True)
         start = max(time.time(), (recovered_at or deadline) + 1)
         after = Window("after", start, start + exp.steady_state.duration)
@@ -730,17 +746,7 @@ class Runner:
             self._deferred.append((phase, hypotheses, window))
             return []
         assert self.load is not None
-        judged = []
-        for h in hypotheses:
-            judged_over = window
-            if phase == "fault" and h.probe == "ungraceful":
-                # A request made during the fault that hangs is only seen when the shopper
-                # gives up on it, up to GIVE_UP_SECONDS later: it counts against the fault.
-                judged_over = Window(window.name, window.start, window.end + GIVE_UP_SECONDS)
-            value = measure(h, judged_over, self.load.rows, self.context)
-            judged.append(HypothesisResult(phase, h.name, h.probe, h.tolerance.describe(),
-                                           None if value is None else round(value, 4),
-                                           h.tolerance.holds(value), h.weight))
+        judged = [judge(phase, h, window, self.load.rows, self.context) for h in hypotheses]
         self.result.results.extend(judged)
         return judged
 
@@ -762,6 +768,59 @@ class Runner:
                     {"name": probe, "probe": probe, "dependency": dependency,
                      "tolerance": {"min": 0}}), fault, self.load.rows, self.context)
                 for probe in ("time_to_communicate", "time_to_clear")}
+
+
+def judge(phase: str, h: Hypothesis, window: Window, rows: list[dict[str, Any]],
+          context: Context) -> HypothesisResult:
+    """One hypothesis judged over a window of the timeline (and the run's context)."""
+    judged_over = window
+    if phase == "fault" and h.probe == "ungraceful":
+        # A request made during the fault that hangs is only seen when the shopper
+        # gives up on it, up to GIVE_UP_SECONDS later: it counts against the fault.
+        judged_over = Window(window.name, window.start, window.end + GIVE_UP_SECONDS)
+    value = measure(h, judged_over, rows, context)
+    held, note = h.tolerance.holds(value), ""
+    if h.probe == "time_to_communicate" and h.dependency is not None:
+        before = context.status.state_before(h.dependency, context.fault_start)
+        if before != "operational":
+            held = False
+            note = (f"status already {before or 'unknown'} before the fault: a status page "
+                    "that was not clear before cannot show that it told")
+    return HypothesisResult(phase, h.name, h.probe, h.tolerance.describe(),
+                            None if value is None else round(value, 4), held, h.weight, note)
+
+
+def recovered_from(rows: list[dict[str, Any]], since: float,
+                   recovery: Recovery) -> float | None:
+    """The first second from which `recovery.window` whole seconds of answers in scope
+    (at least 3 of them, declines aside) succeed at the wanted ratio; None: not yet."""
+    span = max(1, round(recovery.window))
+    by_second = {r["ts"]: r for r in rows if r["ts"] >= int(since)}
+    for start in sorted(by_second):
+        window = [by_second.get(start + i) for i in range(span)]
+        if any(row is None for row in window):
+            continue  # not all of the window's seconds have arrived (or the load paused)
+        stats = WindowStats.of([row for row in window if row is not None])
+        counts = stats.checkouts if recovery.scope == "checkout" else stats.classes
+        judged = sum(counts.values()) - counts["declined"]
+        ratio = stats.success_ratio(recovery.scope)
+        if judged >= 3 and ratio is not None and ratio >= recovery.success_ratio:
+            return float(start)
+    return None
+
+
+def recovery_hypotheses(exp: Experiment) -> list[Hypothesis]:
+    """The experiment's recovery hypotheses (a recovery deadline when it names none), and
+    the status page clearing for every dependency the method touched that none judges."""
+    declared = list(exp.recovery.hypotheses) or [Hypothesis(
+        name=f"{exp.recovery.scope} success back within {exp.recovery.deadline:g}s",
+        probe="recovery_time", tolerance=Tolerance(max=exp.recovery.deadline))]
+    cleared = {h.dependency for h in exp.all_hypotheses() if h.probe == "time_to_clear"}
+    for dependency in sorted({STATUS_NAME[t] for t in exp.targets()} - cleared):
+        declared.append(Hypothesis.model_validate({
+            "name": f"status page clears {dependency}", "probe": "time_to_clear",
+            "dependency": dependency, "tolerance": {"max": exp.recovery.clear_within}}))
+    return declared
 
 
 def shop_safeguards(shop_url: str) -> frozenset[str] | None:
@@ -798,13 +857,14 @@ def stop_condition_met(conditions: list[StopCondition],
     """The first stop condition the method's rows meet, with the value that met it."""
     for condition in conditions:
         if condition.probe == "ungraceful":
-            value = float(sum(r["ungraceful"] for r in rows))
+            value = float(sum(r.get(c, 0) for r in rows for c in CONTRACT_FAILURES))
             if value > condition.above:
                 return condition, value
             continue
         need = max(1, int(condition.for_))
         recent = rows[-need:]
-        ratios = [(r["graceful_error"] + r["ungraceful"]) / r["requests"]
+        ratios = [(r["graceful_error"] + sum(r.get(c, 0) for c in CONTRACT_FAILURES))
+                  / r["requests"]
                   for r in recent if r["requests"]]
         if len(ratios) == need and all(x > condition.above for x in ratios):
             return condition, ratios[-1]

@@ -19,9 +19,14 @@ import os
 import random
 import sys
 import time
+import urllib.request
 import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import gevent
 import locust.runners
@@ -34,11 +39,15 @@ locust.runners.WORKER_REPORT_INTERVAL = 1.0
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # plain `locust -f` works too
 from loadtests.classify import (  # noqa: E402
+    ANY,
+    CONTRACT_FAILURES,
     DEGRADED,
     GIVE_UP_SECONDS,
     OK,
     UNGRACEFUL,
+    Expect,
     Verdict,
+    banner_expected,
     classify,
 )
 from loadtests.shapes import PROFILES, Ticker  # noqa: E402
@@ -47,6 +56,10 @@ from loadtests.timeline import Timeline  # noqa: E402
 GOOD_CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
 DECLINED_CARD = {**GOOD_CARD, "number": "4000000000000002"}
 FALLBACK_SKUS = ["LAMP-001", "TOWL-001", "BOTL-001", "CHAIR-001", "SUNS-001"]
+# The share of journeys that go through the HTML storefront rather than the JSON API.
+STOREFRONT_SHARE = 0.34
+# Seconds /api/status must have said the same before a page's banner is judged by it.
+BANNER_GRACE = 6.0
 
 
 @events.init_command_line_parser.add_listener
@@ -62,6 +75,13 @@ def _options(parser: Any) -> None:
     parser.add_argument("--checkout-deadline", type=float, default=6.0,
                         env_var="LOAD_CHECKOUT_DEADLINE",
                         help="Seconds after which any answer counts as a hang (ungraceful)")
+    parser.add_argument("--storefront-share", type=float, default=STOREFRONT_SHARE,
+                        env_var="LOAD_STOREFRONT_SHARE",
+                        help="Share of journeys made through the HTML pages (0-1)")
+    parser.add_argument("--banner-grace", type=float, default=BANNER_GRACE,
+                        env_var="LOAD_BANNER_GRACE",
+                        help="Seconds /api/status must be settled before a page's banner "
+                             "is judged by it (0: never judge the banner)")
     parser.add_argument("--decline-share", type=float, default=0.05, env_var="LOAD_DECLINE_SHARE",
                         help="Share of checkouts made with a card that is declined")
 
@@ -121,6 +141,21 @@ _ENVIRONMENT: list[Environment] = []
 @events.test_start.add_listener
 def _start_sampling(environment: Environment, **_: Any) -> None:
     _ENVIRONMENT[:] = [environment]
+    options = environment.parsed_options
+    runs_users = isinstance(environment.runner, WorkerRunner | locust.runners.LocalRunner)
+    if runs_users and environment.host and options is not None and options.banner_grace > 0:
+        def wrong(seen: Seen, reason: str) -> None:
+            """A page judged again: its answer becomes a contract failure, in the timeline
+            and in Locust's failure table (as `<page> [banner]`)."""
+            environment.cc_timeline.reclass(  # type: ignore[attr-defined]
+                int(seen.at), seen.cls, UNGRACEFUL, seen.checkout)
+            environment.events.request.fire(
+                request_type="GET", name=f"{seen.name} [banner]", response_time=0,
+                response_length=0, exception=BannerWrong(reason), context={})
+
+        watch = StatusWatch(environment.host, options.banner_grace, wrong)
+        environment.cc_status = watch  # type: ignore[attr-defined]
+        environment.cc_status_poller = gevent.spawn(watch.run)  # type: ignore[attr-defined]
     if isinstance(environment.runner, WorkerRunner):
         return
 
@@ -134,7 +169,7 @@ def _start_sampling(environment: Environment, **_: Any) -> None:
             timeline = environment.cc_timeline  # type: ignore[attr-defined]
             if runner is not None:
                 timeline.set_users(runner.user_count)
-            timeline.flush_live(live, lag_seconds=3 if distributed else 1)
+            timeline.flush_live(live, lag_seconds=JUDGING_LAG + (2 if distributed else 0))
             gevent.sleep(0.5)
 
     environment.cc_sampler = gevent.spawn(sample_users)  # type: ignore[attr-defined]
@@ -151,9 +186,82 @@ def _environment() -> Environment | None:
     return _ENVIRONMENT[0] if _ENVIRONMENT else None
 
 
+class BannerWrong(Exception):
+    """A page's banner did not match the shop's own /api/status around it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A page a shopper saw, waiting for its banner to be judged."""
+
+    at: float
+    banner: bool
+    name: str
+    cls: str
+    checkout: bool
+
+
+class StatusWatch:
+    """The shop's /api/status as this process heard it, polled on a new connection each
+    time (so every shop worker is heard from), and the judge of the banner on each page:
+    a page is judged once the status `after` seconds past it is known, against the
+    samples `before` it to `after` it (see classify.banner_expected)."""
+
+    def __init__(self, base_url: str, before: float, on_wrong: Callable[[Seen, str], None],
+                 after: float = 2.5, interval: float = 0.5) -> None:
+        self.url = f"{base_url.rstrip('/')}/api/status"
+        self.before, self.after, self.interval = before, after, interval
+        self.samples: deque[tuple[float, bool | None]] = deque(maxlen=400)
+        self.pending: deque[Seen] = deque(maxlen=20_000)
+        self._on_wrong = on_wrong
+
+    def poll_once(self) -> None:
+        """One sample: is any dependency not operational (None: the status did not answer)."""
+        troubled: bool | None
+        try:
+            with urllib.request.urlopen(self.url, timeout=2) as answer:
+                states = [d["state"] for d in json.loads(answer.read())["dependencies"].values()]
+            troubled = any(state != "operational" for state in states)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            troubled = None
+        self.samples.append((time.time(), troubled))
+
+    def observe(self, seen: Seen) -> None:
+        """A page to judge once the status after it is known."""
+        self.pending.append(seen)
+
+    def judge_due(self, now: float) -> int:
+        """Judge every page whose look-ahead has passed; how many were wrong."""
+        wrong = 0
+        samples = list(self.samples)
+        while self.pending and self.pending[0].at + self.after <= now:
+            seen = self.pending.popleft()
+            expected = banner_expected(samples, seen.at, self.before, self.after,
+                                       self.interval)
+            if expected == "shown" and not seen.banner:
+                self._on_wrong(seen, "banner_missing")
+                wrong += 1
+            elif expected == "hidden" and seen.banner:
+                self._on_wrong(seen, "banner_stuck")
+                wrong += 1
+        return wrong
+
+    def run(self) -> None:
+        """Poll and judge until the process ends (the greenlet is killed at quit)."""
+        while True:
+            self.poll_once()
+            self.judge_due(time.time())
+            gevent.sleep(self.interval)
+
+
+# Seconds a timeline second stays open for a late verdict (a banner judged after the page).
+JUDGING_LAG = 4
+
+
 class ShopperBase(FastHttpUser):
-    """What every shopper can do (browse, fill a cart, check out), each answer classified;
-    no tasks of its own, so other locustfiles can pick single journeys (benchmarks/)."""
+    """What every shopper can do (browse, fill a cart, check out) through the JSON API or
+    the storefront's pages, each answer classified; no tasks of its own, so other
+    locustfiles can pick single journeys (benchmarks/)."""
 
     abstract = True
     wait_time = between(0.5, 2.0)
@@ -164,14 +272,19 @@ class ShopperBase(FastHttpUser):
     def on_start(self) -> None:
         """Learn the catalog once per process (the API is the source of skus)."""
         if not ShopperBase.skus:
-            verdict, response = self.call("GET", "/api/products", "/api/products")
+            verdict, response = self.call("GET", "/api/products", "/api/products",
+                                          expect=Expect("products"))
             if verdict.cls == OK:
                 ShopperBase.skus = [p["sku"] for p in response.json()]
 
+    def _options(self) -> Any:
+        return self.environment.parsed_options
+
     def call(self, method: str, path: str, name: str, *, checkout: bool = False,
-             headers: dict[str, str] | None = None, **kwargs: Any) -> tuple[Verdict, Any]:
-        """One request, classified; ungraceful answers are failures named by their reason."""
-        options = self.environment.parsed_options
+             headers: dict[str, str] | None = None, expect: Expect = ANY,
+             **kwargs: Any) -> tuple[Verdict, Any]:
+        """One request, classified; contract failures are Locust failures named by reason."""
+        options = self._options()
         deadline = options.checkout_deadline if options else 6.0
         with self.client.request(method, path, name=name, headers=headers,
                                  catch_response=True, **kwargs) as response:
@@ -181,8 +294,8 @@ class ShopperBase(FastHttpUser):
                 verdict = classify(None, {}, "", elapsed, deadline, error)
             else:
                 verdict = classify(response.status_code, response.headers or {},
-                                   response.text or "", elapsed, deadline)
-            if verdict.cls == UNGRACEFUL:
+                                   response.text or "", elapsed, deadline, expect=expect)
+            if verdict.cls in CONTRACT_FAILURES:
                 response.failure(verdict.reason)
             else:
                 response.success()
@@ -190,52 +303,160 @@ class ShopperBase(FastHttpUser):
                 verdict.cls, elapsed * 1000.0, checkout=checkout)
         return verdict, response
 
+    def page(self, method: str, path: str, name: str, *, checkout: bool = False,
+             form: dict[str, str] | None = None, follow: bool = True,
+             decline_card: bool | None = None) -> tuple[Verdict, Any]:
+        """One page as a browser gets it (a form posted as a form, a redirect followed as
+        its own request), judged as a page: the shop's layout, the banner, the contract."""
+        watch: StatusWatch | None = getattr(self.environment, "cc_status", None)
+        expect = Expect("checkout_page" if checkout else "page", decline_card=decline_card)
+        asked = time.time()
+        headers = {"Accept": "text/html,application/xhtml+xml"}
+        kwargs: dict[str, Any] = {"allow_redirects": False}
+        if form is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            kwargs["data"] = urlencode(form)
+        verdict, response = self.call(method, path, name, checkout=checkout, headers=headers,
+                                      expect=expect, **kwargs)
+        if watch is not None and verdict.page is not None and \
+                verdict.cls not in CONTRACT_FAILURES:
+            watch.observe(Seen((asked + time.time()) / 2, verdict.page.banner, name,
+                               verdict.cls, checkout))
+        location = (response.headers or {}).get("Location", "")
+        if follow and verdict.cls == OK and verdict.reason == "redirect" and location:
+            return self.page("GET", location, _page_name(location))
+        return verdict, response
+
     def _skus(self) -> list[str]:
         return ShopperBase.skus or FALLBACK_SKUS
 
-    def _browse(self) -> None:
-        self.call("GET", "/", "/")
-        for sku in random.sample(self._skus(), k=random.randint(1, 2)):
-            self.call("GET", f"/products/{sku}", "/products/[sku]")
+    def _storefront(self) -> bool:
+        """Does this journey go through the HTML pages (the experiment's share of them)?"""
+        options = self._options()
+        share = options.storefront_share if options else STOREFRONT_SHARE
+        return random.random() < share
 
-    def _fill_cart(self, cart: dict[str, str]) -> bool:
+    # ---- the JSON API ------------------------------------------------------------------
+    def _fill_cart(self, cart: dict[str, str]) -> int | None:
+        """Add one or two items; the cart's total, None when nothing could be added."""
         added = False
         for sku in random.sample(self._skus(), k=random.randint(1, 2)):
             verdict, _ = self.call("POST", "/api/cart/items", "/api/cart/items", headers=cart,
-                                   json={"sku": sku, "qty": random.randint(1, 2)})
+                                   json={"sku": sku, "qty": random.randint(1, 2)},
+                                   expect=Expect("cart"))
             added = added or verdict.cls in (OK, DEGRADED)  # a cookie cart is a cart
-        self.call("GET", "/api/cart", "/api/cart", headers=cart)
-        return added
+        verdict, response = self.call("GET", "/api/cart", "/api/cart", headers=cart,
+                                      expect=Expect("cart"))
+        if not added:
+            return None
+        total = _json(response).get("total_cents") if verdict.cls in (OK, DEGRADED) else None
+        return total if isinstance(total, int) else 0
 
-    def checkout(self, cart: dict[str, str]) -> None:
-        """Check out once; on 503/429 wait as told (at most 2 s) and retry with the same key."""
-        options = self.environment.parsed_options
+    def _card(self) -> tuple[dict[str, Any], bool]:
+        options = self._options()
         share = options.decline_share if options else 0.05
-        card: dict[str, Any] = DECLINED_CARD if random.random() < share else GOOD_CARD
+        declined = random.random() < share
+        return (DECLINED_CARD if declined else GOOD_CARD), declined
+
+    def checkout(self, cart: dict[str, str], total: int | None = None) -> None:
+        """Check out once; on 503/429 wait as told (at most 2 s) and retry with the same key."""
+        card, declined = self._card()
         key = uuid.uuid4().hex
+        expect = Expect("checkout", decline_card=declined, total_cents=total or None)
         for attempt in (1, 2):
             verdict, response = self.call(
                 "POST", "/api/checkout", "/api/checkout", checkout=True,
-                headers={**cart, "Idempotency-Key": key}, json={"card": card})
+                headers={**cart, "Idempotency-Key": key}, json={"card": card}, expect=expect)
             body = _json(response)
-            self.environment.cc_evidence.write(  # type: ignore[attr-defined]
-                ts=time.time(), idempotency_key=key, cart_id=cart["X-Cart-Id"],
-                attempt=attempt, status=response.status_code, cls=verdict.cls,
-                reason=verdict.reason, order_id=body.get("order_id"),
-                order_status=body.get("status"), total_cents=body.get("total_cents"),
-                card=str(card["number"])[-4:], request_id=(response.headers or {}).get(
-                    "X-Request-ID", ""))
+            self._evidence(key, cart["X-Cart-Id"], attempt, response.status_code, verdict,
+                           card, declined, via="api", order_id=body.get("order_id"),
+                           order_status=body.get("status") if response.status_code == 201
+                           else None,
+                           total_cents=body.get("total_cents"),
+                           charged=_charged(response.status_code, body.get("status"),
+                                            body.get("charged", None)),
+                           cart_saved=body.get("cart_saved"), request_id=(
+                               response.headers or {}).get("X-Request-ID", ""))
             if response.status_code in (429, 503) and attempt == 1:
                 retry_after = _seconds((response.headers or {}).get("Retry-After", "1"))
                 gevent.sleep(min(retry_after, 2.0))
                 continue
             break
         if response.status_code == 201 and body.get("order_id"):
-            self.call("GET", f"/api/orders/{body['order_id']}", "/api/orders/[id]")
+            self.call("GET", f"/api/orders/{body['order_id']}", "/api/orders/[id]",
+                      expect=Expect("order"))
+
+    def _evidence(self, key: str, cart_id: str, attempt: int, status: int, verdict: Verdict,
+                  card: dict[str, Any], declined: bool, **fields: Any) -> None:
+        """What this answer promised the shopper, for the ledger audit."""
+        self.environment.cc_evidence.write(  # type: ignore[attr-defined]
+            ts=time.time(), idempotency_key=key, cart_id=cart_id, attempt=attempt,
+            status=status, cls=verdict.cls, reason=verdict.reason,
+            card=str(card["number"])[-4:], card_kind="declined" if declined else "good",
+            **fields)
+
+    # ---- the storefront's pages ----------------------------------------------------------
+    def _browse(self) -> None:
+        """The sale page and a product or two (every shopper browses the pages)."""
+        self.page("GET", "/", "/")
+        for sku in random.sample(self._skus(), k=random.randint(1, 2)):
+            self.page("GET", f"/products/{sku}", "/products/[sku]")
+
+    def _fill_cart_pages(self) -> int | None:
+        """A new browser session adds one or two products with the product page's form
+        (its CSRF token included), then opens the cart page; the cart's total, or None."""
+        self.client.cookiejar.clear()
+        added = False
+        for sku in random.sample(self._skus(), k=random.randint(1, 2)):
+            verdict, _ = self.page("GET", f"/products/{sku}", "/products/[sku]")
+            form = verdict.page.form("/cart/add") if verdict.page is not None else None
+            if form is None:
+                continue
+            verdict, _ = self.page("POST", "/cart/add", "/cart/add (form)",
+                                   form={**form.fields, "qty": str(random.randint(1, 2))})
+            added = added or verdict.cls in (OK, DEGRADED)
+        verdict, _ = self.page("GET", "/cart", "/cart (page)")
+        if not added or verdict.page is None:
+            return None
+        return verdict.page.cart_total_cents
+
+    def checkout_pages(self, total: int | None) -> None:
+        """The checkout form, filled and posted as a person would, then the order page."""
+        verdict, _ = self.page("GET", "/checkout", "/checkout (page)")
+        form = verdict.page.form("/checkout") if verdict.page is not None else None
+        if form is None or "idempotency_key" not in form.fields:
+            return
+        card, declined = self._card()
+        fields = {**form.fields, "card_number": card["number"],
+                  "exp_month": str(card["exp_month"]), "exp_year": str(card["exp_year"]),
+                  "cvc": card["cvc"]}
+        key = fields["idempotency_key"]
+        verdict, response = self.page("POST", "/checkout", "/checkout (form)", form=fields,
+                                      checkout=True, follow=False, decline_card=declined)
+        status = response.status_code
+        location = (response.headers or {}).get("Location", "")
+        order_id = order_status = None
+        charged: bool | None = None
+        cart_saved = None
+        if verdict.page is not None:  # a sorry page or the form again (declined)
+            charged = verdict.page.charged if status != 402 else False
+            cart_saved = verdict.page.cart_saved
+        if status == 303 and location.startswith("/orders/"):
+            order_id = location.rsplit("/", 1)[-1]
+            shown, _ = self.page("GET", location, "/orders/[id] (page)")
+            if shown.page is not None:
+                order_status = shown.page.order_status.replace(" ", "_") or None
+            charged = True if order_status == "confirmed" else None
+        self._evidence(key, "", 1, 201 if order_id else status, verdict, card, declined,
+                       via="page", order_id=order_id, order_status=order_status,
+                       total_cents=total, charged=charged, cart_saved=cart_saved,
+                       request_id=(response.headers or {}).get("X-Request-ID", ""))
+        self.page("GET", "/status", "/status (page)")
 
 
 class Shopper(ShopperBase):
-    """A Labor Day shopper. Most browse, fewer fill a cart, fewer still check out."""
+    """A Labor Day shopper. Most browse, fewer fill a cart, fewer still check out; a share
+    of them (--storefront-share) through the HTML pages, the rest through the JSON API."""
 
     @task(12)
     def browse(self) -> None:
@@ -246,16 +467,40 @@ class Shopper(ShopperBase):
     def fill_cart_and_leave(self) -> None:
         """Browse, add to cart, look at the cart, leave."""
         self._browse()
+        if self._storefront():
+            self._fill_cart_pages()
+            return
         self._fill_cart({"X-Cart-Id": uuid.uuid4().hex})
 
     @task(3)
     def buy(self) -> None:
         """Browse, fill a cart, check out, read the order back."""
         self._browse()
-        cart = {"X-Cart-Id": uuid.uuid4().hex}
-        if not self._fill_cart(cart):
+        if self._storefront():
+            total = self._fill_cart_pages()
+            if total is not None:
+                self.checkout_pages(total)
             return
-        self.checkout(cart)
+        cart = {"X-Cart-Id": uuid.uuid4().hex}
+        total = self._fill_cart(cart)
+        if total is not None:
+            self.checkout(cart, total)
+
+
+def _page_name(location: str) -> str:
+    """A Locust stats name for a page a redirect led to (ids folded)."""
+    path = urlsplit(location).path
+    if path.startswith("/orders/"):
+        return "/orders/[id] (page)"
+    return f"{path} (page)"
+
+
+def _charged(status: int, order_status: Any, said: Any) -> bool | None:
+    """What an API answer promised about the money: True (confirmed), False ("charged":
+    false), None (pending, unknown, or no word)."""
+    if status == 201:
+        return True if order_status == "confirmed" else None
+    return False if said is False else None
 
 
 def _json(response: Any) -> dict[str, Any]:

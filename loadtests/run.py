@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from .classify import CLASSES, UNGRACEFUL
+from .classify import CLASSES, CONTRACT_FAILURES
 from .shapes import PROFILES
 from .timeline import percentile, read_timeline
 
@@ -52,6 +52,7 @@ class LoadPlan:
     run_dir: Path
     ui: bool = False
     day_minutes: float = 0.0
+    storefront_share: float | None = None  # None: the locustfile's default
 
     def command(self, python: str = sys.executable) -> list[str]:
         """The locust command line."""
@@ -63,6 +64,8 @@ class LoadPlan:
                "--stop-timeout", "10"]
         if self.day_minutes:
             cmd += ["--day-minutes", str(self.day_minutes)]
+        if self.storefront_share is not None:
+            cmd += ["--storefront-share", str(self.storefront_share)]
         if self.processes > 1:
             cmd += ["--processes", str(self.processes)]
         if self.ui:
@@ -120,7 +123,7 @@ class LoadSummary:
     @property
     def ungraceful(self) -> int:
         """Answers that broke the graceful-failure contract."""
-        return self.counts[UNGRACEFUL]
+        return sum(self.counts[cls] for cls in CONTRACT_FAILURES)
 
     def table(self) -> str:
         """A Markdown table of the classes and the rates."""
@@ -141,7 +144,7 @@ def summarise(run_dir: Path) -> LoadSummary:
     active = [r for r in rows if r["requests"]]
     counts: Counter[str] = Counter()
     for row in rows:
-        counts.update({cls: row[cls] for cls in CLASSES})
+        counts.update({cls: row.get(cls, 0) for cls in CLASSES})
     return LoadSummary(
         counts=counts, seconds=len(active), requests=sum(r["requests"] for r in rows),
         checkouts=sum(r["checkouts"] for r in rows),

@@ -72,6 +72,14 @@ class Timeline:
             self.checkouts[second][cls] += 1
             self.checkout_latencies[second].append(latency_ms)
 
+    def reclass(self, second: int, old: str, new: str, checkout: bool = False) -> None:
+        """An answer already recorded at `second` is judged again later (a page's banner,
+        once the status around it is known): move it from one class to another. The counts
+        may go negative in a drain; merged into the master's they add up."""
+        for counts in (self.counts, self.checkouts) if checkout else (self.counts,):
+            counts[second][old] -= 1
+            counts[second][new] += 1
+
     def set_users(self, users: int, now: float | None = None) -> None:
         """The running user count at this second (sampled by the master)."""
         self.users[int(now if now is not None else time.time())] = users

@@ -1,0 +1,113 @@
+"""Read a storefront page as a shopper's browser would, with a real HTML parser.
+
+selectolax (the Lexbor engine) was chosen by measured cost per page inside Locust: see the
+README's benchmark table (`make bench`, section "HTML judging"), where it is set against
+the standard library's html.parser and lxml on the shop's own pages.
+
+`read_page` pulls out what the harness judges — the brand marker, the banner, the sorry
+page's promises, the forms a shopper submits — and nothing else, so a page is parsed once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from selectolax.lexbor import LexborHTMLParser
+
+# The shop's own layout: the header's brand link carries the shop's name. A framework's
+# error page, a proxy's or a bare "Service Unavailable" has no such header.
+BRAND_SELECTOR = "header a.brand"
+BRAND_TEXT = "Outpost Outfitters"
+_MONEY = re.compile(r"-?\$[\d,]+\.\d{2}")
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """A form on the page: where it posts and its hidden and prefilled fields."""
+
+    action: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """What a shopper sees on one page, as far as the harness judges it."""
+
+    branded: bool = False
+    banner: bool = False
+    sorry: bool = False
+    request_id: str = ""
+    payment_statement: str = ""
+    cart_saved: bool = False
+    retry_text: str = ""
+    forms: tuple[Form, ...] = ()
+    cart_total_cents: int | None = None
+    order_id: str = ""
+    order_status: str = ""
+    status_states: dict[str, str] = field(default_factory=dict)
+    alert: str = ""
+
+    def form(self, action: str) -> Form | None:
+        """The first form posting to action."""
+        return next((f for f in self.forms if f.action == action), None)
+
+    @property
+    def charged(self) -> bool | None:
+        """What the page promised about the shopper's money: False 'not charged', None when
+        it says nothing or that it does not know."""
+        text = self.payment_statement.lower()
+        if "have not been charged" in text or "not been charged" in text:
+            return False
+        return None
+
+
+def cents(text: str) -> int | None:
+    """'$1,234.56' in a text -> 123456; None when there is no amount."""
+    match = _MONEY.search(text)
+    if match is None:
+        return None
+    value = match.group(0).replace("$", "").replace(",", "")
+    negative = value.startswith("-")
+    whole, _, frac = value.lstrip("-").partition(".")
+    amount = int(whole) * 100 + int(frac)
+    return -amount if negative else amount
+
+
+def read_page(html: str) -> Page:
+    """Parse one page and pull out what is judged."""
+    tree = LexborHTMLParser(html)
+
+    def text(selector: str) -> str:
+        node = tree.css_first(selector)
+        return node.text(strip=True) if node is not None else ""
+
+    brand = tree.css_first(BRAND_SELECTOR)
+    forms = []
+    for node in tree.css("form"):
+        fields = {str(i.attributes.get("name")): str(i.attributes.get("value") or "")
+                  for i in node.css("input") if i.attributes.get("name")}
+        forms.append(Form(str(node.attributes.get("action") or ""), fields))
+    states = {}
+    for row in tree.css("tr[id^='dep-']"):
+        cells = row.css("td")
+        if len(cells) >= 2:
+            states[str(row.attributes.get("id", ""))[4:]] = cells[1].text(strip=True)
+    total = text("#cart-total")
+    retry = next((p.text(strip=True) for p in tree.css("#sorry p")
+                  if p.text(strip=True).startswith("Please try again in")), "")
+    return Page(
+        branded=brand is not None and BRAND_TEXT in brand.text(),
+        banner=tree.css_first("#site-banner") is not None,
+        sorry=tree.css_first("#sorry") is not None,
+        request_id=text("#request-id"),
+        payment_statement=text("#payment-statement"),
+        cart_saved=tree.css_first("#cart-saved") is not None,
+        retry_text=retry,
+        forms=tuple(forms),
+        cart_total_cents=cents(total) if total else None,
+        order_id=text("#order-id"),
+        order_status=text("#order-status"),
+        status_states=states,
+        alert=text("[role=alert]"),
+    )
