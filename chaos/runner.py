@@ -666,13 +666,29 @@ class Runner:
         result.windows["recovery"] = Window("recovery", t_r, max(recovered_by, t_r) + 3)
         hypotheses = recovery_hypotheses(exp)
         self._judge("recovery", hypotheses, result.windows["recovery"], defer=True)
-        start = max(time.time(), (recovered_at or deadline) + 1)
+        # "After" is the steady state once the shop is back and says so: its pages are
+        # judged on a cleared banner too.
+        cleared_at = self._wait_cleared(t_r, t_r + exp.recovery.clear_within)
+        start = max(time.time(), (recovered_at or deadline) + 1, (cleared_at or 0.0) + 1)
         after = Window("after", start, start + exp.steady_state.duration)
         self._wait_rows_until(after.end)
         result.windows["after"] = after
         self._judge("recovery", [h.model_copy(update={"name": f"after: {h.name}"})
                                  for h in exp.steady_state.hypotheses], after)
         return {"recovery_time": result.recovery_time, "last_rollback": t_r}
+
+    def _wait_cleared(self, since: float, until: float) -> float | None:
+        """When the status page last of all cleared every touched dependency after `since`
+        (None: not by `until`); the load's rows keep arriving meanwhile."""
+        dependencies = [STATUS_NAME[t] for t in self.experiment.targets()]
+        while True:
+            cleared = [self.status.first(d, since, True) for d in dependencies]
+            if all(c is not None for c in cleared):
+                return since + max((c for c in cleared if c is not None), default=0.0)
+            if time.time() >= until:
+                return None
+            self._tick()
+            time.sleep(self._poll)
 
     def _audit_and_agreement(self) -> dict[str, Any]:
         exp, result = self.experiment, self.result

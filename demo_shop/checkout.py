@@ -100,6 +100,9 @@ class CheckoutDeps:
     vault: CardVault | None = None
     payment_pending_seconds: int = 0
     new_id: Callable[[], str] = lambda: uuid.uuid4().hex
+    # Stock whose release failed (inventory unreachable) is handed here and given back by
+    # the reconciliation pass, not left held until the reservation expires.
+    release_later: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,7 +404,10 @@ class _Checkout:
     def _release(self, order: Order) -> None:
         if order.reservation_id:
             rid = order.reservation_id
-            self._quietly(lambda d: self.deps.inventory.release(rid, d), "release", order.order_id)
+            released = self._quietly(lambda d: self.deps.inventory.release(rid, d), "release",
+                                     order.order_id)
+            if not released and self.deps.release_later is not None:
+                self.deps.release_later(rid)
 
     def _save_quietly(self, order: Order) -> None:
         self._quietly(lambda d: self.deps.orders.save(order, d), "save", order.order_id)

@@ -5,6 +5,8 @@
   authorize and capture with the order's idempotency key (a hold made earlier is reused,
   never a second charge); a decline, a lost card or the limit passing cancels the order
   and gives its stock back.
+- Stock a checkout could not give back (inventory did not answer the release): release
+  it as soon as inventory answers, before the hold would expire on its own.
 - An order whose payment outcome is unknown (the capture's answer was lost), or one left
   pending by a worker that died: ask the processor by the order's idempotency key. A
   captured charge confirms the order; a hold is voided and the order fails; no charge
@@ -17,7 +19,10 @@ workers reconciling the same order at once cannot charge or commit twice.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .adapters.payments import Charge
@@ -29,10 +34,50 @@ from .resilience import Deadline
 log = logging.getLogger(__name__)
 
 
+class ReleaseQueue:
+    """Reservations to give back once inventory answers (this worker's; the reservation's
+    own expiry backs it up if the worker dies)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+        self._limit = limit
+
+    def add(self, reservation_id: str) -> None:
+        """Queue a release (once; the oldest is dropped past the limit)."""
+        with self._lock:
+            self._ids[reservation_id] = None
+            while len(self._ids) > self._limit:
+                self._ids.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def drain(self, release: Callable[[str], None]) -> int:
+        """Release in order; stop at the first that inventory does not answer (it stays
+        queued). How many were given back."""
+        done = 0
+        while True:
+            with self._lock:
+                if not self._ids:
+                    return done
+                rid = next(iter(self._ids))
+            try:
+                release(rid)
+            except ReservationClosed:
+                pass  # committed or already gone: nothing to give back
+            except DependencyUnavailable:
+                return done
+            with self._lock:
+                self._ids.pop(rid, None)
+            done += 1
+
+
 @dataclass(frozen=True, slots=True)
 class Reconciled:
     """What one pass did."""
 
+    released: int = 0
     stock_committed: int = 0
     confirmed: int = 0
     failed: int = 0
@@ -44,16 +89,21 @@ class Reconciler:
     """One pass at a time over unfinished orders; call `run_once` from a background thread."""
 
     def __init__(self, deps: CheckoutDeps, orders: object, settle_seconds: float = 10.0,
-                 batch: int = 20) -> None:
+                 batch: int = 20, releases: ReleaseQueue | None = None) -> None:
         self._deps = deps
         self._orders = orders  # the OrdersStore: needing_reconciliation, claim
         self._settle = settle_seconds
         self._batch = batch
+        self._releases = releases
 
     def run_once(self) -> Reconciled:
-        """Reconcile a batch of unfinished orders; a dependency still down skips the rest."""
-        counts = {"stock_committed": 0, "confirmed": 0, "failed": 0, "cancelled": 0,
-                  "skipped": 0}
+        """Give back queued stock, then reconcile a batch of unfinished orders; a dependency
+        still down skips the rest."""
+        counts = {"released": 0, "stock_committed": 0, "confirmed": 0, "failed": 0,
+                  "cancelled": 0, "skipped": 0}
+        if self._releases is not None:
+            counts["released"] = self._releases.drain(
+                lambda rid: self._deps.inventory.release(rid, Deadline(2.0)))
         try:
             candidates = self._orders.needing_reconciliation(  # type: ignore[attr-defined]
                 self._settle, self._batch, Deadline(2.0))

@@ -14,7 +14,7 @@ from .cache import ShortCache
 from .checkout import CheckoutDeps
 from .health import FALLBACK_MESSAGES, HealthBoard, Prober
 from .observe import CallObserver
-from .reconcile import Reconciler
+from .reconcile import Reconciler, ReleaseQueue
 from .resilience import Deadline, build_guards
 from .vault import CardVault
 
@@ -63,6 +63,7 @@ def build_shop(config: dict[str, Any]) -> Shop:
     orders = OrdersStore(pool, timeouts["database"], observer)
     payments = PaymentsClient(config["PAYMENTS_URL"], timeouts["payments"], observer)
     inventory = InventoryClient(config["INVENTORY_URL"], timeouts["inventory"], observer)
+    releases = ReleaseQueue()
     deps = CheckoutDeps(
         carts=carts, orders=orders, payments=payments, inventory=inventory,
         reservation_ttl_seconds=config["RESERVATION_TTL"],
@@ -70,13 +71,15 @@ def build_shop(config: dict[str, Any]) -> Shop:
         compensation_reserve=1.0 if resilient else 0.0,
         vault=CardVault(config["SECRET_KEY"]) if fallbacks else None,
         payment_pending_seconds=config["PAYMENT_PENDING_LIMIT"],
+        release_later=releases.add if config["RECONCILE_INTERVAL"] > 0 else None,
     )
     probes = {
         "payments": payments.probe, "inventory": inventory.probe,
         "database": orders.probe, "cache": carts.probe,
     }
     prober = Prober(probes, board, config["HEALTH_PROBE_INTERVAL"])
-    reconciler = Reconciler(deps, orders, settle_seconds=config["CHECKOUT_DEADLINE"] + 2)
+    reconciler = Reconciler(deps, orders, settle_seconds=config["CHECKOUT_DEADLINE"] + 2,
+                            releases=releases)
     loop = Prober({"reconcile": reconciler.run_once}, board, config["RECONCILE_INTERVAL"])
     if fallbacks:
         stock = ShortCache(lambda: inventory.stock_levels(Deadline(0.5)), fresh_for=5.0,

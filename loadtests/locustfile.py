@@ -59,7 +59,7 @@ FALLBACK_SKUS = ["LAMP-001", "TOWL-001", "BOTL-001", "CHAIR-001", "SUNS-001"]
 # The share of journeys that go through the HTML storefront rather than the JSON API.
 STOREFRONT_SHARE = 0.34
 # Seconds /api/status must have said the same before a page's banner is judged by it.
-BANNER_GRACE = 6.0
+BANNER_GRACE = 3.0
 
 
 @events.init_command_line_parser.add_listener

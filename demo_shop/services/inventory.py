@@ -162,9 +162,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         current = reservation_json(conn, rid)
         if current is None:
             return None, problem(404, "No such reservation", reservation_id=rid)
-        replay = current["state"] == done_state or (
-            done_state == "released" and current["state"] == "expired")
-        if replay:
+        if current["state"] == done_state:
             reservations_total.labels(operation, "replayed").inc()
             return None, jsonify(current)
         if current["state"] != "active":
@@ -178,6 +176,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         now = time.time()
         with store.write() as conn:
             expire_due(conn, now)
+            late = reservation_json(conn, rid)
+            if target == "released" and late is not None and late["state"] == "expired":
+                # Given back by its owner after it expired: its units were already free;
+                # the record says the owner did give them back.
+                conn.execute("UPDATE reservations SET state = 'released', updated_at = ? "
+                             "WHERE reservation_id = ?", (now, rid))
+                reservations_total.labels(target, "after_expiry").inc()
+                return jsonify(reservation_json(conn, rid))
             current, answer = active(conn, rid, target, done_state=target)
             if current is None:
                 assert answer is not None

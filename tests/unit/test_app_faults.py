@@ -3,6 +3,7 @@ them (the real services with the shop are in tests/integration/test_app_faults.p
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,20 @@ def test_bad_app_faults_are_refused_with_what_to_fix(target: str, toxic: str, at
                                                       says: str) -> None:
     with pytest.raises(ExperimentError, match=says):
         parse_experiment(experiment(target, toxic, attrs))
+
+
+def test_a_release_after_expiry_is_recorded_as_given_back(tmp_path: Path) -> None:
+    """The shop gives stock back late (inventory was unreachable): the record says released,
+    not expired, and the units are free either way."""
+    client = inventory_app({"DB_PATH": str(tmp_path / "i.sqlite3"),
+                            "PROCESSING_MS": 0}).test_client()
+    made = client.post("/v1/reservations", json={"reservation_id": "r1", "ttl_seconds": 0.05,
+                                                  "items": [{"sku": "LAMP-001", "qty": 1}]})
+    assert made.status_code == 201
+    deadline = time.monotonic() + 5
+    while client.get("/v1/reservations/r1").json["state"] != "expired":
+        assert time.monotonic() < deadline, "the hold did not expire"
+        time.sleep(0.02)
+    released = client.post("/v1/reservations/r1/release")
+    assert released.status_code == 200 and released.json["state"] == "released"
+    assert client.post("/v1/reservations/r1/commit").status_code == 409

@@ -8,7 +8,8 @@ import pytest
 
 from demo_shop.checkout import CheckoutDeps, CheckoutFailed, checkout
 from demo_shop.domain import OrderStatus
-from demo_shop.reconcile import Reconciler
+from demo_shop.errors import PaymentDeclined
+from demo_shop.reconcile import Reconciler, ReleaseQueue
 from demo_shop.resilience import Deadline
 
 from .fakes import FakeCarts, FakeInventory, FakeOrders, FakePayments, down, lost
@@ -99,3 +100,22 @@ def test_an_order_another_worker_claimed_is_left_alone(deps: CheckoutDeps) -> No
 def test_database_down_means_nothing_to_do_yet(deps: CheckoutDeps) -> None:
     deps.orders.fail_on["find_unreconciled"] = down("database")
     assert reconciler(deps).run_once() == reconciler(deps).run_once()
+
+
+def test_stock_a_checkout_could_not_give_back_is_released_by_the_next_pass(
+    deps: CheckoutDeps,
+) -> None:
+    """A decline whose release finds inventory unreachable: the hold is queued, not left to
+    expire, and the pass gives it back once inventory answers."""
+    releases = ReleaseQueue()
+    deps.release_later = releases.add
+    deps.inventory.fail_on["release"] = down("inventory")
+    with pytest.raises(PaymentDeclined):
+        checkout(deps, "cart1", "key1", {**GOOD, "number": "4000000000000002"}, Deadline(5))
+    assert deps.inventory.states() == ["active"] and len(releases) == 1
+    passes = Reconciler(deps, deps.orders, settle_seconds=0, releases=releases)
+    assert passes.run_once().released == 0  # inventory still down: it stays queued
+    assert len(releases) == 1
+    deps.inventory.fail_on.clear()
+    assert passes.run_once().released == 1
+    assert deps.inventory.states() == ["released"] and len(releases) == 0
