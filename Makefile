@@ -6,7 +6,7 @@ CLI := $(VENV)/bin/checkout-chaos
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up down status observe grafana dashboards load chaos gate compare matrix proof \
+.PHONY: help setup up down status observe grafana dashboards load chaos gate compare matrix proof mutants \
 	bench profile test test-unit lint clean
 
 help: ## List the targets
@@ -61,6 +61,9 @@ compare: setup ## Each dependency hard down, resilient vs fragile shop, side by 
 
 proof: setup ## Each safeguard removed alone must fail its experiment; the resilient shop must pass
 	@$(CLI) proof --manage-stack --time-scale "$(or $(PROOF_TIME_SCALE),1.0)" --out reports/proof
+
+mutants: setup ## The harness's mutation score: each shop defect must fail its experiments (QUICK=1: a subset)
+	@$(CLI) mutants $(if $(QUICK),--quick,) --out reports/mutants
 
 matrix: setup ## The resiliency matrix (dependency x degraded/down x feature; SHOP=fragile to compare)
 	@$(CLI) matrix --manage-stack $(if $(SHOP),--shop "$(SHOP)",) --out reports/matrix$(if $(SHOP),-$(SHOP),)

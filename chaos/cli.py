@@ -461,6 +461,37 @@ def proof(names: tuple[str, ...], time_scale: float, out: Path | None,
 
 
 @main.command()
+@click.option("--quick", is_flag=True, help="Only the mutants marked quick (QUICK=1).")
+@click.option("--name", "names", multiple=True, help="Only these mutants.")
+@click.option("--time-scale", type=click.FloatRange(0.05, 1.0), default=0.4, show_default=True,
+              help="Scale every experiment's durations, as the gate does.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for mutants.md/.json and every run's report "
+                   "(default reports/mutants-<time>).")
+@friendly
+def mutants(quick: bool, names: tuple[str, ...], time_scale: float, out: Path | None) -> None:
+    """The harness's mutation score: each realistic shop defect in chaos/mutants.yaml,
+    patched into a throw-away copy of the shop, must fail its experiments; the unmutated
+    shop must pass them in the same run. Exit 1 if a mutant survives or the shop fails."""
+    import os
+
+    from .mutants import load_mutants, run_mutants
+
+    chosen = [m for m in load_mutants() if (not quick or m.quick)
+              and (not names or m.name in names)]
+    if not chosen:
+        raise HarnessError(f"no mutant named {', '.join(names)} (see chaos/mutants.yaml)")
+    out = _report_dir(out, "mutants")
+    os.environ["CC_HISTORY_FILE"] = str(out / "history.jsonl")  # not the main history
+    console.print(f"{len(chosen)} mutants, each on a stack of its own, then the table")
+    result = run_mutants(chosen, out, time_scale, lambda line: console.print(f"  {line}"))
+    paths = result.write(out)
+    Console().print(Markdown(paths["markdown"].read_text()))
+    console.print(f"mutants: {paths['markdown']}")
+    sys.exit(0 if result.passed else 1)
+
+
+@main.command()
 @click.option("--shop", "shop_text", default="resilient", show_default=True, help=SHOP_HELP)
 @click.option("--expected", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="The expectations file (default chaos/matrix/expected.yaml).")

@@ -59,7 +59,8 @@ class Interrupted(HarnessError):
 
 
 class SteadyStateNotMet(HarnessError):
-    """The system was not healthy before the method: the experiment is not run."""
+    """The system was not healthy before the method: no fault is injected, and the
+    experiment fails."""
 
 
 @dataclass(slots=True)
@@ -345,7 +346,9 @@ class Runner:
                 finally:
                     self._put_shop_back()
         except SteadyStateNotMet as exc:
-            result.verdict, result.reason = "not_run", str(exc)
+            # As the Chaos Toolkit has it: a system not in its steady state fails the
+            # experiment (no fault was injected; the baseline hypotheses say what broke).
+            result.verdict, result.reason = "failed", str(exc)
         except Interrupted as exc:
             result.verdict, result.reason = "error", f"{exc}; every fault was rolled back"
         except HarnessError as exc:

@@ -98,6 +98,8 @@ class StackConfig:
     payments_processing_ms: float = 40.0
     extra_shop_env: dict[str, str] = field(default_factory=dict)
     ready_timeout: float = 60.0
+    # Where the shop's code is imported from (a mutant's throw-away copy for `mutants`).
+    code_root: Path = PROJECT_ROOT
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -464,7 +466,7 @@ class Stack:
             "PAYMENTS_DB": str(self.run_dir / "payments.sqlite3"),
             "INVENTORY_DB": str(self.run_dir / "inventory.sqlite3"),
             "PAYMENTS_PROCESSING_MS": str(self.config.payments_processing_ms),
-            "PYTHONPATH": str(PROJECT_ROOT),
+            "PYTHONPATH": str(self.config.code_root),
             # The admin endpoint for application-level faults (loopback only); the
             # services leave it out unless told.
             "SERVICE_ADMIN": "1",
@@ -504,7 +506,7 @@ class Stack:
             "SHOP_PAYMENTS_URL": f"http://{LOOPBACK}:{p.proxy_payments}",
             "SHOP_INVENTORY_URL": f"http://{LOOPBACK}:{p.proxy_inventory}",
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-            "PYTHONPATH": str(PROJECT_ROOT),
+            "PYTHONPATH": str(self.config.code_root),
             **self.config.extra_shop_env,
         }
 
