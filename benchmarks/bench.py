@@ -32,9 +32,11 @@ from typing import Any
 
 import httpx
 from capacity import TICKS, tree_ticks, whole_run_p95  # benchmarks/ is this script's folder
+from html_parsers import read_page_lxml, read_page_stdlib
 
 from chaos.faults import HARNESS_PREFIX, ProxySpec
 from chaos.stack import LOOPBACK, PROJECT_ROOT, Ports, Stack, StackConfig
+from loadtests.pages import read_page
 
 QUICK = os.environ.get("QUICK") == "1"
 REPEAT = 2 if QUICK else 10
@@ -560,6 +562,59 @@ def worker_model(stack: Stack, report: Report, scratch: Path) -> None:
     report.data["worker_model"] = results
 
 
+def shop_pages(stack: Stack) -> dict[str, str]:
+    """The storefront's pages as a shopper gets them (a cart with an item; a sorry page
+    recorded with PostgreSQL down, from the unit tests)."""
+    base = stack.config.shop_url
+    with httpx.Client(base_url=base, timeout=10) as client:
+        product = client.get("/products/LAMP-001").text
+        token = read_page(product).form("/cart/add")
+        client.post("/cart/add", data={**(token.fields if token else {}), "qty": "1"})
+        pages = {path: client.get(path).text for path in ("/", "/status", "/cart", "/checkout")}
+    pages["/products/LAMP-001"] = product
+    pages["sorry (503)"] = (PROJECT_ROOT / "tests" / "unit" / "recorded" /
+                            "sorry-checkout-503.html").read_text()
+    return pages
+
+
+def html_judging(stack: Stack, report: Report, scratch: Path) -> None:
+    """What judging pages costs the load generator: each candidate parser reading the same
+    facts from the shop's own pages, then Locust's answers per second and per CPU-second
+    with pages judged and judged by status only, alternated in one run."""
+    pages = shop_pages(stack)
+    loops = 50 if QUICK else 300
+    costs: dict[str, list[float]] = {}
+    for name, read in (("selectolax (Lexbor)", read_page), ("lxml", read_page_lxml),
+                       ("html.parser (stdlib)", read_page_stdlib)):
+        for html_text in pages.values():
+            started = time.process_time()
+            for _ in range(loops):
+                read(html_text)
+            costs.setdefault(name, []).append((time.process_time() - started) / loops)
+    fastest = min(statistics.mean(v) for v in costs.values())
+    for name, values in costs.items():
+        report.add("9 HTML judging", f"read one page: {name}",
+                   f"{statistics.mean(values) * 1e6:.0f} µs CPU per page (mean of "
+                   f"{len(values)} pages; {statistics.mean(values) / fastest:.1f}x the fastest)",
+                   f"{loops} reads of each of {', '.join(pages)}")
+    report.data["html_parsers_us"] = {k: [v * 1e6 for v in vs] for k, vs in costs.items()}
+    seconds, rounds = (6, 2) if QUICK else (10, 3)
+    figures: dict[str, list[tuple[float, float]]] = {"PagesByStatus": [], "PagesJudged": []}
+    for index in range(rounds):
+        for user in figures:
+            stats, cpu = locust(stack, user, 16, seconds, scratch / f"html-{user}-{index}")
+            figures[user].append((stats["rps"], stats["requests"] / cpu if cpu else 0.0))
+    plain, judged = (
+        (statistics.median(r for r, _ in figures[u]), statistics.median(c for _, c in figures[u]))
+        for u in ("PagesByStatus", "PagesJudged"))
+    report.add("9 HTML judging", "Locust on / and a product page: status only vs judged",
+               f"{plain[0]:.0f} vs {judged[0]:.0f} answers/s (ratio {judged[0] / plain[0]:.2f}); "
+               f"{plain[1]:.0f} vs {judged[1]:.0f} answers per CPU-second (ratio "
+               f"{judged[1] / plain[1]:.2f})",
+               f"16 users, no wait, {seconds}s each, {rounds} rounds alternated, medians")
+    report.data["html_judging"] = figures
+
+
 def cli_env(stack: Stack) -> dict[str, str]:
     from dataclasses import asdict
 
@@ -602,7 +657,8 @@ def main() -> int:
                 ("fail-fast", lambda s: fail_fast(s, report)),
                 ("reflexes", lambda s: reflexes(s, report, cli_env(s), scratch)),
                 ("metrics", lambda s: metrics_overhead(s, report, scratch)),
-                ("workers", lambda s: worker_model(s, report, scratch))]
+                ("workers", lambda s: worker_model(s, report, scratch)),
+                ("html", lambda s: html_judging(s, report, scratch))]
     only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
     try:
         with own_stack() as stack:

@@ -21,8 +21,35 @@ class Buyer(shop_load.ShopperBase):
     def journey(self) -> None:
         self._browse()
         cart = {"X-Cart-Id": uuid.uuid4().hex}
-        if self._fill_cart(cart):
-            self.checkout(cart)
+        total = self._fill_cart(cart)
+        if total is not None:
+            self.checkout(cart, total)
+
+
+class PagesJudged(shop_load.ShopperBase):
+    """The sale page and a product page as fast as it can, each page parsed and judged as
+    the load does (layout, banner, contract)."""
+
+    wait_time = constant(0)
+
+    @task
+    def look(self) -> None:
+        self.page("GET", "/", "/")
+        self.page("GET", "/products/LAMP-001", "/products/[sku]")
+
+
+class PagesByStatus(FastHttpUser):
+    """The same two pages, judged by status code only (what HTML judging is measured
+    against)."""
+
+    wait_time = constant(0)
+
+    @task
+    def look(self) -> None:
+        for path in ("/", "/products/LAMP-001"):
+            with self.client.get(path, catch_response=True) as response:
+                if response.status_code >= 500:
+                    response.failure(f"http_{response.status_code}")
 
 
 class Browser(shop_load.ShopperBase):

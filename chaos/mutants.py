@@ -206,12 +206,15 @@ def shop_stack(work: Path, name: str, mutant: Mutant | None,
 
 
 def run_mutants(mutants: list[Mutant], out: Path, time_scale: float,
-                progress: Callable[[str], None], work: Path | None = None) -> MutationRun:
-    """The unmutated shop, then every mutant, each on a fresh stack of its own."""
+                progress: Callable[[str], None], work: Path | None = None,
+                clean: bool = True) -> MutationRun:
+    """The unmutated shop (unless clean is False), then every mutant, each on a fresh
+    stack of its own."""
     work = work or PROJECT_ROOT / ".run" / "mutants"
     run = MutationRun(mutants)
     experiments = sorted({e for m in mutants for e in m.experiments})
-    shops: list[tuple[str, Mutant | None, list[str]]] = [(CLEAN, None, experiments)]
+    shops: list[tuple[str, Mutant | None, list[str]]] = [(CLEAN, None, experiments)] \
+        if clean else []
     shops += [(m.name, m, m.experiments) for m in mutants]
     for name, mutant, names in shops:
         with shop_stack(work, name, mutant, progress) as stack:

@@ -809,22 +809,29 @@ def judge(phase: str, h: Hypothesis, window: Window, rows: list[dict[str, Any]],
                             None if value is None else round(value, 4), held, h.weight, note)
 
 
-def recovered_from(rows: list[dict[str, Any]], since: float,
-                   recovery: Recovery) -> float | None:
+def recovered_from(rows: list[dict[str, Any]], since: float, recovery: Recovery,
+                   min_answers: int = 3) -> float | None:
     """The first second from which `recovery.window` whole seconds of answers in scope
-    (at least 3 of them, declines aside) succeed at the wanted ratio; None: not yet."""
+    succeed at the wanted ratio; None: not yet. A window with fewer than `min_answers`
+    judged answers (declines aside: a light load's checkouts are sparse) grows, up to three
+    times its length, until it has them."""
     span = max(1, round(recovery.window))
     by_second = {r["ts"]: r for r in rows if r["ts"] >= int(since)}
     for start in sorted(by_second):
-        window = [by_second.get(start + i) for i in range(span)]
-        if any(row is None for row in window):
-            continue  # not all of the window's seconds have arrived (or the load paused)
-        stats = WindowStats.of([row for row in window if row is not None])
-        counts = stats.checkouts if recovery.scope == "checkout" else stats.classes
-        judged = sum(counts.values()) - counts["declined"]
-        ratio = stats.success_ratio(recovery.scope)
-        if judged >= 3 and ratio is not None and ratio >= recovery.success_ratio:
-            return float(start)
+        taken: list[dict[str, Any]] = []
+        for offset in range(3 * span):
+            row = by_second.get(start + offset)
+            if row is None:
+                break  # not arrived yet (or the load paused): judge no further from here
+            taken.append(row)
+            stats = WindowStats.of(taken)
+            counts = stats.checkouts if recovery.scope == "checkout" else stats.classes
+            judged = sum(counts.values()) - counts["declined"]
+            if len(taken) >= span and judged >= min_answers:
+                ratio = stats.success_ratio(recovery.scope)
+                if ratio is not None and ratio >= recovery.success_ratio:
+                    return float(start)
+                break
     return None
 
 

@@ -54,6 +54,10 @@ def test_recovery_is_judged_on_checkouts_by_default() -> None:
     assert recovered_from(rows, 100.0, Recovery()) == 104.0
     assert recovered_from(rows, 100.0, Recovery(scope="all", success_ratio=0.9)) == 100.0
     assert recovered_from(rows[:6], 100.0, Recovery()) is None  # no whole window yet
+    # A light load: one checkout every other second; the window grows to hold three.
+    sparse = [row(200 + i, ok=5, checkout_ok=i % 2, checkout_failed=0) for i in range(12)]
+    assert recovered_from(sparse, 200.0, Recovery()) == 200.0
+    assert recovered_from(sparse[:5], 200.0, Recovery()) is None
 
 
 def test_a_run_that_did_not_complete_scores_zero() -> None:
