@@ -149,7 +149,8 @@ def checkout_under_chaos() -> dash.Dashboard:
         query(f"sum by (class) (rate(chaos_load_responses_total{{{EXP}}}{RATE}))",
               "{{class}}")], stacked=True,
         description="Every answer the load got, classified: ok, degraded, graceful_error, "
-                    "declined, ungraceful (traceback, bare 5xx, hang)."))
+                    "declined, ungraceful (traceback, bare 5xx, hang, wrong banner), "
+                    "false_decline (an outage told as a card decline)."))
     d = d.with_panel(series("Checkout latency", "s", [
         query("histogram_quantile(0.5, sum by (le) "
               f"(rate(shop_checkout_duration_seconds_bucket{RATE})))", "p50", "A"),
