@@ -19,11 +19,7 @@ import os
 import random
 import sys
 import time
-import urllib.request
 import uuid
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -38,6 +34,7 @@ from locust.runners import WorkerRunner
 locust.runners.WORKER_REPORT_INTERVAL = 1.0
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # plain `locust -f` works too
+from loadtests.banner import BannerWrong, Seen, StatusWatch  # noqa: E402
 from loadtests.classify import (  # noqa: E402
     ANY,
     CONTRACT_FAILURES,
@@ -47,7 +44,6 @@ from loadtests.classify import (  # noqa: E402
     UNGRACEFUL,
     Expect,
     Verdict,
-    banner_expected,
     classify,
 )
 from loadtests.shapes import PROFILES, Ticker  # noqa: E402
@@ -155,7 +151,8 @@ def _start_sampling(environment: Environment, **_: Any) -> None:
 
         watch = StatusWatch(environment.host, options.banner_grace, wrong)
         environment.cc_status = watch  # type: ignore[attr-defined]
-        environment.cc_status_poller = gevent.spawn(watch.run)  # type: ignore[attr-defined]
+        environment.cc_status_loops = [  # type: ignore[attr-defined]
+            gevent.spawn(watch.poll), gevent.spawn(watch.judge)]
     if isinstance(environment.runner, WorkerRunner):
         return
 
@@ -184,74 +181,6 @@ def _write_outputs(environment: Environment, **_: Any) -> None:
 
 def _environment() -> Environment | None:
     return _ENVIRONMENT[0] if _ENVIRONMENT else None
-
-
-class BannerWrong(Exception):
-    """A page's banner did not match the shop's own /api/status around it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """A page a shopper saw, waiting for its banner to be judged."""
-
-    at: float
-    banner: bool
-    name: str
-    cls: str
-    checkout: bool
-
-
-class StatusWatch:
-    """The shop's /api/status as this process heard it, polled on a new connection each
-    time (so every shop worker is heard from), and the judge of the banner on each page:
-    a page is judged once the status `after` seconds past it is known, against the
-    samples `before` it to `after` it (see classify.banner_expected)."""
-
-    def __init__(self, base_url: str, before: float, on_wrong: Callable[[Seen, str], None],
-                 after: float = 2.5, interval: float = 0.5) -> None:
-        self.url = f"{base_url.rstrip('/')}/api/status"
-        self.before, self.after, self.interval = before, after, interval
-        self.samples: deque[tuple[float, bool | None]] = deque(maxlen=400)
-        self.pending: deque[Seen] = deque(maxlen=20_000)
-        self._on_wrong = on_wrong
-
-    def poll_once(self) -> None:
-        """One sample: is any dependency not operational (None: the status did not answer)."""
-        troubled: bool | None
-        try:
-            with urllib.request.urlopen(self.url, timeout=2) as answer:
-                states = [d["state"] for d in json.loads(answer.read())["dependencies"].values()]
-            troubled = any(state != "operational" for state in states)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            troubled = None
-        self.samples.append((time.time(), troubled))
-
-    def observe(self, seen: Seen) -> None:
-        """A page to judge once the status after it is known."""
-        self.pending.append(seen)
-
-    def judge_due(self, now: float) -> int:
-        """Judge every page whose look-ahead has passed; how many were wrong."""
-        wrong = 0
-        samples = list(self.samples)
-        while self.pending and self.pending[0].at + self.after <= now:
-            seen = self.pending.popleft()
-            expected = banner_expected(samples, seen.at, self.before, self.after,
-                                       self.interval)
-            if expected == "shown" and not seen.banner:
-                self._on_wrong(seen, "banner_missing")
-                wrong += 1
-            elif expected == "hidden" and seen.banner:
-                self._on_wrong(seen, "banner_stuck")
-                wrong += 1
-        return wrong
-
-    def run(self) -> None:
-        """Poll and judge until the process ends (the greenlet is killed at quit)."""
-        while True:
-            self.poll_once()
-            self.judge_due(time.time())
-            gevent.sleep(self.interval)
 
 
 # Seconds a timeline second stays open for a late verdict (a banner judged after the page).
