@@ -20,6 +20,7 @@ import random
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -211,8 +212,10 @@ class ShopperBase(FastHttpUser):
 
     def call(self, method: str, path: str, name: str, *, checkout: bool = False,
              headers: dict[str, str] | None = None, expect: Expect = ANY,
+             kept: Callable[[Verdict, Any], str] | None = None,
              **kwargs: Any) -> tuple[Verdict, Any]:
-        """One request, classified; contract failures are Locust failures named by reason."""
+        """One request, classified; contract failures are Locust failures named by reason.
+        kept: checks that an earlier answer's promise held ('' if it did, else why not)."""
         options = self._options()
         deadline = options.checkout_deadline if options else 6.0
         with self.client.request(method, path, name=name, headers=headers,
@@ -224,6 +227,10 @@ class ShopperBase(FastHttpUser):
             else:
                 verdict = classify(response.status_code, response.headers or {},
                                    response.text or "", elapsed, deadline, expect=expect)
+            if kept is not None and verdict.cls not in CONTRACT_FAILURES:
+                broken = kept(verdict, response)
+                if broken:
+                    verdict = Verdict(UNGRACEFUL, broken, verdict.page)
             if verdict.cls in CONTRACT_FAILURES:
                 response.failure(verdict.reason)
             else:
@@ -234,7 +241,8 @@ class ShopperBase(FastHttpUser):
 
     def page(self, method: str, path: str, name: str, *, checkout: bool = False,
              form: dict[str, str] | None = None, follow: bool = True,
-             decline_card: bool | None = None) -> tuple[Verdict, Any]:
+             decline_card: bool | None = None,
+             kept: Callable[[Verdict, Any], str] | None = None) -> tuple[Verdict, Any]:
         """One page as a browser gets it (a form posted as a form, a redirect followed as
         its own request), judged as a page: the shop's layout, the banner, the contract."""
         watch: StatusWatch | None = getattr(self.environment, "cc_status", None)
@@ -246,7 +254,7 @@ class ShopperBase(FastHttpUser):
             headers["Content-Type"] = "application/x-www-form-urlencoded"
             kwargs["data"] = urlencode(form)
         verdict, response = self.call(method, path, name, checkout=checkout, headers=headers,
-                                      expect=expect, **kwargs)
+                                      expect=expect, kept=kept, **kwargs)
         if watch is not None and verdict.page is not None and \
                 verdict.cls not in CONTRACT_FAILURES:
             watch.observe(Seen((asked + time.time()) / 2, verdict.page.banner, name,
@@ -314,6 +322,10 @@ class ShopperBase(FastHttpUser):
         if response.status_code == 201 and body.get("order_id"):
             self.call("GET", f"/api/orders/{body['order_id']}", "/api/orders/[id]",
                       expect=Expect("order"))
+        elif body.get("cart_saved") is True:  # the answer promised the cart is kept: is it?
+            self.call("GET", "/api/cart", "/api/cart", headers=cart, expect=Expect("cart"),
+                      kept=lambda _, answer: "" if _json(answer).get("items")
+                      else "cart_not_saved")
 
     def _evidence(self, key: str, cart_id: str, attempt: int, status: int, verdict: Verdict,
                   card: dict[str, Any], declined: bool, **fields: Any) -> None:
@@ -380,6 +392,9 @@ class ShopperBase(FastHttpUser):
                        via="page", order_id=order_id, order_status=order_status,
                        total_cents=total, charged=charged, cart_saved=cart_saved,
                        request_id=(response.headers or {}).get("X-Request-ID", ""))
+        if cart_saved and not order_id:  # the sorry page said "your cart is saved": is it?
+            self.page("GET", "/cart", "/cart (page)", kept=lambda shown, _: "" if (
+                shown.page is not None and shown.page.cart_total_cents) else "cart_not_saved")
         self.page("GET", "/status", "/status (page)")
 
 
