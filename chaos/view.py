@@ -47,14 +47,18 @@ def _table(live: Live) -> Table:
     row = live.last_row
     table = Table(show_header=True, header_style="bold", box=None)
     for column in ("phase", "req/s", "ok", "degraded", "graceful", "declined", "ungraceful",
-                   "p95 ms", "active faults"):
+                   "false decline", "p95 ms", "active faults"):
         table.add_column(column)
     table.add_row(live.phase, str(row.get("requests", "-")), str(live.totals.get("ok", 0)),
                   str(live.totals.get("degraded", 0)), str(live.totals.get("graceful_error", 0)),
-                  str(live.totals.get("declined", 0)),
-                  f"[red]{live.totals.get('ungraceful', 0)}[/]" if live.totals.get("ungraceful")
-                  else "0", str(row.get("p95_ms", "-")), ", ".join(live.active_faults) or "none")
+                  str(live.totals.get("declined", 0)), _alarm(live.totals.get("ungraceful", 0)),
+                  _alarm(live.totals.get("false_decline", 0)), str(row.get("p95_ms", "-")),
+                  ", ".join(live.active_faults) or "none")
     return table
+
+
+def _alarm(count: int) -> str:
+    return f"[red]{count}[/]" if count else "0"
 
 
 def _line(live: Live) -> str:
@@ -62,5 +66,6 @@ def _line(live: Live) -> str:
     left = max(0.0, live.planned - (time.time() - live.started))
     return (f"[{live.phase}] ~{left:.0f}s left · {row.get('requests', 0)} req/s · "
             f"ok {live.totals.get('ok', 0)} graceful {live.totals.get('graceful_error', 0)} "
-            f"ungraceful {live.totals.get('ungraceful', 0)} · faults: "
+            f"ungraceful {live.totals.get('ungraceful', 0)} false decline "
+            f"{live.totals.get('false_decline', 0)} · faults: "
             f"{', '.join(live.active_faults) or 'none'}")
