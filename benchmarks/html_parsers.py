@@ -34,7 +34,7 @@ def read_page_lxml(html: str) -> Page:
                 banner=bool(tree.xpath('//*[@id="site-banner"]')),
                 sorry=bool(tree.xpath('//*[@id="sorry"]')), request_id=text("request-id"),
                 payment_statement=text("payment-statement"),
-                cart_saved=bool(tree.xpath('//*[@id="cart-saved"]')), forms=forms,
+                cart_saved=bool(tree.xpath('//*[@id="cart-saved"]')), parsed_forms=forms,
                 cart_total_cents=cents(total) if total else None, order_id=text("order-id"),
                 order_status=text("order-status"))
 
@@ -101,7 +101,7 @@ def read_page_stdlib(html: str) -> Page:
                 request_id=seen.texts.get("request-id", "").strip(),
                 payment_statement=seen.texts.get("payment-statement", "").strip(),
                 cart_saved="cart-saved" in seen.ids,
-                forms=tuple(Form(action, fields) for action, fields in seen.forms),
+                parsed_forms=tuple(Form(action, fields) for action, fields in seen.forms),
                 cart_total_cents=cents(total) if total else None,
                 order_id=seen.texts.get("order-id", "").strip(),
                 order_status=seen.texts.get("order-status", "").strip())

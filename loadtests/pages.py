@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser
 
@@ -32,7 +33,9 @@ class Form:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """What a shopper sees on one page, as far as the harness judges it."""
+    """What a shopper sees on one page, as far as the harness judges it. Forms and the
+    status table are read from the parsed tree only when asked for (most pages are judged
+    without them)."""
 
     branded: bool = False
     banner: bool = False
@@ -40,17 +43,38 @@ class Page:
     request_id: str = ""
     payment_statement: str = ""
     cart_saved: bool = False
-    retry_text: str = ""
-    forms: tuple[Form, ...] = ()
     cart_total_cents: int | None = None
     order_id: str = ""
     order_status: str = ""
-    status_states: dict[str, str] = field(default_factory=dict)
-    alert: str = ""
+    parsed_forms: tuple[Form, ...] | None = None
+    tree: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def forms(self) -> tuple[Form, ...]:
+        """Every form on the page with its named inputs."""
+        if self.parsed_forms is not None:
+            return self.parsed_forms
+        if self.tree is None:
+            return ()
+        return tuple(
+            Form(str(node.attributes.get("action") or ""),
+                 {str(i.attributes.get("name")): str(i.attributes.get("value") or "")
+                  for i in node.css("input") if i.attributes.get("name")})
+            for node in self.tree.css("form"))
 
     def form(self, action: str) -> Form | None:
         """The first form posting to action."""
         return next((f for f in self.forms if f.action == action), None)
+
+    @property
+    def status_states(self) -> dict[str, str]:
+        """The status page's state per dependency (empty on other pages)."""
+        states: dict[str, str] = {}
+        for row in self.tree.css("tr[id^='dep-']") if self.tree is not None else ():
+            cells = row.css("td")
+            if len(cells) >= 2:
+                states[str(row.attributes.get("id", ""))[4:]] = cells[1].text(strip=True)
+        return states
 
     @property
     def charged(self) -> bool | None:
@@ -83,19 +107,7 @@ def read_page(html: str) -> Page:
         return node.text(strip=True) if node is not None else ""
 
     brand = tree.css_first(BRAND_SELECTOR)
-    forms = []
-    for node in tree.css("form"):
-        fields = {str(i.attributes.get("name")): str(i.attributes.get("value") or "")
-                  for i in node.css("input") if i.attributes.get("name")}
-        forms.append(Form(str(node.attributes.get("action") or ""), fields))
-    states = {}
-    for row in tree.css("tr[id^='dep-']"):
-        cells = row.css("td")
-        if len(cells) >= 2:
-            states[str(row.attributes.get("id", ""))[4:]] = cells[1].text(strip=True)
     total = text("#cart-total")
-    retry = next((p.text(strip=True) for p in tree.css("#sorry p")
-                  if p.text(strip=True).startswith("Please try again in")), "")
     return Page(
         branded=brand is not None and BRAND_TEXT in brand.text(),
         banner=tree.css_first("#site-banner") is not None,
@@ -103,11 +115,8 @@ def read_page(html: str) -> Page:
         request_id=text("#request-id"),
         payment_statement=text("#payment-statement"),
         cart_saved=tree.css_first("#cart-saved") is not None,
-        retry_text=retry,
-        forms=tuple(forms),
         cart_total_cents=cents(total) if total else None,
         order_id=text("#order-id"),
         order_status=text("#order-status"),
-        status_states=states,
-        alert=text("[role=alert]"),
+        tree=tree,
     )
