@@ -506,15 +506,16 @@ class Stack:
             "SHOP_PAYMENTS_URL": f"http://{LOOPBACK}:{p.proxy_payments}",
             "SHOP_INVENTORY_URL": f"http://{LOOPBACK}:{p.proxy_inventory}",
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            "SHOP_HEALTH_DIR": str(self.run_dir / "shop-health"),
             "PYTHONPATH": str(self.config.code_root),
             **self.config.extra_shop_env,
         }
 
     def _start_shop(self) -> Running:
         env = self.shop_env()
-        metrics_dir = Path(env["PROMETHEUS_MULTIPROC_DIR"])
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        metrics_dir.mkdir(parents=True)
+        for shared in (Path(env["PROMETHEUS_MULTIPROC_DIR"]), Path(env["SHOP_HEALTH_DIR"])):
+            shutil.rmtree(shared, ignore_errors=True)  # nothing of an earlier shop's workers
+            shared.mkdir(parents=True)
         proc = self._spawn(
             "shop", [self._gunicorn(), "-c", "python:demo_shop.gunicorn_conf"],
             self.config.ports.shop, env=env,

@@ -119,6 +119,9 @@ def _resilient_settings() -> dict[str, Any]:
             for dependency, default in (("payments", 1.0), ("inventory", 0.5),
                                         ("database", 0.1), ("cache", 0.1))},
         "HEALTH_PROBE_INTERVAL": _env_float("SHOP_HEALTH_PROBE_INTERVAL", 1.0),
+        # A folder the shop's workers share, so all of them tell shoppers the same status
+        # (unset: each worker tells its own).
+        "HEALTH_DIR": os.environ.get("SHOP_HEALTH_DIR", ""),
         "RECONCILE_INTERVAL": _env_float("SHOP_RECONCILE_INTERVAL", 2.0),
         # A checkout holds stock for seconds; if its release cannot be sent (inventory down),
         # expiry gives the stock back soon. A paid order whose hold expired is re-reserved

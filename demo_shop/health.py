@@ -8,11 +8,14 @@ even when no shopper is calling). State changes are exported as a gauge.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import DEPENDENCIES
 from .metrics import DEPENDENCY_STATE
@@ -66,8 +69,47 @@ class DependencyStatus:
         }
 
 
+class SharedStates:
+    """Each worker's states in a file of its own in a folder the shop's workers share, so
+    every worker tells shoppers the same thing: a dependency is shown in the worst state
+    any live worker sees it in (a worker's file older than `stale_after` is ignored)."""
+
+    def __init__(self, folder: str | Path, stale_after: float = 10.0,
+                 clock: Callable[[], float] = time.time, worker: str | None = None) -> None:
+        self._folder = Path(folder)
+        self._folder.mkdir(parents=True, exist_ok=True)
+        self._stale_after = stale_after
+        self._clock = clock
+        self._worker = worker  # this worker's name in the folder (default: its pid)
+
+    def _own(self) -> Path:
+        return self._folder / f"health-{self._worker or os.getpid()}.json"
+
+    def publish(self, states: Mapping[str, tuple[str, float]]) -> None:
+        """Write this worker's states (atomically: readers never see half a file)."""
+        own = self._own()
+        partial = own.with_suffix(".tmp")
+        partial.write_text(json.dumps({"at": self._clock(), "states": dict(states)}))
+        partial.replace(own)
+
+    def others(self) -> list[dict[str, tuple[str, float]]]:
+        """The states every other live worker published."""
+        found = []
+        for path in self._folder.glob("health-*.json"):
+            if path == self._own():
+                continue
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue  # gone or being replaced: the next read sees it
+            if self._clock() - float(data.get("at", 0)) <= self._stale_after:
+                found.append({d: (s[0], float(s[1])) for d, s in data["states"].items()})
+        return found
+
+
 class HealthBoard:
-    """Sliding-window view of call outcomes per dependency, thread-safe."""
+    """Sliding-window view of call outcomes per dependency, thread-safe; with SharedStates,
+    the worst state any of the shop's workers sees."""
 
     def __init__(
         self,
@@ -75,7 +117,12 @@ class HealthBoard:
         slow_seconds: float | Mapping[str, float] = 1.0,
         clock: Callable[[], float] = time.time,
         messages: Mapping[tuple[str, str], str] | None = None,
+        shared: SharedStates | None = None,
+        heartbeat_seconds: float = 2.0,
     ) -> None:
+        self._shared = shared
+        self._heartbeat = heartbeat_seconds
+        self._published = float("-inf")
         self._messages = {**MESSAGES, **(messages or {})}
         self._window = window_seconds
         # A call this slow counts as slow; per dependency, since a database query that takes
@@ -96,9 +143,13 @@ class HealthBoard:
         with self._lock:
             self._samples[dependency].append(
                 (now, ok, duration >= self._slow.get(dependency, 1.0)))
-            self._update(dependency, now)
+            changed = self._update(dependency, now)
+            if self._shared is not None and (changed or now - self._published
+                                             >= self._heartbeat):
+                self._published = now
+                self._shared.publish(self._state)
 
-    def _update(self, dependency: str, now: float) -> None:
+    def _update(self, dependency: str, now: float) -> bool:
         samples = self._samples[dependency]
         while samples and samples[0][0] < now - self._window:
             samples.popleft()
@@ -114,18 +165,30 @@ class HealthBoard:
         if state != self._state[dependency][0]:
             self._state[dependency] = (state, now)
             DEPENDENCY_STATE.labels(dependency).set(STATE_VALUE[state])
+            return True
+        return False
 
     def snapshot(self) -> dict[str, DependencyStatus]:
         """Every dependency's current state, with since and a message for shoppers."""
         now = self._clock()
         with self._lock:
-            for dependency in DEPENDENCIES:
-                self._update(dependency, now)
-            return {
-                d: DependencyStatus(
-                    state, since, self._messages.get((d, state), "Working normally."))
-                for d, (state, since) in self._state.items()
-            }
+            changed = [self._update(dependency, now) for dependency in DEPENDENCIES]
+            states = dict(self._state)
+            if self._shared is not None and any(changed):
+                self._published = now
+                self._shared.publish(states)
+        for other in self._shared.others() if self._shared is not None else ():
+            for dependency, (state, since) in other.items():
+                mine = states.get(dependency)
+                if mine is None:
+                    continue
+                if STATE_VALUE[state] > STATE_VALUE[mine[0]] or (
+                        state == mine[0] != OPERATIONAL and since < mine[1]):
+                    states[dependency] = (state, since)
+        return {
+            d: DependencyStatus(state, since, self._messages.get((d, state), "Working normally."))
+            for d, (state, since) in states.items()
+        }
 
     @staticmethod
     def overall(snapshot: dict[str, DependencyStatus]) -> str:

@@ -12,7 +12,7 @@ from .adapters.orders import OrdersStore, connect_pool
 from .adapters.payments import PaymentsClient
 from .cache import ShortCache
 from .checkout import CheckoutDeps
-from .health import FALLBACK_MESSAGES, HealthBoard, Prober
+from .health import FALLBACK_MESSAGES, HealthBoard, Prober, SharedStates
 from .observe import CallObserver
 from .reconcile import Reconciler, ReleaseQueue
 from .resilience import Deadline, build_guards
@@ -56,7 +56,9 @@ def build_shop(config: dict[str, Any]) -> Shop:
     resilient = config.get("RESILIENCE", True)  # every safeguard on
     fallbacks = config.get("FALLBACKS", resilient)
     board = HealthBoard(slow_seconds=config["SLOW_SECONDS"],
-                        messages=FALLBACK_MESSAGES if fallbacks else None)
+                        messages=FALLBACK_MESSAGES if fallbacks else None,
+                        shared=SharedStates(config["HEALTH_DIR"]) if config.get("HEALTH_DIR")
+                        else None)
     observer = CallObserver(board, build_guards(config["GUARDS"]))
     pool = connect_pool(config["DATABASE_URL"], timeouts["database"])
     carts = CartStore(connect_redis(config["REDIS_URL"], timeouts["cache"]), observer)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from demo_shop.health import DEGRADED, DOWN, OPERATIONAL, HealthBoard
+from demo_shop.health import DEGRADED, DOWN, OPERATIONAL, HealthBoard, SharedStates
 
 
 class Clock:
@@ -67,3 +67,34 @@ def test_slow_is_judged_per_dependency() -> None:
     snapshot = board.snapshot()
     assert snapshot["database"].state == DEGRADED
     assert snapshot["payments"].state == OPERATIONAL
+
+
+def test_every_worker_tells_the_worst_state_any_live_worker_sees(tmp_path) -> None:
+    """Workers that share a folder agree: one that saw payments fail makes every other
+    one show it too, until it clears; a worker gone quiet is not listened to."""
+    clock = Clock()
+    saw = HealthBoard(window_seconds=5, clock=clock,
+                      shared=SharedStates(tmp_path, clock=clock, worker="a"))
+    idle = HealthBoard(window_seconds=5, clock=clock,
+                       shared=SharedStates(tmp_path, clock=clock, worker="b"))
+    for _ in range(3):
+        saw.record("payments", ok=False, duration=0.01)
+    told = idle.snapshot()["payments"]
+    assert told.state == DOWN and "Card payments" in told.message
+    assert idle.snapshot()["inventory"].state == OPERATIONAL
+    clock.now += 6  # the failures leave the window
+    saw.record("payments", ok=True, duration=0.01)
+    assert idle.snapshot()["payments"].state == OPERATIONAL
+
+
+def test_a_worker_that_stopped_publishing_is_ignored(tmp_path) -> None:
+    clock = Clock()
+    dead = HealthBoard(window_seconds=5, clock=clock,
+                       shared=SharedStates(tmp_path, clock=clock, worker="dead"))
+    for _ in range(3):
+        dead.record("cache", ok=False, duration=0.01)
+    alive = HealthBoard(window_seconds=5, clock=clock,
+                        shared=SharedStates(tmp_path, clock=clock, worker="alive"))
+    assert alive.snapshot()["cache"].state == DOWN
+    clock.now += 11  # its file is older than stale_after
+    assert alive.snapshot()["cache"].state == OPERATIONAL
