@@ -10,7 +10,9 @@ the harness would have let that defect through.
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -105,11 +107,12 @@ class Outcome:
     verdict: str
     failed: list[str]  # failed hypotheses as reports name them, and audit rules
     report: str
+    seen: dict[str, int] = field(default_factory=dict)  # the load's failures by reason
 
     def as_json(self) -> dict[str, Any]:
         """For mutants.json."""
         return {"shop": self.shop, "experiment": self.experiment, "verdict": self.verdict,
-                "failed": self.failed, "report": self.report}
+                "failed": self.failed, "report": self.report, "seen": self.seen}
 
 
 @dataclass(slots=True)
@@ -156,14 +159,22 @@ class MutationRun:
         killed = len(self.mutants) - len(self.survivors)
         lines = [f"# Mutation score: {killed}/{len(self.mutants)} mutants killed; unmutated "
                  f"shop {'passed' if self.clean_passed else '**did not pass**'}", "",
-                 "| mutant | harm to a shopper | killed by | experiment | verdict |",
-                 "|---|---|---|---|---|"]
+                 "| mutant | harm to a shopper | killed by | what shoppers got | experiment "
+                 "| verdict |", "|---|---|---|---|---|---|"]
         for mutant in self.mutants:
             caught = self.killed_by(mutant)
-            verdicts = ", ".join(o.verdict for o in self.of(mutant.name)) or "not run"
+            outcomes = self.of(mutant.name)
+            verdicts = ", ".join(o.verdict for o in outcomes) or "not run"
+            counts: dict[str, int] = {}
+            for o in outcomes:
+                for reason, n in o.seen.items():
+                    counts[reason] = counts.get(reason, 0) + n
+            seen = [f"{reason} ({n})" for reason, n in
+                    sorted(counts.items(), key=lambda kv: -kv[1])[:3]]
             lines.append(f"| {mutant.name} | {mutant.harm} | "
                          f"{'; '.join(caught) if caught else '**survived**'} | "
-                         f"{', '.join(mutant.experiments)} | {verdicts} |")
+                         f"{', '.join(seen) or '-'} | {', '.join(mutant.experiments)} | "
+                         f"{verdicts} |")
         lines += ["", "| unmutated shop | verdict | failed |", "|---|---|---|"]
         lines += [f"| {o.experiment} | {o.verdict} | {'; '.join(o.failed) or '-'} |"
                   for o in self.of(CLEAN)]
@@ -180,6 +191,19 @@ class MutationRun:
                          "killed_by": self.killed_by(m)} for m in self.mutants],
             "outcomes": [o.as_json() for o in self.outcomes]}, indent=2))
         return paths
+
+
+def load_failures(folder: Path) -> dict[str, int]:
+    """The load's failures by reason (from Locust's locust_failures.csv in the run folder)."""
+    counts: dict[str, int] = {}
+    try:
+        with (folder / "load" / "locust_failures.csv").open() as table:
+            for row in csv.DictReader(table):
+                reason = re.sub(r"^\w+\('(.*)'\)$", r"\1", row["Error"])
+                counts[reason] = counts.get(reason, 0) + int(row["Occurrences"])
+    except (OSError, KeyError, ValueError):
+        return {}
+    return counts
 
 
 def failures(result: RunResult) -> list[str]:
@@ -227,7 +251,7 @@ def run_mutants(mutants: list[Mutant], out: Path, time_scale: float,
                 if result.verdict == "error" and result.reason.startswith("stopped by"):
                     raise HarnessError(f"mutants: {result.reason}")
                 outcome = Outcome(name, path.stem, result.verdict, failures(result),
-                                  str(folder / "report.html"))
+                                  str(folder / "report.html"), load_failures(folder))
                 run.outcomes.append(outcome)
                 progress(f"{name}: {path.stem} {result.verdict}"
                          + (f" ({'; '.join(outcome.failed)})" if outcome.failed else ""))
