@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from circuitbreaker import CircuitBreaker
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from .errors import DependencyUnavailable
+from .errors import DependencyUnavailable, OutcomeUnknown
 from .metrics import BREAKER_STATE
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,3 +189,26 @@ def retrying(guard: DependencyGuard | None, deadline: Deadline, attempts: int = 
         retry=retry_if_exception(worth_retrying),
         reraise=True,
     )
+
+
+def call_retried(call: Callable[[], T], guard: DependencyGuard | None, deadline: Deadline,
+                 attempts: int = 2) -> T:
+    """Run an idempotent call under `retrying`. When any attempt may have taken effect, a
+    final failure says so (OutcomeUnknown) whatever the last attempt's own error: a retry
+    refused by a breaker that opened meanwhile must not hide the stock or the charge the
+    first attempt may have made, or nobody gives it back."""
+    maybe_done: OutcomeUnknown | None = None
+    try:
+        for attempt in retrying(guard, deadline, attempts):
+            with attempt:
+                try:
+                    return call()
+                except OutcomeUnknown as exc:
+                    maybe_done = exc
+                    raise
+    except DependencyUnavailable as exc:
+        if maybe_done is None or isinstance(exc, OutcomeUnknown):
+            raise
+        raise OutcomeUnknown(exc.dependency, maybe_done.kind,
+                             f"{maybe_done.detail}, then {exc.kind}") from exc
+    raise AssertionError("unreachable: retrying re-raises the last error")

@@ -9,7 +9,7 @@ import httpx
 
 from ..errors import DependencyUnavailable, OutcomeUnknown
 from ..observe import CallObserver
-from ..resilience import Deadline, Timeouts, retrying
+from ..resilience import Deadline, Timeouts, call_retried
 
 
 def http_translator(
@@ -106,10 +106,9 @@ class DependencyClient:
         retry: bool = True, **kwargs: Any,
     ) -> dict[str, Any]:
         guard = self._observer.guard(self.dependency) if retry else None
-        for attempt in retrying(guard, deadline):
-            with attempt:
-                return self._call_once(operation, method, path, deadline, **kwargs)
-        raise AssertionError("unreachable: retrying re-raises the last error")
+        return call_retried(
+            lambda: self._call_once(operation, method, path, deadline, **kwargs),
+            guard, deadline)
 
     def _call_once(
         self, operation: str, method: str, path: str, deadline: Deadline, *,

@@ -15,6 +15,7 @@ from demo_shop.resilience import (
     GuardSettings,
     RetryBudget,
     build_guards,
+    call_retried,
     retrying,
 )
 
@@ -160,6 +161,35 @@ def test_no_retry_for_an_open_breaker_or_without_a_policy() -> None:
         run_with_retries(guard, [DependencyUnavailable("payments", "breaker_open")])
     with pytest.raises(DependencyUnavailable):
         run_with_retries(None, [DependencyUnavailable("payments", "refused")])
+
+
+def test_a_retry_refused_after_an_unknown_outcome_still_reports_it_unknown() -> None:
+    """The first attempt may have reserved stock; the breaker then refuses the retry. The
+    caller must hear "maybe done", or it gives nothing back."""
+    guard = DependencyGuard("inventory", 5, 5.0, 4)
+    errors: list[Exception] = [OutcomeUnknown("inventory", "timeout", "no answer in time"),
+                               DependencyUnavailable("inventory", "breaker_open")]
+
+    def call() -> None:
+        raise errors.pop(0)
+
+    with pytest.raises(OutcomeUnknown) as raised:
+        call_retried(call, guard, Deadline(5.0))
+    assert raised.value.kind == "timeout" and "breaker_open" in str(raised.value)
+    assert not errors  # both attempts ran
+
+
+def test_a_call_never_sent_stays_certainly_undone() -> None:
+    guard = DependencyGuard("inventory", 5, 5.0, 4)
+    errors: list[Exception] = [DependencyUnavailable("inventory", "refused"),
+                               DependencyUnavailable("inventory", "refused")]
+
+    def call() -> None:
+        raise errors.pop(0)
+
+    with pytest.raises(DependencyUnavailable) as raised:
+        call_retried(call, guard, Deadline(5.0))
+    assert not isinstance(raised.value, OutcomeUnknown)
 
 
 def test_fragile_mode_turns_the_safeguards_off(monkeypatch: pytest.MonkeyPatch) -> None:
