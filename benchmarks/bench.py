@@ -36,13 +36,14 @@ from html_parsers import read_page_lxml, read_page_stdlib
 
 from chaos.faults import HARNESS_PREFIX, ProxySpec
 from chaos.stack import LOOPBACK, PROJECT_ROOT, Ports, Stack, StackConfig
+from chaos.vocabulary import GOOD_CARD
+from chaos.waiting import poll
 from loadtests.pages import read_page
 
 QUICK = os.environ.get("QUICK") == "1"
 REPEAT = 2 if QUICK else 10
 HERE = Path(__file__).resolve().parent
 OUT = Path(os.environ.get("BENCH_OUT", PROJECT_ROOT / "reports" / "bench"))
-CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
 SKUS = ["LAMP-001", "TOWL-001", "BOTL-001", "CHAIR-001", "SUNS-001"]
 
 
@@ -156,7 +157,7 @@ class Shopper:
         cart = {"X-Cart-Id": uuid.uuid4().hex}
         self.client.post("/api/cart/items", headers=cart, json={"sku": SKUS[0], "qty": 1})
         started = time.perf_counter()
-        response = self.client.post("/api/checkout", json={"card": CARD}, headers={
+        response = self.client.post("/api/checkout", json={"card": GOOD_CARD}, headers={
             **cart, "Idempotency-Key": uuid.uuid4().hex})
         return time.perf_counter() - started, response
 
@@ -164,15 +165,12 @@ class Shopper:
         self.client.close()
 
 
-def wait_until(check: Callable[[], bool], timeout: float, poll: float = 0.02) -> float | None:
+def wait_until(check: Callable[[], bool], timeout: float, every: float = 0.02) -> float | None:
     """Seconds until check() held, or None at the timeout."""
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        with contextlib.suppress(httpx.HTTPError, OSError):
-            if check():
-                return time.monotonic() - started
-        time.sleep(poll)
-    return None
+    if poll(check, timeout, every, ignore=(httpx.HTTPError, OSError)) is None:
+        return None
+    return time.monotonic() - started
 
 
 def status_of(stack: Stack, dependency: str) -> str:

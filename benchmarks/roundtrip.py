@@ -19,8 +19,9 @@ from pathlib import Path
 
 import httpx
 
-from chaos.shopper import GOOD_CARD
 from chaos.stack import LOOPBACK, Ports, Stack, StackConfig
+from chaos.vocabulary import GOOD_CARD
+from chaos.waiting import poll
 
 
 def checkout_seconds(client: httpx.Client) -> float:
@@ -56,16 +57,9 @@ def main(n: int) -> dict[str, float]:
         gunicorn = str(Path(sys.executable).with_name("gunicorn"))
         direct = subprocess.Popen([gunicorn, "-c", "python:demo_shop.gunicorn_conf"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://{LOOPBACK}:{direct_port}/readyz").is_success:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the direct shop did not become ready")
-            time.sleep(0.1)
+        if poll(lambda: httpx.get(f"http://{LOOPBACK}:{direct_port}/readyz").is_success, 30,
+                ignore=(httpx.HTTPError,)) is None:
+            raise SystemExit("the direct shop did not become ready")
         shops = {"toxiproxy": httpx.Client(base_url=stack.config.shop_url, timeout=10),
                  "direct": httpx.Client(base_url=f"http://{LOOPBACK}:{direct_port}", timeout=10)}
         for client in shops.values():  # warm up pools and keep-alive connections

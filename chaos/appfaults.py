@@ -8,14 +8,7 @@ from typing import Any
 import httpx
 
 from .errors import FaultError
-
-# Experiment toxic -> (service fault kind, targets that have it).
-APP_TOXICS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "app_errors": ("errors", ("payments", "inventory")),
-    "app_latency": ("latency", ("payments", "inventory")),
-    "app_declines": ("declines", ("payments",)),
-    "app_capture_lost": ("capture_lost", ("payments",)),
-}
+from .vocabulary import APP_TOXICS
 
 
 def settings_for(toxic: str, attributes: dict[str, int]) -> dict[str, float]:
@@ -53,7 +46,7 @@ class AppFaultClient:
 
     def inject(self, target: str, toxic: str, attributes: dict[str, int]) -> str:
         """Turn a fault on; returns the kind to clear on roll back."""
-        kind, targets = APP_TOXICS[toxic]
+        kind, targets = APP_TOXICS[toxic].kind, APP_TOXICS[toxic].targets
         if target not in targets:
             raise FaultError(f"{toxic} applies to {', '.join(targets)}, not {target}")
         self._call(target, "POST", "/_admin/faults", {kind: settings_for(toxic, attributes)})

@@ -16,6 +16,8 @@ from rich.table import Table
 
 from .errors import HarnessError
 from .stack import PROJECT_ROOT, Stack, StackConfig
+from .vocabulary import STATUS_NAME
+from .waiting import poll
 
 console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -159,10 +161,10 @@ def outage(dependency: str, checkouts: int, out: Path | None, manage_stack: bool
         started_here = True
     try:
         out = _report_dir(out, "outage")
-        status_name = {"postgres": "database", "redis": "cache"}.get(dependency, dependency)
         report = run_outage(
-            stack.config.shop_url, stack.faults, out, proxy=dependency, status_name=status_name,
-            checkouts_per_phase=checkouts, progress=lambda m: console.print(f"  {m}"),
+            stack.config.shop_url, stack.faults, out, proxy=dependency,
+            status_name=STATUS_NAME[dependency], checkouts_per_phase=checkouts,
+            progress=lambda m: console.print(f"  {m}"),
         )
     finally:
         if started_here:
@@ -338,12 +340,15 @@ def run(experiment: str, out: Path | None, manage_stack: bool, shop_text: str | 
 
 
 def _ensure_stack(stack: Stack, manage: bool) -> bool:
-    deadline = time.monotonic() + 15  # a shop still recovering from a fault gets a grace
-    while not all(s.healthy for s in stack.status()):
-        if time.monotonic() > deadline or not all(s.running for s in stack.status()):
-            break
-        time.sleep(0.5)
-    else:
+    def settled() -> str | None:
+        """"healthy" or "down" (a process not even running); None: not yet."""
+        found = stack.status()
+        if all(s.healthy for s in found):
+            return "healthy"
+        return None if all(s.running for s in found) else "down"
+
+    # A shop still recovering from a fault gets a grace.
+    if poll(settled, 15, every=0.5) == "healthy":
         return False
     if not manage:
         raise HarnessError("the stack is not up and healthy: run `make up` (see `make status`)")

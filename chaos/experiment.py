@@ -9,11 +9,13 @@ after, a method (the `faults`, on a timeline while load runs), rollbacks that al
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -26,34 +28,28 @@ from pydantic import (
 from demo_shop.config import SAFEGUARDS
 
 from .errors import HarnessError
+from .vocabulary import (
+    APP_ERROR_STATUSES,
+    APP_TOXICS,
+    TARGETS,
+    TOXIC_ATTRIBUTES,
+)
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
 # One experiment per safeguard, each run against a shop without it (`checkout-chaos proof`).
 SAFEGUARDS_DIR = EXPERIMENTS_DIR / "safeguards"
-TARGETS = ("payments", "inventory", "postgres", "redis")
-# What the shop calls each proxied dependency on /api/status.
-STATUS_NAME = {"payments": "payments", "inventory": "inventory", "postgres": "database",
-               "redis": "cache"}
-TOXIC_ATTRIBUTES: dict[str, dict[str, bool]] = {  # attribute -> required
-    "latency": {"latency": True, "jitter": False},
-    "bandwidth": {"rate": True},
-    "slow_close": {"delay": True},
-    "timeout": {"timeout": True},
-    "reset_peer": {"timeout": False},
-    "slicer": {"average_size": True, "size_variation": False, "delay": False},
-    "limit_data": {"bytes": True},
-    "down": {},
-    # Application-level faults inside the services (their admin endpoint), not the network.
-    "app_errors": {"percent": True, "status": False},
-    "app_latency": {"latency": True, "jitter": False},
-    "app_declines": {"percent": True},
-    "app_capture_lost": {"percent": True},
-}
-APP_TOXIC_TARGETS = {"app_errors": ("payments", "inventory"),
-                     "app_latency": ("payments", "inventory"),
-                     "app_declines": ("payments",), "app_capture_lost": ("payments",)}
-APP_ERROR_STATUSES = (429, 500, 502, 503, 504)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+
+
+def one_of(words: tuple[str, ...]) -> Callable[[str], str]:
+    """A validator: the value is one of the vocabulary's words."""
+
+    def check(value: str) -> str:
+        if value not in words:
+            raise ValueError(f"must be one of {', '.join(words)} (not {value!r})")
+        return value
+
+    return check
 
 
 class ExperimentError(HarnessError):
@@ -178,10 +174,8 @@ class Fault(Strict):
     targets, for a time."""
 
     name: str = Field(min_length=1)
-    target: list[Literal["payments", "inventory", "postgres", "redis"]]
-    toxic: Literal["latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer",
-                   "limit_data", "down", "app_errors", "app_latency", "app_declines",
-                   "app_capture_lost"]
+    target: list[Annotated[str, AfterValidator(one_of(TARGETS))]]
+    toxic: Annotated[str, AfterValidator(one_of(tuple(TOXIC_ATTRIBUTES)))]
     stream: Literal["upstream", "downstream"] = "downstream"
     attributes: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
     toxicity: float = Field(default=1.0, ge=0, le=1)
@@ -206,7 +200,7 @@ class Fault(Strict):
         if not self.target:
             raise ValueError("target must name at least one proxy")
         if self.is_app:
-            allowed_targets = APP_TOXIC_TARGETS[self.toxic]
+            allowed_targets = APP_TOXICS[self.toxic].targets
             wrong = [t for t in self.target if t not in allowed_targets]
             if wrong:
                 raise ValueError(f"{self.toxic} is a fault inside a service and applies to "
@@ -224,7 +218,7 @@ class Fault(Strict):
     @property
     def is_app(self) -> bool:
         """An application-level fault (set in the service), not a Toxiproxy toxic."""
-        return self.toxic.startswith("app_")
+        return self.toxic in APP_TOXICS
 
     @property
     def end(self) -> float:

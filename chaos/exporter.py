@@ -19,13 +19,11 @@ from prometheus_client.registry import Collector
 
 from loadtests.classify import CLASSES
 
-from .experiment import STATUS_NAME
+from .vocabulary import RUN_PHASES, STATUS_NAME
 
 if TYPE_CHECKING:
     from .runner import Runner
 
-PHASES = ("shop", "preflight", "steady-state-before", "method", "rollback", "recovery",
-          "teardown", "audit")
 
 
 class HarnessCollector(Collector):
@@ -81,7 +79,7 @@ class HarnessCollector(Collector):
         info = GaugeMetricFamily("chaos_experiment_phase",
                                  "1 for the phase the experiment is in, 0 for the others",
                                  labels=["experiment", "phase"])
-        for phase in PHASES:
+        for phase in RUN_PHASES:
             info.add_metric([name, phase], 1.0 if live.phase == phase else 0.0)
         yield info
         active = GaugeMetricFamily(

@@ -18,11 +18,10 @@ from toxiproxy.api import APIConsumer
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
 from .errors import FaultError
+from .vocabulary import NETWORK_TOXICS
 
 HARNESS_PREFIX = "cc_"
-TOXIC_TYPES = frozenset(
-    {"latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data"}
-)
+TOXIC_TYPES = frozenset(NETWORK_TOXICS)
 STREAMS = frozenset({"upstream", "downstream"})
 T = TypeVar("T")
 _ADDRESS_LOCK = threading.RLock()

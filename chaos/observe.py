@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import yaml
 
+from .waiting import poll
+
 GRAFANA_DIR = Path(__file__).resolve().parent.parent / "grafana"
 PROMETHEUS_CONFIG = GRAFANA_DIR / "prometheus" / "prometheus.yml"
 # The port each scrape job's target listens on, by the stack's Ports field.
@@ -89,21 +91,14 @@ def parse_time(stamp: str) -> float:
 def wait_for_scrape(url: str, job: str, after: float, timeout: float = 10.0) -> bool:
     """Wait until Prometheus has scraped the job's target at or after `after` (epoch s);
     False when it did not within the timeout."""
-    import time
+    def scraped() -> bool:
+        targets = httpx.get(f"{url}/api/v1/targets", timeout=2).json()["data"]
+        return any(parse_time(t["lastScrape"]) >= after and t.get("health") == "up"
+                   for t in targets.get("activeTargets", [])
+                   if t.get("labels", {}).get("job") == job)
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            targets = httpx.get(f"{url}/api/v1/targets", timeout=2).json()["data"]
-        except (httpx.HTTPError, ValueError, KeyError):
-            targets = {}
-        for target in targets.get("activeTargets", []):
-            if target.get("labels", {}).get("job") != job:
-                continue
-            if parse_time(target["lastScrape"]) >= after and target.get("health") == "up":
-                return True
-        time.sleep(0.2)
-    return False
+    return bool(poll(scraped, timeout, every=0.2,
+                     ignore=(httpx.HTTPError, ValueError, KeyError)))
 
 
 def query_key_series(url: str, start: float, end: float | None) -> dict[str, Any]:

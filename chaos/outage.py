@@ -23,6 +23,7 @@ from .faults import FaultInjector
 from .probes import StatusPoller
 from .runner import interruptible
 from .shopper import Answer, api_checkout, html_checkout
+from .waiting import poll
 
 
 @dataclass(slots=True)
@@ -104,10 +105,7 @@ class OutageReport:
 
 def _wait(measure: Callable[[], float | None], timeout: float) -> float | None:
     """Poll a measurement until it has a value or the timeout passes."""
-    deadline = time.monotonic() + timeout
-    while (value := measure()) is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return value
+    return poll(measure, timeout)
 
 
 def run_outage(

@@ -17,8 +17,6 @@ from typing import Any
 from .runner import RunResult
 from .stack import PROJECT_ROOT
 
-PHASE_ORDER = ("baseline", "fault", "recovery", "audit")
-
 
 def history_file() -> Path:
     """Where scores are kept across runs (CC_HISTORY_FILE, default reports/history.jsonl)."""

@@ -31,7 +31,6 @@ from .appfaults import AppFaultClient
 from .audit import EVENTUAL_RULES, AuditResult, read_evidence, run_audit
 from .errors import FaultError, HarnessError, StackError
 from .experiment import (
-    STATUS_NAME,
     Experiment,
     Fault,
     Hypothesis,
@@ -52,6 +51,7 @@ from .probes import (
     scrape,
 )
 from .stack import Stack, StackConfig
+from .vocabulary import JUDGED_PHASES, PROXY_DOWN, STATUS_NAME
 
 
 class Interrupted(HarnessError):
@@ -449,8 +449,7 @@ class Runner:
                 self.context.metrics["run:end"] = scrape(f"{self.stack.shop_url}/metrics")
         with self.step("audit", "nothing lost") as entry:
             entry.output = self._audit_and_agreement()
-        order = {"baseline": 0, "fault": 1, "recovery": 2, "audit": 3}
-        result.results.sort(key=lambda r: order.get(r.phase, 9))
+        result.results.sort(key=lambda r: JUDGED_PHASES.index(r.phase))
         broken = [f"{r.phase}: {r.name}" for r in result.results if not r.held]
         if result.abort is not None:
             result.verdict = "aborted"
@@ -609,7 +608,7 @@ class Runner:
         for target in fault.target:
             if fault.is_app:
                 name = self.app_faults.inject(target, fault.toxic, dict(fault.attributes))
-            elif fault.toxic == "down":
+            elif fault.toxic == PROXY_DOWN:
                 self.faults.disable(target)
                 name = "(proxy disabled)"
             else:
@@ -630,7 +629,7 @@ class Runner:
                 continue
             if fault.is_app:
                 self.app_faults.roll_back(target, name)
-            elif fault.toxic == "down":
+            elif fault.toxic == PROXY_DOWN:
                 self.faults.enable(target)
             else:
                 self.faults.roll_back(target, name)

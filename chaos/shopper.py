@@ -11,7 +11,8 @@ import httpx
 
 from loadtests.classify import Verdict, classify
 
-GOOD_CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+from .vocabulary import GOOD_CARD, card_form
+
 _HIDDEN = re.compile(r'name="(csrf_token|idempotency_key)" value="([^"]+)"')
 
 
@@ -48,7 +49,7 @@ def api_checkout(base_url: str, deadline: float, sku: str = "LAMP-001") -> Answe
                       response.headers.get("X-Request-ID", ""))
 
 
-def html_checkout(base_url: str, deadline: float, card_number: str = "4242424242424242") -> Answer:
+def html_checkout(base_url: str, deadline: float) -> Answer:
     """Place an order through the pages a person uses: catalog, cart, checkout form."""
     with httpx.Client(base_url=base_url, timeout=deadline + 5, follow_redirects=False) as client:
         page = client.get("/")
@@ -59,7 +60,7 @@ def html_checkout(base_url: str, deadline: float, card_number: str = "4242424242
         response = client.post("/checkout", data={
             "csrf_token": form.get("csrf_token", ""),
             "idempotency_key": form.get("idempotency_key", ""),
-            "card_number": card_number, "exp_month": "12", "exp_year": "2030", "cvc": "123",
+            **card_form(GOOD_CARD),
         })
         elapsed = time.monotonic() - started
         verdict = classify(response.status_code, response.headers, response.text, elapsed,

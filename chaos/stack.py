@@ -19,7 +19,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from .appfaults import AppFaultClient
 from .errors import StackError
 from .faults import FaultInjector, ProxySpec
 from .observe import render_config
+from .waiting import poll
 
 LOOPBACK = "127.0.0.1"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -354,17 +354,15 @@ class Stack:
 
     def _wait(self, proc: Running, ready: Callable[[], bool], what: str) -> None:
         """Poll ready() until it is true, the process dies, or the deadline passes."""
-        deadline = time.monotonic() + self.config.ready_timeout
-        while time.monotonic() < deadline:
+        def up() -> bool:
             if not _alive(proc):
                 raise StackError(f"{proc.name} exited while starting; {self._tail(proc)}")
-            try:
-                if ready():
-                    self._progress(f"{proc.name} ready")
-                    return
-            except (OSError, httpx.HTTPError):
-                pass  # not yet listening
-            time.sleep(0.1)
+            return ready()
+
+        # OSError and HTTP errors: not yet listening.
+        if poll(up, self.config.ready_timeout, ignore=(OSError, httpx.HTTPError)):
+            self._progress(f"{proc.name} ready")
+            return
         raise StackError(
             f"{proc.name} was not {what} within {self.config.ready_timeout:.0f}s; "
             f"{self._tail(proc)}"
@@ -598,9 +596,7 @@ class Stack:
                 os.killpg(proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 continue
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(_alive(p) for p in live):
-            time.sleep(0.05)
+        poll(lambda: not any(_alive(p) for p in live), grace, every=0.05)
         for proc in live:
             if _alive(proc):
                 with contextlib.suppress(ProcessLookupError):

@@ -35,6 +35,7 @@ from locust.runners import WorkerRunner
 locust.runners.WORKER_REPORT_INTERVAL = 1.0
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # plain `locust -f` works too
+from chaos.vocabulary import DECLINED_CARD, GOOD_CARD, card_form  # noqa: E402
 from loadtests.banner import BannerWrong, Seen, StatusWatch  # noqa: E402
 from loadtests.classify import (  # noqa: E402
     ANY,
@@ -50,8 +51,6 @@ from loadtests.classify import (  # noqa: E402
 from loadtests.shapes import PROFILES, Ticker  # noqa: E402
 from loadtests.timeline import Timeline  # noqa: E402
 
-GOOD_CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
-DECLINED_CARD = {**GOOD_CARD, "number": "4000000000000002"}
 FALLBACK_SKUS = ["LAMP-001", "TOWL-001", "BOTL-001", "CHAIR-001", "SUNS-001"]
 # The share of journeys that go through the HTML storefront rather than the JSON API.
 STOREFRONT_SHARE = 0.34
@@ -370,9 +369,7 @@ class ShopperBase(FastHttpUser):
         if form is None or "idempotency_key" not in form.fields:
             return
         card, declined = self._card()
-        fields = {**form.fields, "card_number": card["number"],
-                  "exp_month": str(card["exp_month"]), "exp_year": str(card["exp_year"]),
-                  "cvc": card["cvc"]}
+        fields = {**form.fields, **card_form(card)}
         key = fields["idempotency_key"]
         verdict, response = self.page("POST", "/checkout", "/checkout (form)", form=fields,
                                       checkout=True, follow=False, decline_card=declined)

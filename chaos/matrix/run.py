@@ -21,10 +21,10 @@ import yaml
 from loadtests.classify import DEGRADED, GRACEFUL, OK, classify
 
 from ..errors import HarnessError
-from ..experiment import STATUS_NAME, TARGETS
 from ..faults import FaultInjector
 from ..runner import interruptible, signals_held
-from ..shopper import GOOD_CARD
+from ..vocabulary import GOOD_CARD, STATUS_NAME, TARGETS
+from ..waiting import poll
 
 EXPECTED_FILE = Path(__file__).with_name("expected.yaml")
 FEATURES = ("browse", "cart", "checkout", "order_status", "status_page")
@@ -188,15 +188,7 @@ Progress = Callable[[str], None]
 
 
 def _wait(condition: Callable[[], bool], seconds: float, step: float = 0.25) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return True
-        except (httpx.HTTPError, ValueError, KeyError):
-            pass
-        time.sleep(step)
-    return False
+    return bool(poll(condition, seconds, step, ignore=(httpx.HTTPError, ValueError, KeyError)))
 
 
 def _state(base_url: str, dependency: str) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from chaos.stack import Stack
+from chaos.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -16,12 +16,11 @@ def add_lantern_and_open_checkout(page, shop_url: str) -> None:
     # A shop still recovering from the previous test's outage may show the sale page
     # without its buttons for a moment: reload until the lantern can be added.
     button = 'button[data-sku="LAMP-001"]'
-    deadline = time.monotonic() + 20
-    page.goto(f"{shop_url}/")
-    while page.locator(button).count() == 0:
-        assert time.monotonic() < deadline, "the sale page never offered the lantern"
-        page.wait_for_timeout(250)
+    def offered() -> bool:
         page.goto(f"{shop_url}/")
+        return page.locator(button).count() > 0
+
+    eventually(offered, 20, "the sale page offers the lantern", every=0.25)
     page.click(button)
     page.wait_for_url(f"{shop_url}/cart")
     assert "LED Lantern" in page.inner_text("main")
@@ -69,13 +68,11 @@ def test_payments_down_still_takes_the_order_and_says_so(
     assert page.inner_text("#order-status") == "payment pending"
     assert "you have not been charged yet" in page.inner_text("#payment-pending")
     page.screenshot(path=str(output_dir / "order-payment-pending.png"), full_page=True)
-    deadline = time.monotonic() + 10
-    while True:  # each worker learns of the outage from its own calls and prober
+    def told() -> bool:  # each worker learns of the outage from its own calls and prober
         page.goto(f"{shop}/status")
-        if "down" in page.inner_text("#dep-payments"):
-            break
-        assert time.monotonic() < deadline, "the status page never said payments are down"
-        page.wait_for_timeout(200)
+        return "down" in page.inner_text("#dep-payments")
+
+    eventually(told, 10, "the status page says payments are down", every=0.2)
     assert page.is_visible("#site-banner")
     assert "Card payments are not going through" in page.inner_text("#site-banner")
     page.screenshot(path=str(output_dir / "status-payments-down.png"), full_page=True)

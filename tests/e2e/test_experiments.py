@@ -14,6 +14,7 @@ import pytest
 
 from chaos.faults import HARNESS_PREFIX
 from chaos.stack import Stack
+from chaos.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 HERE = Path(__file__).parent / "experiments"
@@ -91,10 +92,8 @@ def test_a_stop_condition_aborts_early_and_rolls_back(stack: Stack, tmp_path: Pa
 
 
 def wait_for_toxic(stack: Stack, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not harness_toxics(stack):
-        assert time.monotonic() < deadline, "the fault was never injected"
-        time.sleep(0.2)
+    eventually(lambda: bool(harness_toxics(stack)), timeout, "the fault is injected",
+               every=0.2)
 
 
 def test_sigterm_mid_fault_leaves_no_toxic(stack: Stack, tmp_path: Path,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import httpx
 import pytest
 
-from chaos.shopper import GOOD_CARD, api_checkout
+from chaos.shopper import api_checkout
 from chaos.stack import Stack
+from chaos.vocabulary import GOOD_CARD
+from chaos.waiting import eventually
 from loadtests.classify import DEGRADED, GRACEFUL, OK
 
 pytestmark = pytest.mark.e2e
@@ -47,13 +48,11 @@ def test_complete_journey_through_the_api(stack: Stack) -> None:
 
 def checkout_ok_within(stack: Stack, seconds: float) -> str:
     """Checkouts until one succeeds, or fail at the deadline: recovery must come by itself."""
-    deadline = time.monotonic() + seconds
-    while True:
+    def succeeded() -> str | None:
         answer = api_checkout(stack.config.shop_url, CHECKOUT_DEADLINE)
-        if answer.verdict.cls == OK:
-            return answer.body
-        assert time.monotonic() < deadline, f"no successful checkout after recovery: {answer}"
-        time.sleep(0.2)
+        return answer.body if answer.verdict.cls == OK else None
+
+    return eventually(succeeded, seconds, "a successful checkout after recovery", every=0.2)
 
 
 # What a checkout gives while each dependency is down: a fallback (payments: the order is
@@ -82,13 +81,12 @@ def test_dependency_down_keeps_the_graceful_contract_then_recovers(
 
 
 def wait_for_order_status(stack: Stack, order_id: str, status: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        seen = httpx.get(f"{stack.config.shop_url}/api/orders/{order_id}", timeout=5).json()
-        if seen["status"] == status:
-            return
-        assert time.monotonic() < deadline, f"order {order_id} stayed {seen['status']}"
-        time.sleep(0.2)
+    def seen() -> str:
+        return str(httpx.get(f"{stack.config.shop_url}/api/orders/{order_id}",
+                             timeout=5).json()["status"])
+
+    eventually(lambda: seen() == status, seconds, f"order {order_id} becomes {status}",
+               every=0.2)
 
 
 def test_status_page_names_the_failing_dependency_and_clears(stack: Stack, faults) -> None:
@@ -97,15 +95,9 @@ def test_status_page_names_the_failing_dependency_and_clears(stack: Stack, fault
         return str(body["dependencies"]["inventory"]["state"])
 
     faults.disable("inventory")
-    deadline = time.monotonic() + 10
-    while state() != "down":
-        assert time.monotonic() < deadline, "status never said inventory is down"
-        time.sleep(0.1)
+    eventually(lambda: state() == "down", 10, "the status says inventory is down")
     faults.enable("inventory")
-    deadline = time.monotonic() + 15
-    while state() != "operational":
-        assert time.monotonic() < deadline, "status never cleared after recovery"
-        time.sleep(0.1)
+    eventually(lambda: state() == "operational", 15, "the status clears after recovery")
 
 
 def test_shop_metrics_cover_every_gunicorn_worker(stack: Stack) -> None:
@@ -128,24 +120,24 @@ def breaker_state(stack: Stack, dependency: str) -> float | None:
     return max(values) if values else None
 
 
+def breaker_after_checkout(stack: Stack) -> float | None:
+    """One checkout (real checkouts feed the breaker), then the payments breaker's state."""
+    api_checkout(stack.config.shop_url, CHECKOUT_DEADLINE)
+    return breaker_state(stack, "payments")
+
+
 def test_breaker_opens_on_a_failing_dependency_fails_fast_and_closes_after(
     stack: Stack, faults
 ) -> None:
     checkout_ok_within(stack, 10)
     faults.disable("payments")
-    deadline = time.monotonic() + 20
-    while breaker_state(stack, "payments") != 2:  # real checkouts feed the breaker
-        assert time.monotonic() < deadline, "the payments breaker never opened"
-        api_checkout(stack.config.shop_url, CHECKOUT_DEADLINE)
-        time.sleep(0.2)
+    eventually(lambda: breaker_after_checkout(stack) == 2, 20,  # real checkouts feed it
+               "the payments breaker opens", every=0.2)
     fast = [api_checkout(stack.config.shop_url, CHECKOUT_DEADLINE) for _ in range(5)]
     # The breaker fails the payment call fast, and the fallback still takes the order.
     assert all(a.verdict.cls == DEGRADED for a in fast)
     assert all(json.loads(a.body)["status"] == "payment_pending" for a in fast)
     faults.enable("payments")
     checkout_ok_within(stack, 20)  # half-open after the reset time, then closed
-    deadline = time.monotonic() + 20
-    while breaker_state(stack, "payments") != 0:
-        assert time.monotonic() < deadline, "the payments breaker never closed again"
-        api_checkout(stack.config.shop_url, CHECKOUT_DEADLINE)
-        time.sleep(0.2)
+    eventually(lambda: breaker_after_checkout(stack) == 0, 20,
+               "the payments breaker closes again", every=0.2)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 
 from chaos.observe import parse_time, query_range
 from chaos.stack import PROJECT_ROOT, Stack
+from chaos.waiting import eventually
 from tests.e2e.test_experiments import CLI, HERE, assert_clean
 
 pytestmark = pytest.mark.e2e
@@ -130,12 +130,10 @@ def test_the_ungraceful_alert_fires_for_a_fragile_shop_only(
 
 def wait_for_rules(url: str, after: float, timeout: float = 15.0) -> None:
     """Until every rule group was evaluated after `after`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def evaluated() -> bool:
         groups = httpx.get(f"{url}/api/v1/rules", timeout=2).json()["data"]["groups"]
         stamps = [g["lastEvaluation"] for g in groups]
-        if stamps and all(parse_time(s) >= after for s in stamps):
-            return
-        time.sleep(0.2)
-    raise AssertionError("Prometheus did not evaluate its rules after the run")
+        return bool(stamps) and all(parse_time(s) >= after for s in stamps)
+
+    eventually(evaluated, timeout, "Prometheus evaluates its rules after the run", every=0.2)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,6 +20,7 @@ import pytest
 
 from chaos.audit import AuditResult, run_audit
 from chaos.stack import Stack
+from chaos.waiting import eventually
 
 pytestmark = pytest.mark.integration
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
@@ -74,14 +75,6 @@ def rules(result: AuditResult) -> dict[str, list[dict[str, str]]]:
     for v in result.violations:
         found.setdefault(v.rule, []).append(v.ids)
     return found
-
-
-def eventually(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds} s: {what}")
-        time.sleep(0.1)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from chaos.waiting import eventually
 from demo_shop.adapters.orders import OrdersStore
 from demo_shop.domain import CartLine, Order, OrderStatus
 from demo_shop.errors import DependencyUnavailable
@@ -81,12 +82,7 @@ def test_pool_recovers_after_the_proxy_was_disabled(orders_via_proxy: OrdersStor
     with pytest.raises(DependencyUnavailable):
         orders_via_proxy.products(Deadline(2))
     faults.enable("postgres")
-    deadline = time.monotonic() + 10
-    while True:  # the first call after recovery may still find the pool refilling
-        try:
-            assert len(orders_via_proxy.products(Deadline(2))) == 20
-            break
-        except DependencyUnavailable:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    # The first call after recovery may still find the pool refilling.
+    products = eventually(lambda: orders_via_proxy.products(Deadline(2)), 10,
+                          "the pool serves again", ignore=(DependencyUnavailable,))
+    assert len(products) == 20

@@ -3,12 +3,12 @@ them (the real services with the shop are in tests/integration/test_app_faults.p
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from chaos.experiment import ExperimentError, parse_experiment
+from chaos.waiting import eventually
 from demo_shop.services.inventory import create_app as inventory_app
 from demo_shop.services.payments import create_app as payments_app
 
@@ -81,10 +81,8 @@ def test_a_release_after_expiry_is_recorded_as_given_back(tmp_path: Path) -> Non
     made = client.post("/v1/reservations", json={"reservation_id": "r1", "ttl_seconds": 0.05,
                                                   "items": [{"sku": "LAMP-001", "qty": 1}]})
     assert made.status_code == 201
-    deadline = time.monotonic() + 5
-    while client.get("/v1/reservations/r1").json["state"] != "expired":
-        assert time.monotonic() < deadline, "the hold did not expire"
-        time.sleep(0.02)
+    eventually(lambda: client.get("/v1/reservations/r1").json["state"] == "expired", 5,
+               "the hold expires", every=0.02)
     released = client.post("/v1/reservations/r1/release")
     assert released.status_code == 200 and released.json["state"] == "released"
     assert client.post("/v1/reservations/r1/commit").status_code == 409

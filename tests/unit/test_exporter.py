@@ -12,8 +12,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from chaos.experiment import Fault
-from chaos.exporter import CLASSES, PHASES, HarnessCollector
+from chaos.exporter import CLASSES, HarnessCollector
 from chaos.runner import Live, RunResult
+from chaos.vocabulary import RUN_PHASES
 from tests.unit.test_runner import EXPERIMENT
 
 
@@ -50,7 +51,7 @@ def test_a_running_experiment_exports_its_phase_faults_and_answers() -> None:
     got = samples(collector)
     assert [s.value for s in got["chaos_experiment_running"]] == [1.0]
     phases = {s.labels["phase"]: s.value for s in got["chaos_experiment_phase"]}
-    assert set(phases) == set(PHASES) and phases["method"] == 1 and sum(phases.values()) == 1
+    assert set(phases) == set(RUN_PHASES) and phases["method"] == 1 and sum(phases.values()) == 1
     active = {(s.labels["target"], s.labels["dependency"]) for s in got["chaos_fault_active"]}
     assert active == {("payments", "payments"), ("postgres", "database")}
     attributes = {(s.labels["target"], s.labels["attribute"]): s.value
