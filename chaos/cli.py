@@ -289,8 +289,9 @@ def _shop_profile(text: str | None) -> Any:
 def _run_one(name: str, stack: Stack, out: Path, time_scale: float = 1.0,
              shop: Any = None) -> Any:
     from .experiment import load_experiment
+    from .exporter import stack_observers
     from .report import write_reports
-    from .runner import Runner
+    from .run import Runner, ViewObserver
     from .view import live_view
 
     path, experiment = load_experiment(name)
@@ -299,8 +300,8 @@ def _run_one(name: str, stack: Stack, out: Path, time_scale: float = 1.0,
     if shop is not None:
         experiment = experiment.model_copy(update={"shop": shop})
     with live_view(console, path.stem) as view:
-        result = Runner(experiment, str(path), stack.config, out, view=view,
-                        export_metrics=True).run()
+        result = Runner.on_stack(experiment, str(path), stack.config, out,
+                                 observers=[ViewObserver(view), *stack_observers(stack)]).run()
     paths = write_reports(result, path.stem)
     return result, paths
 
@@ -512,25 +513,24 @@ def matrix(shop_text: str, expected: Path | None, tries: int, out: Path | None,
     is worse than expected."""
     from .matrix import load_expected
     from .matrix.run import EXPECTED_FILE, run, write
-    from .runner import shop_profile_env, shop_safeguards
+    from .shop import ShopClient, shop_profile
 
-    shop = _shop_profile(shop_text)
+    profile = _shop_profile(shop_text)
     wanted = load_expected(expected or EXPECTED_FILE)  # a bad file fails before anything runs
     stack = _stack()
     started_here = _ensure_stack(stack, manage_stack)
     out = _report_dir(out, "matrix")
-    previous = shop_safeguards(stack.config.shop_url)
     try:
-        if previous != shop.off:
-            console.print(f"restarting the shop: {shop.describe()}")
-            stack.restart_shop(shop_profile_env(shop.off))
-        stack.faults.sweep()
-        result = run(stack.config.shop_url, stack.faults, wanted, shop.describe(), tries,
-                     progress=lambda line: console.print(f"  {line}"))
+        console.print(f"the shop: {profile.describe()}")
+        with shop_profile(ShopClient(stack.config.shop_url), stack.restart_shop, profile.off,
+                          restore=not started_here):
+            stack.faults.sweep()
+            try:
+                result = run(stack.config.shop_url, stack.faults, wanted, profile.describe(),
+                             tries, progress=lambda line: console.print(f"  {line}"))
+            finally:
+                stack.faults.sweep()
     finally:
-        stack.faults.sweep()
-        if previous is not None and previous != shop.off and not started_here:
-            stack.restart_shop(shop_profile_env(previous))
         if started_here:
             stack.down()
     paths = write(result, out)

@@ -10,8 +10,8 @@ a response class. Attribute values are sample values, never labels.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -19,47 +19,47 @@ from prometheus_client.registry import Collector
 
 from loadtests.classify import CLASSES
 
+from .errors import StackError
+from .observe import PrometheusError, query_key_series, wait_for_scrape
+from .run.journal import Live, RunResult
+from .stack import Stack
 from .vocabulary import RUN_PHASES, STATUS_NAME
-
-if TYPE_CHECKING:
-    from .runner import Runner
-
 
 
 class HarnessCollector(Collector):
-    """Reads the attached runner at scrape time; nothing is copied while the run goes on."""
+    """Reads the attached run at scrape time; nothing is copied while the run goes on."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._runner: Runner | None = None
+        self._run: tuple[Live, RunResult] | None = None
         self._name = ""
         # (experiment, dependency) -> {"time_to_communicate": s, "time_to_clear": s}: the
         # last measurement of each, kept after the run so the last scrape cannot miss it.
         self._communication: dict[tuple[str, str], dict[str, float | None]] = {}
 
-    def attach(self, runner: Runner, name: str) -> None:
+    def attach(self, live: Live, result: RunResult, name: str) -> None:
         """Export this run until detach()."""
         with self._lock:
-            self._runner, self._name = runner, name
+            self._run, self._name = (live, result), name
 
     def detach(self) -> None:
         """The run is over: only chaos_experiment_running 0 remains."""
         with self._lock:
-            if self._runner is not None:
-                for dependency, values in self._runner.result.communication.items():
+            if self._run is not None:
+                for dependency, values in self._run[1].communication.items():
                     self._communication[(self._name, dependency)] = dict(values)
-            self._runner, self._name = None, ""
+            self._run, self._name = None, ""
 
     def collect(self) -> Iterator[Any]:
         with self._lock:
-            runner, name = self._runner, self._name
+            run, name = self._run, self._name
             communication = dict(self._communication)
-            if runner is not None:
-                for dependency, values in runner.result.communication.items():
+            if run is not None:
+                for dependency, values in run[1].communication.items():
                     communication[(name, dependency)] = dict(values)
         running = GaugeMetricFamily("chaos_experiment_running",
                                     "1 while an experiment runs in this harness")
-        running.add_metric([], 1.0 if runner else 0.0)
+        running.add_metric([], 1.0 if run else 0.0)
         yield running
         for probe, help_text in (
             ("time_to_communicate", "Seconds from a fault until /api/status named the "
@@ -73,9 +73,9 @@ class HarnessCollector(Collector):
                 if values.get(probe) is not None:
                     family.add_metric([experiment, dependency], float(values[probe] or 0))
             yield family
-        if runner is None:
+        if run is None:
             return
-        live = runner.live
+        live = run[0]
         info = GaugeMetricFamily("chaos_experiment_phase",
                                  "1 for the phase the experiment is in, 0 for the others",
                                  labels=["experiment", "phase"])
@@ -88,7 +88,7 @@ class HarnessCollector(Collector):
         attributes = GaugeMetricFamily(
             "chaos_fault_attribute", "Each attribute of an active fault (latency ms, rate...)",
             labels=["experiment", "target", "dependency", "toxic", "attribute"])
-        for fault, target in runner.active_faults():
+        for fault, target in list(live.faults):
             dependency = STATUS_NAME[target]
             active.add_metric([name, fault.name, target, dependency, fault.toxic, fault.stream],
                               1.0)
@@ -145,3 +145,76 @@ class Exporter:
         """Stop serving (tests; a CLI process simply exits)."""
         self.server.shutdown()
         self.server.server_close()
+
+
+class ExporterObserver:
+    """A run observer that serves the run on the harness's metrics endpoint; after the run,
+    it waits for Prometheus (when the stack runs one) to scrape the last figures before
+    letting go. A taken port is a note in the report, not a reason to skip the run."""
+
+    def __init__(self, port: int, prometheus_url: Callable[[], str | None]) -> None:
+        self._port = port
+        self._prometheus_url = prometheus_url
+        self._exporter: Exporter | None = None
+
+    def started(self, name: str, live: Live, result: RunResult) -> None:
+        try:
+            self._exporter = Exporter.shared(self._port)
+        except OSError as exc:
+            result.notes.append(
+                f"harness metrics not exported: port {self._port} is taken "
+                f"({exc.strerror}); set CC_HARNESS_PORT to a free port")
+            return
+        self._exporter.collector.attach(live, result, name)
+
+    def update(self, live: Live) -> None:
+        pass
+
+    def ended(self, result: RunResult) -> None:
+        if self._exporter is None:
+            return
+        # The run's last figures (time-to-communicate among them) reach Prometheus before
+        # this process, and its endpoint, may go away.
+        url = self._prometheus_url()
+        if url is not None and result.ended is not None and \
+                not wait_for_scrape(url, "harness", result.ended):
+            result.notes.append("Prometheus did not scrape the harness after the run")
+        self._exporter.collector.detach()
+        self._exporter = None
+
+
+class PrometheusSeries:
+    """A run observer that keeps the run's key series from the stack's Prometheus (when it
+    runs) for the report's charts."""
+
+    def __init__(self, prometheus_url: Callable[[], str | None]) -> None:
+        self._prometheus_url = prometheus_url
+
+    def started(self, name: str, live: Live, result: RunResult) -> None:
+        pass
+
+    def update(self, live: Live) -> None:
+        pass
+
+    def ended(self, result: RunResult) -> None:
+        url = self._prometheus_url()
+        if url is None or not result.rows:
+            return
+        try:
+            result.prometheus = query_key_series(url, result.rows[0]["ts"], result.ended)
+        except PrometheusError as exc:
+            result.notes.append(f"Prometheus series not drawn: {exc}")
+
+
+def stack_observers(stack: Stack) -> list[ExporterObserver | PrometheusSeries]:
+    """The observers a CLI run has: the harness's metrics, then the Prometheus series (in
+    this order: the last scrape is waited for before the series are read)."""
+
+    def prometheus_url() -> str | None:
+        try:
+            return stack.prometheus_url()
+        except StackError:  # an unreadable state file: the report draws the load's only
+            return None
+
+    return [ExporterObserver(stack.config.ports.harness, prometheus_url),
+            PrometheusSeries(prometheus_url)]

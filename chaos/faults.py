@@ -167,11 +167,20 @@ class FaultInjector:
 
     def sweep(self, proxies: list[str] | None = None) -> list[str]:
         """Remove every harness toxic and re-enable the named proxies; returns what it did."""
+        return self.sweep_toxics() + self.enable_all(proxies)
+
+    def sweep_toxics(self) -> list[str]:
+        """Remove every harness toxic; returns what it did."""
         done = []
         for toxic in self.toxics():
             if toxic.name.startswith(HARNESS_PREFIX):
                 self.roll_back(toxic.proxy, toxic.name)
                 done.append(f"removed {toxic.name} from {toxic.proxy}")
+        return done
+
+    def enable_all(self, proxies: list[str] | None = None) -> list[str]:
+        """Re-enable the named proxies (every proxy by default); returns what it did."""
+        done = []
         states = self.proxy_names()
         for name in proxies if proxies is not None else list(states):
             if name in states and not states[name]:

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import HarnessError
 from .experiment import load_experiment
 from .report import write_reports
-from .runner import Runner, RunResult
+from .run import Runner, RunResult
 from .stack import PROJECT_ROOT, Ports, Stack, StackConfig
 
 MUTANTS_FILE = Path(__file__).resolve().parent / "mutants.yaml"
@@ -245,8 +245,9 @@ def run_mutants(mutants: list[Mutant], out: Path, time_scale: float,
             for experiment in names:
                 path, loaded = load_experiment(experiment)
                 folder = out / name / path.stem
-                result = Runner(loaded.scaled(time_scale) if time_scale != 1.0 else loaded,
-                                str(path), stack.config, folder).run()
+                result = Runner.on_stack(
+                    loaded.scaled(time_scale) if time_scale != 1.0 else loaded, str(path),
+                    stack.config, folder).run()
                 write_reports(result, path.stem)
                 if result.verdict == "error" and result.reason.startswith("stopped by"):
                     raise HarnessError(f"mutants: {result.reason}")

@@ -21,7 +21,7 @@ from loadtests.classify import CLASSES, UNGRACEFUL
 
 from .faults import FaultInjector
 from .probes import StatusPoller
-from .runner import interruptible
+from .run.safety import interruptible
 from .shopper import Answer, api_checkout, html_checkout
 from .waiting import poll
 

@@ -241,22 +241,21 @@ class MetricsPoller(Poller):
         return max(0.0, increase) / (last_at - first_at)
 
 
-@dataclass(slots=True)
-class Context:
-    """What the hypotheses are judged on, besides timeline windows."""
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the hypotheses are judged on besides the timeline, as known when they are
+    judged: the status page's samples, when the first fault started and the last was rolled
+    back, how long recovery took, the shop's own metrics."""
 
     status: StatusPoller
     fault_start: float | None = None
     last_rollback: float | None = None
     recovery_time: float | None = None
-    metrics: dict[str, dict[tuple[str, frozenset[tuple[str, str]]], float]] = field(
-        default_factory=dict)
-    window_bounds: dict[str, Window] = field(default_factory=dict)
     shop_metrics: MetricsPoller | None = None
 
 
 def measure(hypothesis: Hypothesis, window: Window, rows: list[dict[str, Any]],
-            context: Context) -> float | None:
+            context: Evidence) -> float | None:
     """The probe's value over the window; None when there was nothing to measure."""
     stats = WindowStats.of(window.rows(rows))
     probe = hypothesis.probe

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .runner import RunResult
+from .run.journal import RunResult
 from .stack import PROJECT_ROOT
 
 

@@ -11,7 +11,7 @@ from rich.live import Live as RichLive
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .runner import Live, View
+from .run.journal import Live, View
 
 
 @contextmanager

@@ -56,7 +56,7 @@ TOXIC_ATTRIBUTES: dict[str, dict[str, bool]] = {
 
 # The steps of a run, in order, as the journal and the harness's metrics name them.
 RUN_PHASES = ("shop", "preflight", "steady-state-before", "method", "rollback", "recovery",
-              "teardown", "audit")
+              "teardown", "judge", "audit")
 # The phases hypotheses are judged in, in report order.
 JUDGED_PHASES = ("baseline", "fault", "recovery", "audit")
 

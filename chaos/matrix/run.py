@@ -22,7 +22,7 @@ from loadtests.classify import DEGRADED, GRACEFUL, OK, classify
 
 from ..errors import HarnessError
 from ..faults import FaultInjector
-from ..runner import interruptible, signals_held
+from ..run.safety import interruptible, signals_held
 from ..vocabulary import GOOD_CARD, STATUS_NAME, TARGETS
 from ..waiting import poll
 

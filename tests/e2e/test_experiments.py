@@ -120,7 +120,7 @@ def test_sigterm_mid_fault_leaves_no_toxic(stack: Stack, tmp_path: Path,
 def test_sigkill_mid_fault_is_swept_at_the_next_start(stack: Stack, tmp_path: Path,
                                                       cli_env: dict[str, str]) -> None:
     from chaos.experiment import load_experiment
-    from chaos.runner import Runner
+    from chaos.run import Collaborators
 
     proc = subprocess.Popen([*CLI, "run", str(HERE / "long-fault.yaml"), "--out",
                              str(tmp_path / "killed")], env=cli_env,
@@ -135,7 +135,8 @@ def test_sigkill_mid_fault_is_swept_at_the_next_start(stack: Stack, tmp_path: Pa
     leftover = harness_toxics(stack)
     assert leftover, "SIGKILL leaves the toxic behind (nothing can run on SIGKILL)"
     _, experiment = load_experiment(str(HERE / "short-pass.yaml"))
-    preflight = Runner(experiment, "next run", stack.config, tmp_path / "next")._preflight()
+    preflight = Collaborators.for_stack(stack.config, tmp_path / "next").preflight(
+        experiment.targets())
     assert any(name in line for line in preflight["swept_leftovers"] for name in leftover)
     assert any("stopped leftover load" in line for line in preflight["swept_leftovers"])
     assert_clean(stack)
@@ -143,7 +144,7 @@ def test_sigkill_mid_fault_is_swept_at_the_next_start(stack: Stack, tmp_path: Pa
 
 def test_a_second_run_on_the_same_stack_is_refused(stack: Stack, tmp_path: Path,
                                                    cli_env: dict[str, str]) -> None:
-    from chaos.runner import run_lock
+    from chaos.run import run_lock
 
     with run_lock(stack.config.run_dir):
         result = run("short-pass", tmp_path, cli_env)

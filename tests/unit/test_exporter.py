@@ -1,10 +1,9 @@
 """The harness's metrics: phase, active faults with bounded labels, the load's classes, and
-time-to-communicate kept after the run (a fake runner at the collector's boundary)."""
+time-to-communicate kept after the run (a run's live figures handed to the collector)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chaos.experiment import Fault
 from chaos.exporter import CLASSES, HarnessCollector
-from chaos.runner import Live, RunResult
+from chaos.run import Live, RunResult
 from chaos.vocabulary import RUN_PHASES
 from tests.unit.test_runner import EXPERIMENT
-
-
-@dataclass
-class FakeRunner:
-    live: Live
-    result: RunResult
-    faults: list[tuple[Fault, str]] = field(default_factory=list)
-
-    def active_faults(self) -> list[tuple[Fault, str]]:
-        return self.faults
 
 
 def samples(collector: HarnessCollector) -> dict[str, list[Any]]:
@@ -40,14 +29,13 @@ def samples(collector: HarnessCollector) -> dict[str, list[Any]]:
 
 
 def test_a_running_experiment_exports_its_phase_faults_and_answers() -> None:
-    live = Live(phase="method", totals={"ok": 40, "graceful_error": 3, "ungraceful": 1},
-                last_row={"requests": 25})
     latency = Fault(name="payments slower", target=["payments", "postgres"], toxic="latency",
                     attributes={"latency": 300, "jitter": 50}, toxicity=0.5, duration=5)
-    runner = FakeRunner(live, RunResult(EXPERIMENT, "x/payments-slow.yaml", Path(".")),
-                        [(latency, "payments"), (latency, "postgres")])
+    live = Live(phase="method", totals={"ok": 40, "graceful_error": 3, "ungraceful": 1},
+                last_row={"requests": 25}, faults=[(latency, "payments"), (latency, "postgres")])
     collector = HarnessCollector()
-    collector.attach(runner, "payments-slow")  # type: ignore[arg-type]
+    collector.attach(live, RunResult(EXPERIMENT, "x/payments-slow.yaml", Path(".")),
+                     "payments-slow")
     got = samples(collector)
     assert [s.value for s in got["chaos_experiment_running"]] == [1.0]
     phases = {s.labels["phase"]: s.value for s in got["chaos_experiment_phase"]}
@@ -70,9 +58,8 @@ def test_a_running_experiment_exports_its_phase_faults_and_answers() -> None:
 
 def test_after_the_run_only_time_to_communicate_stays() -> None:
     result = RunResult(EXPERIMENT, "x/redis-down.yaml", Path("."))
-    runner = FakeRunner(Live(phase="audit"), result)
     collector = HarnessCollector()
-    collector.attach(runner, "redis-down")  # type: ignore[arg-type]
+    collector.attach(Live(phase="audit"), result, "redis-down")
     result.communication["cache"] = {"time_to_communicate": 0.8, "time_to_clear": None}
     collector.detach()
     got = samples(collector)

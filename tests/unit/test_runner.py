@@ -10,7 +10,8 @@ import pytest
 
 from chaos.experiment import Fault, StopCondition, parse_experiment
 from chaos.report import junit_suite, markdown, write_junit
-from chaos.runner import HypothesisResult, RunResult, due, stop_condition_met
+from chaos.run import HypothesisResult, RunResult
+from chaos.run.method import due, stop_condition_met
 from loadtests.timeline import Timeline, histogram_percentile
 
 EXPERIMENT = parse_experiment((Path(__file__).parent / "experiments" /
@@ -133,7 +134,7 @@ def test_a_reused_report_folder_does_not_hand_its_old_load_files_to_the_new_run(
     tmp_path: Path,
 ) -> None:
     """The last run's stop file would end the new load at once (found by a gate re-run)."""
-    from chaos.runner import Runner
+    from chaos.run import Runner
     from chaos.stack import Ports, StackConfig
 
     out = tmp_path / "report"
@@ -142,7 +143,7 @@ def test_a_reused_report_folder_does_not_hand_its_old_load_files_to_the_new_run(
     (out / "load" / "timeline.jsonl").write_text('{"ts": 1}\n')
     config = StackConfig(run_dir=tmp_path / "run", ports=Ports.free())  # nothing listens
     (tmp_path / "run").mkdir()
-    result = Runner(EXPERIMENT, "x.yaml", config, out).run()
+    result = Runner.on_stack(EXPERIMENT, "x.yaml", config, out).run()
     assert result.verdict == "error"  # no stack: the run cannot be made
     assert not (out / "load" / "stop").exists()
     assert not (out / "load" / "timeline.jsonl").exists()

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from chaos.experiment import Hypothesis, Recovery, load_experiment, parse_experiment
-from chaos.probes import Context, MetricsPoller, StatusPoller, Window, measure
-from chaos.runner import HypothesisResult, RunResult, judge, recovered_from, recovery_hypotheses
+from chaos.probes import Evidence, MetricsPoller, StatusPoller, Window, measure
+from chaos.run import HypothesisResult, RunResult
+from chaos.run.judge import judge
+from chaos.run.recovery import recovered_from, recovery_hypotheses
 from loadtests.shapes import build, users_at
 
 EXPERIMENT = parse_experiment((Path(__file__).parent / "experiments" /
@@ -23,13 +25,13 @@ def poller(states: list[tuple[float, str]]) -> StatusPoller:
 
 def test_time_to_communicate_needs_a_clear_status_before_the_fault() -> None:
     fault = Window("fault", 100.0, 120.0)
-    told = Context(poller([(99.0, "operational"), (101.0, "down")]), fault_start=100.0)
+    told = Evidence(poller([(99.0, "operational"), (101.0, "down")]), fault_start=100.0)
     result = judge("fault", TTC, fault, [], told)
     assert result.held and result.value == 1.0
-    always = Context(poller([(99.0, "degraded"), (101.0, "down")]), fault_start=100.0)
+    always = Evidence(poller([(99.0, "degraded"), (101.0, "down")]), fault_start=100.0)
     result = judge("fault", TTC, fault, [], always)
     assert not result.held and "status already degraded" in result.note
-    unknown = Context(poller([(101.0, "down")]), fault_start=100.0)
+    unknown = Evidence(poller([(101.0, "down")]), fault_start=100.0)
     assert not judge("fault", TTC, fault, [], unknown).held
 
 
@@ -96,8 +98,8 @@ def test_shop_metric_rate_measures_a_counter_over_the_window() -> None:
         "name": "checkouts per second", "probe": "shop_metric_rate",
         "metric": "shop_checkout_outcomes", "labels": {"outcome": "success"},
         "tolerance": {"min": 1}})
-    context = Context(StatusPoller("http://127.0.0.1:1"), shop_metrics=metrics)
+    context = Evidence(StatusPoller("http://127.0.0.1:1"), shop_metrics=metrics)
     assert measure(hypothesis, Window("fault", 100.0, 105.0), [], context) == 7.5
     assert measure(hypothesis, Window("fault", 105.0, 109.0), [], context) is None
-    context.shop_metrics = None
+    context = Evidence(StatusPoller("http://127.0.0.1:1"))
     assert measure(hypothesis, Window("fault", 100.0, 105.0), [], context) is None

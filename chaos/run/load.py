@@ -1,0 +1,136 @@
+"""The load behind a run: the Locust process, and the feed of its live timeline that every
+stage reads (the view updated, a load that died noticed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from loadtests.classify import CLASSES
+from loadtests.run import LoadPlan
+
+from ..errors import HarnessError
+from .journal import Live
+
+
+class Load(Protocol):
+    """What the runner needs of a load generator."""
+
+    rows: list[dict[str, Any]]
+
+    def start(self) -> None: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+    def poll(self) -> list[dict[str, Any]]: ...
+
+    def stop(self) -> None: ...
+
+
+class LoadProcess:
+    """The Locust run behind an experiment, and its live timeline."""
+
+    def __init__(self, plan: LoadPlan, log_path: Path, pid_path: Path) -> None:
+        self.plan = plan
+        self._log_path = log_path
+        self._pid_path = pid_path
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._offset = 0
+        self.rows: list[dict[str, Any]] = []
+
+    def start(self) -> None:
+        """Start Locust (bounded by its own -t)."""
+        self.plan.run_dir.mkdir(parents=True, exist_ok=True)
+        with self._log_path.open("wb") as log:
+            self._proc = subprocess.Popen(self.plan.command(), stdout=log,
+                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self._pid_path.parent.mkdir(parents=True, exist_ok=True)
+        self._pid_path.write_text(str(self._proc.pid))
+
+    @property
+    def alive(self) -> bool:
+        """True while Locust runs."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def poll(self) -> list[dict[str, Any]]:
+        """New finished seconds from the live timeline."""
+        path = self.plan.run_dir / "live.jsonl"
+        try:
+            with path.open() as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return []
+        complete = chunk[: chunk.rfind("\n") + 1]
+        self._offset += len(complete.encode())
+        new = [json.loads(line) for line in complete.splitlines() if line.strip()]
+        self.rows.extend(new)
+        return new
+
+    def stop(self, graceful: float = 20.0) -> None:
+        """Ask the load shape to end (users finish their journeys, every answer recorded),
+        then SIGTERM, then SIGKILL, each after a bounded wait."""
+        if self._proc is None:
+            return
+        (self.plan.run_dir / "stop").touch()
+        for action, wait in ((None, graceful), (self._proc.terminate, 10.0),
+                             (self._proc.kill, 5.0)):
+            if self._proc.poll() is not None:
+                break
+            if action is not None:
+                action()
+            try:
+                self._proc.wait(wait)
+            except subprocess.TimeoutExpired:
+                continue
+        self._pid_path.unlink(missing_ok=True)
+        self.poll()
+
+
+class Feed:
+    """The load's timeline as the stages read it: each read updates the live figures and
+    tells the observers; a load that stopped early is an error, not a silent gap."""
+
+    def __init__(self, load: Load, live: Live, notify: Callable[[Live], None],
+                 log_hint: Path, poll_interval: float = 0.1) -> None:
+        self.load = load
+        self._live = live
+        self._notify = notify
+        self._hint = log_hint
+        self.poll_interval = poll_interval
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """Every second read so far."""
+        return self.load.rows
+
+    def tick(self) -> list[dict[str, Any]]:
+        """Read new timeline rows, update the view; the load must still be running."""
+        new = self.load.poll()
+        for row in new:
+            for key in CLASSES:
+                self._live.totals[key] = self._live.totals.get(key, 0) + row.get(key, 0)
+            self._live.last_row = row
+        self._notify(self._live)
+        if not self.load.alive and not new:
+            raise HarnessError(f"the load generator stopped early; see {self._hint}")
+        return new
+
+    def wait_rows_until(self, until: float, margin: float = 15.0) -> None:
+        """Wait until the timeline has rows up to `until` (bounded by a margin)."""
+        deadline = until + margin
+        while time.time() < deadline:
+            self.tick()
+            if self.rows and self.rows[-1]["ts"] + 1 >= until:
+                return
+            time.sleep(self.poll_interval)
+        raise HarnessError(f"the load timeline stopped arriving; see {self._hint}")
+
+    def pause(self) -> None:
+        """Between two reads."""
+        time.sleep(self.poll_interval)

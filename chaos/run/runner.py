@@ -1,0 +1,377 @@
+"""The sequence of one experiment run; every stage lives in its own module:
+
+shop profile -> preflight (safety) -> steady state before (judge) -> method (faults on
+their timeline, stop conditions) -> rollback (always: success, failed hypothesis, stop
+condition, exception, Ctrl-C, SIGTERM) -> recovery (the load goes on; the steady state
+must come back within a deadline) -> teardown -> judge (the phases whose evidence arrives
+late) -> audit. Every step is a journal entry, never a crash.
+
+The runner takes what it acts on as collaborators (fault drivers, the load, the shop,
+the status poller, the audit, observers), so the sequence is tested with fakes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from loadtests.run import LoadPlan
+
+from ..appfaults import AppFaultClient
+from ..audit import read_evidence, run_audit
+from ..errors import FaultError, HarnessError
+from ..experiment import Experiment, Hypothesis
+from ..faults import FaultInjector
+from ..probes import Evidence, MetricsPoller, StatusPoller, Window, WindowStats
+from ..shop import ShopClient, ShopProfile
+from ..stack import Stack, StackConfig
+from ..vocabulary import JUDGED_PHASES
+from .audit import AuditOnce, audit_run
+from .journal import Journal, Live, RunResult
+from .judge import communication, judge_phase
+from .load import Feed, Load, LoadProcess
+from .method import FaultDriver, Method, stack_drivers
+from .recovery import recovery_hypotheses, wait_cleared, wait_recovered
+from .safety import Interrupted, interruptible, kill_leftover_load, run_lock, signals_held
+
+
+class SteadyStateNotMet(HarnessError):
+    """The system was not healthy before the method: no fault is injected, and the
+    experiment fails."""
+
+
+class RunObserver(Protocol):
+    """Watches a run: the live view and the harness's metrics exporter are observers."""
+
+    def started(self, name: str, live: Live, result: RunResult) -> None: ...
+
+    def update(self, live: Live) -> None: ...
+
+    def ended(self, result: RunResult) -> None: ...
+
+
+class ViewObserver:
+    """A view callback (the terminal's live view) as an observer."""
+
+    def __init__(self, view: Callable[[Live], None]) -> None:
+        self._view = view
+
+    def started(self, name: str, live: Live, result: RunResult) -> None:
+        pass
+
+    def update(self, live: Live) -> None:
+        self._view(live)
+
+    def ended(self, result: RunResult) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class Collaborators:
+    """What a run acts on: the real stack's (`for_stack`), or fakes in unit tests."""
+
+    drivers: Mapping[str, FaultDriver]
+    preflight: Callable[[list[str]], dict[str, Any]]  # the experiment's targets -> output
+    shop: ShopClient
+    profile: ShopProfile
+    status: StatusPoller
+    start_load: Callable[[LoadPlan], Load]
+    audit_once: Callable[[float], AuditOnce]  # run start -> one audit of the evidence
+    observers: Sequence[RunObserver] = field(default_factory=tuple)
+    run_dir: Path = Path(".")
+
+    @classmethod
+    def for_stack(cls, config: StackConfig, out_dir: Path,
+                  observers: Sequence[RunObserver] = ()) -> Collaborators:
+        """The real thing: Toxiproxy, the services' fault endpoints, Locust, the shop."""
+        injector = FaultInjector("127.0.0.1", config.ports.toxiproxy)
+        app = AppFaultClient({"payments": config.payments_url,
+                              "inventory": config.inventory_url})
+        drivers = stack_drivers(injector, app)
+        shop = ShopClient(config.shop_url)
+
+        def start_load(plan: LoadPlan) -> Load:
+            load = LoadProcess(plan, out_dir / "locust.log", config.run_dir / "load.pid")
+            load.start()
+            return load
+
+        def audit_once(since: float) -> AuditOnce:
+            return lambda evidence: run_audit(evidence, config.direct_database_url,
+                                              config.payments_url, config.inventory_url,
+                                              since=since)
+
+        return cls(drivers=drivers,
+                   preflight=lambda targets: stack_preflight(config, injector, shop,
+                                                             drivers, targets),
+                   shop=shop,
+                   profile=ShopProfile(shop, Stack(config).restart_shop),
+                   status=StatusPoller(config.shop_url), start_load=start_load,
+                   audit_once=audit_once, observers=tuple(observers), run_dir=config.run_dir)
+
+
+def stack_preflight(config: StackConfig, injector: FaultInjector, shop: ShopClient,
+                    drivers: Mapping[str, FaultDriver], targets: list[str]) -> dict[str, Any]:
+    """The stack can take the experiment: Toxiproxy answers, the shop is ready, every
+    target has its proxy; a killed run's load and faults are cleared."""
+    stopped = kill_leftover_load(config.run_dir)
+    try:
+        version = injector.version()
+    except FaultError as exc:
+        raise HarnessError(f"{exc}") from exc
+    if shop.wait_ready(15.0) is None:  # a grace for a shop still recovering
+        raise HarnessError(f"the shop at {shop.base_url} is not ready: start the "
+                           "stack with `make up` (see `make status`)")
+    proxies = injector.proxy_names()
+    missing = [t for t in targets if t not in proxies]
+    if missing:
+        raise HarnessError(f"Toxiproxy has no proxy {', '.join(missing)} "
+                           f"(it has: {', '.join(sorted(proxies)) or 'none'}); "
+                           "`make down && make up` recreates them")
+    try:
+        swept = sweep(drivers)
+    except FaultError as exc:
+        raise HarnessError(str(exc)) from exc
+    return {"toxiproxy": version, "proxies": sorted(proxies),
+            "swept_leftovers": swept + stopped}
+
+
+def sweep(drivers: Mapping[str, FaultDriver]) -> list[str]:
+    """Every driver's leftovers cleared (a driver serving two kinds is swept once)."""
+    unique = {id(d): d for d in drivers.values()}
+    return [line for driver in unique.values() for line in driver.sweep()]
+
+
+class Runner:
+    """Runs one validated experiment."""
+
+    def __init__(self, experiment: Experiment, source: str, out_dir: Path,
+                 collaborators: Collaborators) -> None:
+        self.experiment = experiment
+        self.out_dir = out_dir
+        self.c = collaborators
+        self.result = RunResult(experiment, source, out_dir)
+        self.live = Live(planned=experiment.planned_seconds())
+        self.journal = Journal(self.result, self.live)
+        self.method = Method(experiment.faults, collaborators.drivers, self.live,
+                             self.result.fault_log)
+        self.feed: Feed | None = None
+        self.shop_metrics: MetricsPoller | None = None
+        self._fault_start: float | None = None
+        self._metrics: dict[str, Any] = {}
+        self._late: list[tuple[str, list[Hypothesis], Window]] = []  # judged once the load stopped
+
+    @classmethod
+    def on_stack(cls, experiment: Experiment, source: str, stack: StackConfig, out_dir: Path,
+                 observers: Sequence[RunObserver] = ()) -> Runner:
+        """A run against a running stack."""
+        return cls(experiment, source, out_dir,
+                   Collaborators.for_stack(stack, out_dir, observers))
+
+    # ---- the run --------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        """Every phase; returns the result with a verdict (it never raises HarnessError)."""
+        result = self.result
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for observer in self.c.observers:
+            observer.started(Path(result.source).stem, self.live, result)
+        try:
+            with run_lock(self.c.run_dir), interruptible():
+                # A report folder used before keeps the last run's load files, its stop
+                # file among them, which would end this run's load at once. Cleared only
+                # under the lock: another run may be writing there.
+                shutil.rmtree(self.out_dir / "load", ignore_errors=True)
+                try:
+                    self._phases()
+                finally:
+                    self._put_shop_back()
+        except SteadyStateNotMet as exc:
+            # As the Chaos Toolkit has it: a system not in its steady state fails the
+            # experiment (no fault was injected; the baseline hypotheses say what broke).
+            result.verdict, result.reason = "failed", str(exc)
+        except Interrupted as exc:
+            result.verdict, result.reason = "error", f"{exc}; every fault was rolled back"
+        except HarnessError as exc:
+            result.verdict, result.reason = "error", str(exc)
+        finally:
+            result.ended = time.time()
+            for observer in self.c.observers:
+                observer.ended(result)
+        return result
+
+    def _phases(self) -> None:
+        exp, result, step = self.experiment, self.result, self.journal.step
+        with step("shop", f"the shop runs {exp.shop.describe()}") as entry:
+            entry.output = self.c.profile.ensure(exp.shop.off)
+        with step("preflight", "stack, Toxiproxy, proxies, leftovers") as entry:
+            entry.output = self.c.preflight(exp.targets())
+        try:
+            self._metrics["start"] = self.c.shop.metrics()
+            feed = self._start_load()
+            self._steady_state_before(feed)
+            aborted = self._method(feed)
+            if not aborted:
+                with step("recovery", "steady state back within the deadline") as entry:
+                    entry.output = self._recovery(feed)
+            else:
+                with step("recovery", "wait for the shop to be ready again (not judged: "
+                          "the run was aborted)") as entry:
+                    entry.output = {"ready_after": self.c.shop.wait_ready(
+                        exp.recovery.deadline)}
+        finally:
+            with step("teardown", "stop the load"):
+                self._stop_load()
+        with step("judge", "the phases judged once the load stopped"):
+            self._judge_late()
+        with step("audit", "nothing lost") as entry:
+            outcome = audit_run(exp.checks, read_evidence(self.out_dir / "load"),
+                                self.c.audit_once(result.started),
+                                self._metrics.get("start", {}), self._metrics.get("end", {}))
+            result.results.extend(outcome.results)
+            result.audit = outcome.audit
+            entry.output = outcome.output
+        self._verdict()
+
+    # ---- stages ---------------------------------------------------------------------------
+    def _start_load(self) -> Feed:
+        exp = self.experiment
+        load = self.c.start_load(
+            LoadPlan(self.c.shop.base_url, exp.load.profile, exp.load.users,
+                     exp.load.spawn_rate, int(exp.planned_seconds()) + 1, exp.load.processes,
+                     self.out_dir / "load", storefront_share=exp.load.storefront_share))
+        self.feed = Feed(load, self.live, self._notify, self.out_dir / "locust.log")
+        self.c.status.start()
+        if any(h.probe == "shop_metric_rate" for h in exp.all_hypotheses()):
+            self.shop_metrics = MetricsPoller(f"{self.c.shop.base_url}/metrics")
+            self.shop_metrics.start()
+        self.live.started = time.time()
+        return self.feed
+
+    def _steady_state_before(self, feed: Feed) -> None:
+        exp = self.experiment
+        t0 = time.time()
+        before = Window("baseline", t0 + exp.load.warmup,
+                        t0 + exp.load.warmup + exp.steady_state.duration)
+        with self.journal.step("steady-state-before", "steady state before the method"):
+            feed.wait_rows_until(before.end)
+            self.result.windows["baseline"] = before
+            held = judge_phase("baseline", exp.steady_state.hypotheses, before, feed.rows,
+                               self._evidence())
+            self.result.results.extend(held)
+            if not all(r.held for r in held):
+                failed = ", ".join(f"{r.name} ({_fmt(r.value)}, wanted {r.tolerance})"
+                                   for r in held if not r.held)
+                raise SteadyStateNotMet(
+                    "the steady state did not hold before the method, so no fault was "
+                    f"injected: {failed}")
+
+    def _method(self, feed: Feed) -> bool:
+        """The faults on their timeline, always rolled back; True when a stop condition
+        aborted the method."""
+        exp, result = self.experiment, self.result
+        try:
+            with self.journal.step("method", "faults on their timeline") as entry:
+                outcome = self.method.run(feed, exp.stop_conditions, exp.method_span)
+                self._fault_start = outcome.fault_start
+                result.windows["fault"] = outcome.window
+                result.abort = outcome.abort
+                if outcome.abort is None:  # an aborted method is not judged
+                    self._late.append(("fault", list(exp.hypotheses), outcome.window))
+                entry.output = {"aborted": outcome.abort is not None,
+                                "faults": result.fault_log}
+        finally:
+            with signals_held(), self.journal.step("rollback", "remove every fault") as entry:
+                entry.output = self.method.roll_back_all()
+                if result.abort is not None:
+                    result.abort["rolled_back_at"] = entry.end or time.time()
+                    result.abort["latency"] = round(time.time() - result.abort["met_at"], 3)
+        return result.abort is not None
+
+    def _recovery(self, feed: Feed) -> dict[str, Any]:
+        exp, result = self.experiment, self.result
+        t_r = self.method.last_rollback or time.time()
+        result.recovery_time = wait_recovered(feed, t_r, exp.recovery)
+        recovered_by = t_r + (result.recovery_time if result.recovery_time is not None
+                              else exp.recovery.deadline)
+        result.windows["recovery"] = Window("recovery", t_r, max(recovered_by, t_r) + 3)
+        self._late.append(("recovery", recovery_hypotheses(exp), result.windows["recovery"]))
+        # "After" is the steady state once the shop is back and says so: its pages are
+        # judged on a cleared banner too.
+        cleared_at = wait_cleared(feed, self.c.status, exp.targets(), t_r,
+                                  t_r + exp.recovery.clear_within)
+        recovered_at = None if result.recovery_time is None else t_r + result.recovery_time
+        start = max(time.time(), (recovered_at or t_r + exp.recovery.deadline) + 1,
+                    (cleared_at or 0.0) + 1)
+        after = Window("after", start, start + exp.steady_state.duration)
+        feed.wait_rows_until(after.end)
+        result.windows["after"] = after
+        result.results.extend(judge_phase(
+            "recovery", [h.model_copy(update={"name": f"after: {h.name}"})
+                         for h in exp.steady_state.hypotheses], after, feed.rows,
+            self._evidence()))
+        return {"recovery_time": result.recovery_time, "last_rollback": t_r}
+
+    def _stop_load(self) -> None:
+        self.c.status.stop()
+        if self.shop_metrics is not None:
+            self.shop_metrics.stop()
+        if self.feed is not None:
+            self.feed.load.stop()
+            self.result.rows = self.feed.rows
+        self._metrics["end"] = self.c.shop.metrics()
+
+    def _judge_late(self) -> None:
+        """The fault and recovery phases, judged once the load has stopped: a hang counts
+        when its shopper gives up, after the fault, and the status samples of the whole
+        run are in."""
+        rows, evidence = self.result.rows, self._evidence()
+        for phase, hypotheses, window in self._late:
+            self.result.results.extend(judge_phase(phase, hypotheses, window, rows, evidence))
+        self._late = []
+        fault = self.result.windows.get("fault")
+        if fault is not None:
+            self.result.communication.update(
+                communication(self.experiment.targets(), fault, rows, evidence))
+
+    def _verdict(self) -> None:
+        result = self.result
+        result.results.sort(key=lambda r: JUDGED_PHASES.index(r.phase))
+        broken = [f"{r.phase}: {r.name}" for r in result.results if not r.held]
+        if result.abort is not None:
+            result.verdict = "aborted"
+            result.reason = (f"stop condition met: {result.abort['condition']} "
+                             f"({result.abort['probe']} {result.abort['value']:g} > "
+                             f"{result.abort['above']:g}); every fault was rolled back")
+        else:
+            result.verdict = "failed" if broken else "passed"
+            result.reason = "every hypothesis held" if not broken else \
+                "hypotheses that failed: " + "; ".join(broken)
+        for name, window in result.windows.items():
+            result.phase_stats[name] = WindowStats.of(window.rows(result.rows)).summary()
+
+    # ---- helpers --------------------------------------------------------------------------
+    def _evidence(self) -> Evidence:
+        return Evidence(self.c.status, fault_start=self._fault_start,
+                        last_rollback=self.method.last_rollback,
+                        recovery_time=self.result.recovery_time,
+                        shop_metrics=self.shop_metrics)
+
+    def _notify(self, live: Live) -> None:
+        for observer in self.c.observers:
+            observer.update(live)
+
+    def _put_shop_back(self) -> None:
+        """A run leaves the shop with the safeguards it found."""
+        if self.c.profile.found is not None:
+            with signals_held(), self.journal.step("teardown", "restart the shop as it was"):
+                self.c.profile.restore()
+
+
+def _fmt(value: float | None) -> str:
+    return "nothing measured" if value is None else f"{value:g}"
+
+
+__all__ = ["Collaborators", "RunObserver", "Runner", "SteadyStateNotMet", "ViewObserver"]
