@@ -17,7 +17,6 @@ from rich.table import Table
 from .errors import HarnessError
 from .stack import PROJECT_ROOT, Stack, StackConfig
 from .vocabulary import STATUS_NAME
-from .waiting import poll
 
 console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -93,8 +92,10 @@ def up(observe: bool) -> None:
 def observe(scrape_interval: str) -> None:
     """Prometheus beside the stack (brought up if it is down): it scrapes the shop, payments,
     inventory, Toxiproxy and the harness; `down` stops it."""
+    from .session import ensure_stack
+
     stack = _stack()
-    _ensure_stack(stack, manage=True)
+    ensure_stack(stack, True, _say)  # and left up: Prometheus watches it
     stack.observe(scrape_interval)
     c = stack.config
     console.print(f"[green]observing[/]: Prometheus {c.prometheus_url} "
@@ -150,26 +151,15 @@ def sweep() -> None:
 def outage(dependency: str, checkouts: int, out: Path | None, manage_stack: bool) -> None:
     """A scripted outage: take one dependency down mid-checkout and report what shoppers saw."""
     from .outage import run_outage
+    from .session import managed_stack
 
-    stack = _stack()
-    started_here = False
-    if not all(s.healthy for s in stack.status()):
-        if not manage_stack:
-            raise HarnessError("the stack is not up and healthy: run `make up` (see `make status`)")
-        console.print("bringing the stack up")
-        stack.up()
-        started_here = True
-    try:
-        out = _report_dir(out, "outage")
+    out = _report_dir(out, "outage")
+    with managed_stack(_stack(), manage_stack, _say) as stack:
         report = run_outage(
             stack.config.shop_url, stack.faults, out, proxy=dependency,
             status_name=STATUS_NAME[dependency], checkouts_per_phase=checkouts,
             progress=lambda m: console.print(f"  {m}"),
         )
-    finally:
-        if started_here:
-            console.print("taking the stack down")
-            stack.down()
     Console().print(Markdown(report.markdown()))
     console.print(f"report: {out / 'outage.md'}")
     sys.exit(0 if report.passed else 1)
@@ -286,24 +276,14 @@ def _shop_profile(text: str | None) -> Any:
                                  param_hint="--shop") from None
 
 
-def _run_one(name: str, stack: Stack, out: Path, time_scale: float = 1.0,
-             shop: Any = None) -> Any:
-    from .experiment import load_experiment
-    from .exporter import stack_observers
-    from .report import write_reports
-    from .run import Runner, ViewObserver
+def _view_for(name: str) -> Any:
     from .view import live_view
 
-    path, experiment = load_experiment(name)
-    if time_scale != 1.0:
-        experiment = experiment.scaled(time_scale)
-    if shop is not None:
-        experiment = experiment.model_copy(update={"shop": shop})
-    with live_view(console, path.stem) as view:
-        result = Runner.on_stack(experiment, str(path), stack.config, out,
-                                 observers=[ViewObserver(view), *stack_observers(stack)]).run()
-    paths = write_reports(result, path.stem)
-    return result, paths
+    return live_view(console, name)
+
+
+def _say(line: str) -> None:
+    console.print(line)
 
 
 @main.command()
@@ -319,43 +299,20 @@ def run(experiment: str, out: Path | None, manage_stack: bool, shop_text: str | 
         observe: bool) -> None:
     """Run one experiment (a file or a catalog name). Exit 0 held, 1 failed, 2 not run."""
     from .experiment import load_experiment
+    from .session import managed_stack, run_experiment
 
     shop = _shop_profile(shop_text)
     path, _ = load_experiment(experiment)  # a bad file fails before the stack is touched
-    stack = _stack()
-    started_here = _ensure_stack(stack, manage_stack)
-    try:
+    out = _report_dir(out, path.stem)
+    with managed_stack(_stack(), manage_stack, _say) as stack:
         if observe:
             stack.observe()
-        out = _report_dir(out, path.stem)
-        result, paths = _run_one(str(path), stack, out, shop=shop)
-    finally:
-        if started_here:
-            console.print("taking the stack down")
-            stack.down()
-    Console().print(Markdown(paths["summary"].read_text()))
-    console.print(f"report: {paths['html']}\njunit:  {paths['junit']}")
-    if result.exit_code == 2:
-        console.print(f"[bold red]error:[/] {result.reason}")
-    sys.exit(result.exit_code)
-
-
-def _ensure_stack(stack: Stack, manage: bool) -> bool:
-    def settled() -> str | None:
-        """"healthy" or "down" (a process not even running); None: not yet."""
-        found = stack.status()
-        if all(s.healthy for s in found):
-            return "healthy"
-        return None if all(s.running for s in found) else "down"
-
-    # A shop still recovering from a fault gets a grace.
-    if poll(settled, 15, every=0.5) == "healthy":
-        return False
-    if not manage:
-        raise HarnessError("the stack is not up and healthy: run `make up` (see `make status`)")
-    console.print("bringing the stack up")
-    stack.up()
-    return True
+        ran = run_experiment(str(path), stack, out, _view_for, shop=shop)
+    Console().print(Markdown(ran.paths["summary"].read_text()))
+    console.print(f"report: {ran.paths['html']}\njunit:  {ran.paths['junit']}")
+    if ran.result.exit_code == 2:
+        console.print(f"[bold red]error:[/] {ran.result.reason}")
+    sys.exit(ran.result.exit_code)
 
 
 @main.command()
@@ -372,7 +329,7 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], time_scale: float, out: 
          manage_stack: bool, shop_text: str | None, observe: bool) -> None:
     """Run the catalog as a CI gate: one JUnit file and one summary; exit 1 if any failed."""
     from .experiment import catalog
-    from .report import junit_suite, write_junit
+    from .session import managed_stack, run_gate
 
     shop = _shop_profile(shop_text)
     chosen = [(p, e) for p, e in catalog() if (not tags or set(tags) & set(e.tags))
@@ -380,27 +337,13 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], time_scale: float, out: 
     if not chosen:
         raise HarnessError(f"no experiment matches tag {', '.join(tags) or '(any)'} and "
                            f"name {', '.join(names) or '(any)'}: see `checkout-chaos list`")
-    stack = _stack()
-    started_here = _ensure_stack(stack, manage_stack)
     out = _report_dir(out, "gate")
-    suites, summaries, worst = [], [], 0
-    try:
+    with managed_stack(_stack(), manage_stack, _say) as stack:
         if observe:
             stack.observe()
-        for index, (path, _) in enumerate(chosen, 1):
-            console.print(f"[bold]{index}/{len(chosen)}[/] {path.stem}")
-            result, paths = _run_one(str(path), stack, out / path.stem, time_scale, shop)
-            suites.append(junit_suite(result, path.stem))
-            summaries.append(paths["summary"].read_text())
-            worst = max(worst, result.exit_code)
-    finally:
-        if started_here:
-            stack.down()
-    out.mkdir(parents=True, exist_ok=True)
-    write_junit(suites, out / "junit.xml")
-    (out / "summary.md").write_text("# Resilience gate\n\n" + "\n".join(summaries))
+        outcome = run_gate(chosen, stack, out, _view_for, time_scale, shop, _say)
     console.print(f"gate: {out / 'summary.md'}  junit: {out / 'junit.xml'}")
-    sys.exit(worst)
+    sys.exit(outcome.exit_code)
 
 
 @main.command()
@@ -431,39 +374,23 @@ def proof(names: tuple[str, ...], time_scale: float, out: Path | None,
     """Show the gate pinpoints each missing safeguard: every experiment in
     chaos/experiments/safeguards runs against a shop without its safeguard (it must fail)
     and against the resilient shop (it must pass). Exit 1 if any does not."""
-    from .experiment import SAFEGUARDS_DIR, ShopProfile, catalog
+    from .experiment import SAFEGUARDS_DIR, catalog
+    from .report import proof_markdown
+    from .session import managed_stack, run_proof
 
     chosen = [(p, e) for p, e in catalog(SAFEGUARDS_DIR) if not names or p.stem in names]
     if not chosen:
         raise HarnessError(f"no safeguard experiment named {', '.join(names)} "
                            f"(see {SAFEGUARDS_DIR})")
-    stack = _stack()
-    started_here = _ensure_stack(stack, manage_stack)
     out = _report_dir(out, "proof")
-    rows, ok = [], True
-    try:
-        for path, experiment in chosen:
-            off = ", ".join(sorted(experiment.shop.off))
-            without, _ = _run_one(str(path), stack, out / f"{path.stem}-without", time_scale)
-            with_it, _ = _run_one(str(path), stack, out / f"{path.stem}-with", time_scale,
-                                  ShopProfile())
-            caught = [r.name for r in without.results if not r.held]
-            pinpointed = without.verdict == "failed" and with_it.verdict == "passed"
-            ok = ok and pinpointed
-            rows.append(f"| {off} | {path.stem} | {without.verdict}: "
-                        f"{'; '.join(caught) or '-'} | {with_it.verdict} | "
-                        f"{'yes' if pinpointed else '**no**'} |")
-    finally:
-        if started_here:
-            stack.down()
+    with managed_stack(_stack(), manage_stack, _say) as stack:
+        proofs = run_proof(chosen, stack, out, _view_for, time_scale)
     out.mkdir(parents=True, exist_ok=True)
-    table = ("# Safeguard proof\n\n| safeguard off | experiment | without it: verdict, "
-             "hypotheses that failed | with it | pinpointed |\n|---|---|---|---|---|\n"
-             + "\n".join(rows) + "\n")
+    table = proof_markdown(proofs)
     (out / "summary.md").write_text(table)
     Console().print(Markdown(table))
     console.print(f"proof: {out / 'summary.md'}")
-    sys.exit(0 if ok else 1)
+    sys.exit(0 if all(p.pinpointed for p in proofs) else 1)
 
 
 @main.command()
@@ -513,26 +440,21 @@ def matrix(shop_text: str, expected: Path | None, tries: int, out: Path | None,
     is worse than expected."""
     from .matrix import load_expected
     from .matrix.run import EXPECTED_FILE, run, write
+    from .session import managed_stack
     from .shop import ShopClient, shop_profile
 
     profile = _shop_profile(shop_text)
     wanted = load_expected(expected or EXPECTED_FILE)  # a bad file fails before anything runs
-    stack = _stack()
-    started_here = _ensure_stack(stack, manage_stack)
     out = _report_dir(out, "matrix")
-    try:
+    with managed_stack(_stack(), manage_stack, _say) as stack:
         console.print(f"the shop: {profile.describe()}")
-        with shop_profile(ShopClient(stack.config.shop_url), stack.restart_shop, profile.off,
-                          restore=not started_here):
+        with shop_profile(ShopClient(stack.config.shop_url), stack.restart_shop, profile.off):
             stack.faults.sweep()
             try:
                 result = run(stack.config.shop_url, stack.faults, wanted, profile.describe(),
                              tries, progress=lambda line: console.print(f"  {line}"))
             finally:
                 stack.faults.sweep()
-    finally:
-        if started_here:
-            stack.down()
     paths = write(result, out)
     Console().print(Markdown(paths["markdown"].read_text()))
     console.print(f"matrix: {paths['html']}")

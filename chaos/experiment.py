@@ -339,7 +339,10 @@ class Experiment(Strict):
         """The same experiment with its durations scaled (for a quick gate), within sane
         minima. Under the labor-day profile the load's shape spans the whole run, so the
         faults are moved to start at the same point of the sale day as unscaled: the
-        fault planned for the flash-sale spike still meets it."""
+        fault planned for the flash-sale spike still meets it. A factor of 1 is the
+        experiment as written."""
+        if factor == 1.0:
+            return self
         faults = [f.model_copy(update={"start": f.start * factor,
                                        "duration": max(8.0, f.duration * factor)})
                   for f in self.faults]

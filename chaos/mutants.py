@@ -246,7 +246,7 @@ def run_mutants(mutants: list[Mutant], out: Path, time_scale: float,
                 path, loaded = load_experiment(experiment)
                 folder = out / name / path.stem
                 result = Runner.on_stack(
-                    loaded.scaled(time_scale) if time_scale != 1.0 else loaded, str(path),
+                    loaded.scaled(time_scale), str(path),
                     stack.config, folder).run()
                 write_reports(result, path.stem)
                 if result.verdict == "error" and result.reason.startswith("stopped by"):

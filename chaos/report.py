@@ -336,3 +336,28 @@ def write_reports(result: RunResult, name: str) -> dict[str, Path]:
                            if line.strip()) if h["experiment"] == name]
     paths["html"].write_text(html_report(result, name, history))
     return paths
+
+
+@dataclass(frozen=True, slots=True)
+class Proof:
+    """One safeguard experiment, run against a shop without its safeguard and with it."""
+
+    name: str
+    safeguards_off: str
+    without: RunResult
+    with_it: RunResult
+
+    @property
+    def pinpointed(self) -> bool:
+        """It failed without the safeguard and passed with it."""
+        return self.without.verdict == "failed" and self.with_it.verdict == "passed"
+
+
+def proof_markdown(proofs: list[Proof]) -> str:
+    """The safeguard proof's table."""
+    rows = [f"| {p.safeguards_off} | {p.name} | {p.without.verdict}: "
+            f"{'; '.join(r.name for r in p.without.results if not r.held) or '-'} | "
+            f"{p.with_it.verdict} | {'yes' if p.pinpointed else '**no**'} |" for p in proofs]
+    return ("# Safeguard proof\n\n| safeguard off | experiment | without it: verdict, "
+            "hypotheses that failed | with it | pinpointed |\n|---|---|---|---|---|\n"
+            + "\n".join(rows) + "\n")
