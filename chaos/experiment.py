@@ -446,16 +446,20 @@ def parse_experiment(text: str, source: str = "<experiment>") -> Experiment:
     try:
         return Experiment.model_validate(data)
     except ValidationError as exc:
-        lines = _line_map(text)
-        problems = []
-        for error in exc.errors():
-            loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and
-                                                        p.startswith(("function-", "literal"))))
-            message = _friendly(error)
-            line = _nearest_line(lines, loc)
-            problems.append(f"{_format_loc(loc)}: {message}"
-                            + (f" (line {line})" if line else ""))
-        raise ExperimentError(source, problems) from None
+        raise ExperimentError(source, problems_of(exc, text)) from None
+
+
+def problems_of(exc: ValidationError, text: str) -> list[str]:
+    """Each validation error of a YAML file, as "where: what to fix (line n)"."""
+    lines = _line_map(text)
+    problems = []
+    for error in exc.errors():
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and
+                                                    p.startswith(("function-", "literal"))))
+        line = _nearest_line(lines, loc)
+        problems.append(f"{_format_loc(loc)}: {_friendly(error)}"
+                        + (f" (line {line})" if line else ""))
+    return problems
 
 
 def resolve(name_or_path: str) -> Path:

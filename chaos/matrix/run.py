@@ -13,17 +13,20 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import yaml
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, create_model
 
 from loadtests.classify import DEGRADED, GRACEFUL, OK, classify
 
 from ..errors import HarnessError
+from ..experiment import Strict, one_of, problems_of
 from ..faults import FaultInjector
 from ..run.safety import interruptible, signals_held
-from ..vocabulary import GOOD_CARD, STATUS_NAME, TARGETS
+from ..shop import ShopClient
+from ..vocabulary import GOOD_CARD, NETWORK_TOXICS, PROXY_DOWN, STATUS_NAME, TARGETS
 from ..waiting import poll
 
 EXPECTED_FILE = Path(__file__).with_name("expected.yaml")
@@ -89,29 +92,57 @@ class MatrixResult:
             for dep, conds in self.cells.items()}}
 
 
-def load_expected(path: Path = EXPECTED_FILE) -> dict[str, Any]:
+Level = Annotated[str, AfterValidator(one_of(LEVELS))]
+
+
+class Condition(Strict):
+    """How a dependency is broken for a column of the matrix."""
+
+    toxic: Annotated[str, AfterValidator(one_of((*NETWORK_TOXICS, PROXY_DOWN)))]
+    attributes: dict[str, int] = Field(default_factory=dict)
+
+
+def _every(name: str, keys: tuple[str, ...], value: Any) -> type[BaseModel]:
+    """A model with one required field per key (the vocabulary's words, spelled once)."""
+    fields: dict[str, Any] = {key: (value, ...) for key in keys}
+    return create_model(name, __base__=Strict, **fields)
+
+
+Conditions = _every("Conditions", CONDITIONS, Condition)
+Features = _every("Features", FEATURES, Level)
+Row = _every("Row", CONDITIONS, Features)
+Rows = _every("Rows", TARGETS, Row)
+
+
+class Expectations(Strict):
+    """The expected file: how each condition is made, and the level every feature should
+    keep under it, for every dependency."""
+
+    conditions: Conditions  # type: ignore[valid-type]
+    expected: Rows  # type: ignore[valid-type]
+
+    def condition(self, cond: str) -> Condition:
+        """How to make one condition."""
+        made: Condition = getattr(self.conditions, cond)
+        return made
+
+    def level(self, dep: str, cond: str, feature: str) -> str:
+        """The level a feature should keep."""
+        return str(getattr(getattr(getattr(self.expected, dep), cond), feature))
+
+
+def load_expected(path: Path = EXPECTED_FILE) -> Expectations:
     """The expected file, checked: every dependency, condition and feature, known levels."""
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        data = yaml.safe_load(text)
     except (OSError, yaml.YAMLError) as exc:
         raise HarnessError(f"cannot read the matrix expectations {path}: {exc}") from exc
-    problems = []
-    if not isinstance(data, dict) or not isinstance(data.get("expected"), dict) or \
-            not isinstance(data.get("conditions"), dict):
-        raise HarnessError(f"{path}: needs `conditions` and `expected` mappings")
-    for cond in CONDITIONS:
-        if cond not in data["conditions"]:
-            problems.append(f"conditions.{cond}: is required")
-    for dep in TARGETS:
-        for cond in CONDITIONS:
-            row = (data["expected"].get(dep) or {}).get(cond) or {}
-            for feat in FEATURES:
-                if row.get(feat) not in LEVELS:
-                    problems.append(f"expected.{dep}.{cond}.{feat}: must be one of "
-                                    f"{', '.join(LEVELS)} (got {row.get(feat)!r})")
-    if problems:
-        raise HarnessError(f"{path} is not a valid matrix file:\n  " + "\n  ".join(problems))
-    return data
+    try:
+        return Expectations.model_validate(data)
+    except ValidationError as exc:
+        raise HarnessError(f"{path} is not a valid matrix file:\n  "
+                           + "\n  ".join(problems_of(exc, text))) from None
 
 
 # ---- the features, as a shopper uses them ------------------------------------------------------
@@ -191,17 +222,12 @@ def _wait(condition: Callable[[], bool], seconds: float, step: float = 0.25) -> 
     return bool(poll(condition, seconds, step, ignore=(httpx.HTTPError, ValueError, KeyError)))
 
 
-def _state(base_url: str, dependency: str) -> str:
-    body = httpx.get(f"{base_url}/api/status", timeout=3).json()
-    return str(body["dependencies"][dependency]["state"])
-
-
-def run(base_url: str, toxiproxy: FaultInjector, expected: dict[str, Any], shop: str,
+def run(base_url: str, toxiproxy: FaultInjector, expected: Expectations, shop: str,
         tries: int = 3, progress: Progress = print) -> MatrixResult:
     """Every dependency x condition x feature; faults are rolled back whatever happens."""
     result = MatrixResult(shop)
     sku = "LAMP-001"
-    if not _wait(lambda: httpx.get(f"{base_url}/readyz", timeout=3).is_success, 60):
+    if ShopClient(base_url).wait_ready(60) is None:
         raise HarnessError(f"the shop at {base_url} is not ready (see `make status`)")
     first = Shopper(base_url)
     order_id = first.place_order(sku)
@@ -217,24 +243,24 @@ def run(base_url: str, toxiproxy: FaultInjector, expected: dict[str, Any], shop:
     return result
 
 
-def _one(base_url: str, toxiproxy: FaultInjector, expected: dict[str, Any], dep: str,
+def _one(base_url: str, toxiproxy: FaultInjector, expected: Expectations, dep: str,
          cond: str, sku: str, order_id: str, tries: int,
          progress: Progress) -> dict[str, Cell]:
     name = STATUS_NAME[dep]
-    spec = expected["conditions"][cond]
-    shopper = Shopper(base_url)
+    spec = expected.condition(cond)
+    shopper, shop = Shopper(base_url), ShopClient(base_url)
     try:
         # A shop that did not come back from the previous cell is judged as it is.
-        _wait(lambda: httpx.get(f"{base_url}/readyz", timeout=3).is_success, 30)
+        shop.wait_ready(30)
         progress(f"{dep} {cond}: injecting")
         try:
-            if spec["toxic"] == "down":
+            if spec.toxic == PROXY_DOWN:
                 toxiproxy.disable(dep)
             else:
-                toxiproxy.inject(dep, spec["toxic"], name="matrix", stream="downstream",
-                                 attributes=dict(spec.get("attributes", {})))
+                toxiproxy.inject(dep, spec.toxic, name="matrix", stream="downstream",
+                                 attributes=dict(spec.attributes))
             # Let the shop notice (breakers, status) before judging, as a shopper would.
-            _wait(lambda: _state(base_url, name) != "operational", 10)
+            _wait(lambda: shop.state(name) != "operational", 10)
             seen: dict[str, list[str]] = {f: [] for f in FEATURES}
             for _ in range(tries):
                 seen["browse"].append(shopper.browse(sku))
@@ -246,9 +272,9 @@ def _one(base_url: str, toxiproxy: FaultInjector, expected: dict[str, Any], dep:
             with signals_held():
                 toxiproxy.sweep()
         progress(f"{dep} {cond}: rolled back, waiting for recovery")
-        _wait(lambda: _state(base_url, name) == "operational", 30)
-        row = expected["expected"][dep][cond]
-        return {f: Cell(worst(seen[f]), row[f], seen[f]) for f in FEATURES}
+        _wait(lambda: shop.state(name) == "operational", 30)
+        return {f: Cell(worst(seen[f]), expected.level(dep, cond, f), seen[f])
+                for f in FEATURES}
     finally:
         shopper.close()
 

@@ -33,7 +33,8 @@ def test_the_shipped_expectations_cover_every_cell() -> None:
     expected = load_expected()
     for dependency in ("payments", "inventory", "postgres", "redis"):
         for condition in ("degraded", "down"):
-            assert set(expected["expected"][dependency][condition]) == set(FEATURES)
+            assert {expected.level(dependency, condition, f) for f in FEATURES} <= {
+                "works", "degraded", "graceful error", "broken"}
 
 
 def test_a_bad_expectations_file_names_each_problem(tmp_path: Path) -> None:
@@ -45,7 +46,7 @@ def test_a_bad_expectations_file_names_each_problem(tmp_path: Path) -> None:
     text = str(info.value)
     assert "conditions.degraded: is required" in text
     assert "expected.payments.down.browse: must be one of works, degraded" in text
-    assert "(got 'fine')" in text and "expected.redis.degraded.cart" in text
+    assert "(not 'fine')" in text and "expected.redis: is required" in text
 
 
 def result_with(observed: str, expected: str) -> MatrixResult:
