@@ -475,7 +475,7 @@ class Stack:
             [self._gunicorn(), "--bind", f"{LOOPBACK}:{port}", "--workers", "1",
              "--worker-class", "gthread", "--threads", "16", "--graceful-timeout", "3",
              "--keep-alive", "10",
-             f"demo_shop.services.{name}:create_app()"],
+             f"demo_shop.upstreams.{name}:create_app()"],
             port, env=env,
         )
         self._wait(proc, lambda: httpx.get(f"http://{LOOPBACK}:{port}/healthz",

@@ -20,8 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
-from .adapters.payments import Charge
-from .domain import Cart, CartLine, EmptyCart, Order, OrderStatus, ShopError, UnknownProduct
+from .domain import (
+    Cart,
+    CartLine,
+    Charge,
+    EmptyCart,
+    Order,
+    OrderStatus,
+    ShopError,
+    UnknownProduct,
+)
 from .errors import (
     DependencyUnavailable,
     OutcomeUnknown,

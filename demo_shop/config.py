@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .resilience import GuardSettings, Timeouts
@@ -45,27 +45,50 @@ SAFEGUARDS = (
 )
 
 
-def safeguards_off() -> frozenset[str]:
-    """The safeguards the environment turns off."""
-    resilient = os.environ.get("SHOP_RESILIENCE", "on").strip().lower()
-    if resilient not in ("on", "off"):
-        raise ValueError(f"SHOP_RESILIENCE must be on or off, got {resilient!r}")
-    if resilient == "off":
-        return frozenset(SAFEGUARDS)
-    named = {s.strip() for s in os.environ.get("SHOP_SAFEGUARDS_OFF", "").split(",") if s.strip()}
-    unknown = sorted(named - set(SAFEGUARDS))
-    if unknown:
-        raise ValueError(f"SHOP_SAFEGUARDS_OFF names unknown safeguards {', '.join(unknown)} "
-                         f"(known: {', '.join(SAFEGUARDS)})")
-    return frozenset(named)
+@dataclass(frozen=True, slots=True)
+class SafeguardPolicy:
+    """Which safeguards the shop runs with: read once from the environment here, and handed
+    to the app (shedding, fallback pages) and to the wiring (timeouts, guards, checkout)."""
+
+    off: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_env(cls) -> SafeguardPolicy:
+        """SHOP_RESILIENCE=off turns every safeguard off; SHOP_SAFEGUARDS_OFF names some."""
+        resilient = os.environ.get("SHOP_RESILIENCE", "on").strip().lower()
+        if resilient not in ("on", "off"):
+            raise ValueError(f"SHOP_RESILIENCE must be on or off, got {resilient!r}")
+        if resilient == "off":
+            return cls(frozenset(SAFEGUARDS))
+        named = {s.strip() for s in os.environ.get("SHOP_SAFEGUARDS_OFF", "").split(",")
+                 if s.strip()}
+        unknown = sorted(named - set(SAFEGUARDS))
+        if unknown:
+            raise ValueError(f"SHOP_SAFEGUARDS_OFF names unknown safeguards "
+                             f"{', '.join(unknown)} (known: {', '.join(SAFEGUARDS)})")
+        return cls(frozenset(named))
+
+    @classmethod
+    def fragile(cls) -> SafeguardPolicy:
+        """Every safeguard off: a shop as many are built."""
+        return cls(frozenset(SAFEGUARDS))
+
+    def on(self, safeguard: str) -> bool:
+        """Whether this safeguard is on."""
+        return safeguard not in self.off
+
+    @property
+    def all_on(self) -> bool:
+        """Every safeguard on (the resilient shop)."""
+        return not self.off
 
 
 def settings_from_env() -> dict[str, Any]:
     """Flask config mapping for the shop, read from the environment."""
-    off = safeguards_off()
+    policy = SafeguardPolicy.from_env()
+    off = policy.off
     settings = _resilient_settings()
-    settings["SAFEGUARDS_OFF"] = off
-    settings["RESILIENCE"] = not off  # every safeguard on
+    settings["SAFEGUARDS"] = policy
     for dependency, fragile in FRAGILE_TIMEOUTS.items():
         if f"{dependency}_timeout" in off:
             settings["TIMEOUTS"][dependency] = fragile
@@ -75,8 +98,6 @@ def settings_from_env() -> dict[str, Any]:
         name: replace(guard, breaker="breakers" not in off, bulkhead="bulkheads" not in off,
                       retries="retries" not in off)
         for name, guard in settings["GUARDS"].items()}
-    settings["FALLBACKS"] = "fallbacks" not in off
-    settings["SHEDDING"] = "shedding" not in off
     if "reconcile" in off:
         settings["RECONCILE_INTERVAL"] = 0.0
     if "fallbacks" in off:

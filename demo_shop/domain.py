@@ -96,6 +96,17 @@ class Cart:
         return not self.lines
 
 
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """A charge on a shopper's card, as the processor reports it."""
+
+    charge_id: str
+    status: str  # authorized, captured, voided, refunded, declined, processing
+    amount_cents: int
+    idempotency_key: str
+    order_id: str
+
+
 class OrderStatus(enum.StrEnum):
     """Where an order is in its life.
 

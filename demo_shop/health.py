@@ -201,7 +201,7 @@ class HealthBoard:
         return OPERATIONAL
 
 
-class Prober:
+class Periodic:
     """A daemon thread that calls each function every interval seconds (the health probes;
     also the reconciliation pass)."""
 

@@ -25,9 +25,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .adapters.payments import Charge
 from .checkout import CheckoutDeps
-from .domain import Order, OrderStatus
+from .domain import Charge, Order, OrderStatus
 from .errors import DependencyUnavailable, PaymentDeclined, ReservationClosed
 from .resilience import Deadline
 

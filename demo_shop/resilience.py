@@ -3,7 +3,7 @@ bulkheads and retries.
 
 Every outbound call takes its timeout from `Timeouts` and is cut short by the request's
 `Deadline`, so no shopper waits past the checkout deadline. Every call passes through
-the CallObserver, which applies the dependency's `DependencyGuard` (breaker and
+the GuardedCalls, which applies the dependency's `DependencyGuard` (breaker and
 bulkhead); idempotent calls may be retried with `retrying`. Nothing of this is in
 handlers. With SHOP_RESILIENCE=off none of it applies: a shop as many are built.
 """

@@ -11,9 +11,10 @@ from .adapters.inventory import InventoryClient
 from .adapters.orders import OrdersStore, connect_pool
 from .adapters.payments import PaymentsClient
 from .cache import ShortCache
+from .calls import GuardedCalls
 from .checkout import CheckoutDeps
-from .health import FALLBACK_MESSAGES, HealthBoard, Prober, SharedStates
-from .observe import CallObserver
+from .config import SafeguardPolicy
+from .health import FALLBACK_MESSAGES, HealthBoard, Periodic, SharedStates
 from .reconcile import Reconciler, ReleaseQueue
 from .resilience import Deadline, build_guards
 from .vault import CardVault
@@ -27,25 +28,25 @@ class Shop:
     orders: OrdersStore
     carts: CartStore
     board: HealthBoard
-    prober: Prober
+    prober: Periodic
     # (value, fresh): from short-lived caches with the fallbacks on, straight from the
     # dependency without them.
     stock_levels: Callable[[], tuple[dict[str, int], bool]] = lambda: ({}, True)
     catalog: Callable[[], tuple[list[dict[str, Any]], bool]] | None = None
     closers: tuple[Any, ...] = ()
-    reconciler: Prober | None = None
+    reconcile_loop: Periodic | None = None
 
     def start_background(self) -> None:
         """Start the prober and the reconciliation loop once per process."""
         self.prober.ensure_started()
-        if self.reconciler is not None:
-            self.reconciler.ensure_started()
+        if self.reconcile_loop is not None:
+            self.reconcile_loop.ensure_started()
 
     def close(self) -> None:
         """Stop the background loops and close every client (tests, worker exit)."""
         self.prober.stop()
-        if self.reconciler is not None:
-            self.reconciler.stop()
+        if self.reconcile_loop is not None:
+            self.reconcile_loop.stop()
         for closer in self.closers:
             closer()
 
@@ -53,18 +54,19 @@ class Shop:
 def build_shop(config: dict[str, Any]) -> Shop:
     """Real adapters from config; connections open lazily or in the background."""
     timeouts = config["TIMEOUTS"]
-    resilient = config.get("RESILIENCE", True)  # every safeguard on
-    fallbacks = config.get("FALLBACKS", resilient)
+    policy: SafeguardPolicy = config.get("SAFEGUARDS") or SafeguardPolicy()
+    resilient = policy.all_on
+    fallbacks = policy.on("fallbacks")
     board = HealthBoard(slow_seconds=config["SLOW_SECONDS"],
                         messages=FALLBACK_MESSAGES if fallbacks else None,
                         shared=SharedStates(config["HEALTH_DIR"]) if config.get("HEALTH_DIR")
                         else None)
-    observer = CallObserver(board, build_guards(config["GUARDS"]))
+    calls = GuardedCalls(board, build_guards(config["GUARDS"]))
     pool = connect_pool(config["DATABASE_URL"], timeouts["database"])
-    carts = CartStore(connect_redis(config["REDIS_URL"], timeouts["cache"]), observer)
-    orders = OrdersStore(pool, timeouts["database"], observer)
-    payments = PaymentsClient(config["PAYMENTS_URL"], timeouts["payments"], observer)
-    inventory = InventoryClient(config["INVENTORY_URL"], timeouts["inventory"], observer)
+    carts = CartStore(connect_redis(config["REDIS_URL"], timeouts["cache"]), calls)
+    orders = OrdersStore(pool, timeouts["database"], calls)
+    payments = PaymentsClient(config["PAYMENTS_URL"], timeouts["payments"], calls)
+    inventory = InventoryClient(config["INVENTORY_URL"], timeouts["inventory"], calls)
     releases = ReleaseQueue()
     deps = CheckoutDeps(
         carts=carts, orders=orders, payments=payments, inventory=inventory,
@@ -79,10 +81,10 @@ def build_shop(config: dict[str, Any]) -> Shop:
         "payments": payments.probe, "inventory": inventory.probe,
         "database": orders.probe, "cache": carts.probe,
     }
-    prober = Prober(probes, board, config["HEALTH_PROBE_INTERVAL"])
+    prober = Periodic(probes, board, config["HEALTH_PROBE_INTERVAL"])
     reconciler = Reconciler(deps, orders, settle_seconds=config["CHECKOUT_DEADLINE"] + 2,
                             releases=releases)
-    loop = Prober({"reconcile": reconciler.run_once}, board, config["RECONCILE_INTERVAL"])
+    loop = Periodic({"reconcile": reconciler.run_once}, board, config["RECONCILE_INTERVAL"])
     if fallbacks:
         stock = ShortCache(lambda: inventory.stock_levels(Deadline(0.5)), fresh_for=5.0,
                            serve_stale_for=120.0).get

@@ -6,9 +6,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ..calls import GuardedCalls
 from ..domain import Cart
 from ..errors import DependencyUnavailable
-from ..observe import CallObserver
 from ..resilience import Timeouts
 
 DEPENDENCY = "cache"
@@ -41,9 +41,9 @@ def connect_redis(url: str, timeouts: Timeouts) -> redis.Redis:
 class CartStore:
     """load / save / clear carts, each one instrumented Redis round trip."""
 
-    def __init__(self, client: redis.Redis, observer: CallObserver) -> None:
+    def __init__(self, client: redis.Redis, calls: GuardedCalls) -> None:
         self._redis = client
-        self._observer = observer
+        self._calls = calls
 
     @staticmethod
     def _key(cart_id: str) -> str:
@@ -51,14 +51,14 @@ class CartStore:
 
     def load(self, cart_id: str) -> Cart:
         """The cart, empty if it does not exist."""
-        with self._observer.call(DEPENDENCY, "load", translate_redis):
+        with self._calls.call(DEPENDENCY, "load", translate_redis):
             raw = self._redis.hgetall(self._key(cart_id))
         return Cart(cart_id, {str(sku): int(qty) for sku, qty in raw.items()})
 
     def save(self, cart: Cart) -> None:
         """Replace the stored cart with this one and renew its expiry."""
         key = self._key(cart.cart_id)
-        with self._observer.call(DEPENDENCY, "save", translate_redis):
+        with self._calls.call(DEPENDENCY, "save", translate_redis):
             pipe = self._redis.pipeline(transaction=True)
             pipe.delete(key)
             if cart.lines:
@@ -68,10 +68,10 @@ class CartStore:
 
     def clear(self, cart_id: str) -> None:
         """Empty the cart after a confirmed order."""
-        with self._observer.call(DEPENDENCY, "clear", translate_redis):
+        with self._calls.call(DEPENDENCY, "clear", translate_redis):
             self._redis.delete(self._key(cart_id))
 
     def probe(self) -> None:
         """A cheap health call for the prober."""
-        with self._observer.call(DEPENDENCY, "health", translate_redis, probe=True):
+        with self._calls.call(DEPENDENCY, "health", translate_redis, probe=True):
             self._redis.ping()

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
+from ..calls import GuardedCalls
 from ..errors import DependencyUnavailable, OutcomeUnknown
-from ..observe import CallObserver
 from ..resilience import Deadline, Timeouts, call_retried
 
 
@@ -91,10 +91,10 @@ class DependencyClient:
 
     dependency = ""
 
-    def __init__(self, base_url: str, timeouts: Timeouts, observer: CallObserver) -> None:
+    def __init__(self, base_url: str, timeouts: Timeouts, calls: GuardedCalls) -> None:
         self._http = JsonHttp(base_url, timeouts)
         self._timeouts = timeouts
-        self._observer = observer
+        self._calls = calls
         self._translate = http_translator(self.dependency)
         self._translate_deadline_bound = http_translator(self.dependency, deadline_bound=True)
 
@@ -105,7 +105,7 @@ class DependencyClient:
         self, operation: str, method: str, path: str, deadline: Deadline,
         retry: bool = True, **kwargs: Any,
     ) -> dict[str, Any]:
-        guard = self._observer.guard(self.dependency) if retry else None
+        guard = self._calls.guard(self.dependency) if retry else None
         return call_retried(
             lambda: self._call_once(operation, method, path, deadline, **kwargs),
             guard, deadline)
@@ -116,7 +116,7 @@ class DependencyClient:
     ) -> dict[str, Any]:
         bound = self._timeouts.within_deadline and deadline.remaining() < self._timeouts.read
         translate = self._translate_deadline_bound if bound else self._translate
-        with self._observer.call(self.dependency, operation, translate, probe=probe):
+        with self._calls.call(self.dependency, operation, translate, probe=probe):
             response = self._http.request(method, path, deadline, **kwargs)
             raise_for_server_error(self.dependency, response)
             body: dict[str, Any] = response.json()

@@ -20,10 +20,10 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ..calls import GuardedCalls
 from ..catalog import PRODUCTS
 from ..domain import CartLine, Order, OrderStatus
 from ..errors import DependencyUnavailable
-from ..observe import CallObserver
 from ..resilience import Deadline, Timeouts
 
 DEPENDENCY = "database"
@@ -152,15 +152,15 @@ def init_database(dsn: str) -> None:
 class OrdersStore:
     """Products and orders, each method one guarded transaction."""
 
-    def __init__(self, pool: ConnectionPool, timeouts: Timeouts, observer: CallObserver) -> None:
+    def __init__(self, pool: ConnectionPool, timeouts: Timeouts, calls: GuardedCalls) -> None:
         self._pool = pool
         self._timeouts = timeouts
-        self._observer = observer
+        self._calls = calls
 
     @contextmanager
     def _transaction(self, operation: str, deadline: Deadline,
                      probe: bool = False) -> Iterator[psycopg.Connection]:
-        with self._observer.call(DEPENDENCY, operation, translate_pg, probe=probe):
+        with self._calls.call(DEPENDENCY, operation, translate_pg, probe=probe):
             _, seconds = self._timeouts.cap(deadline)
             conn = self._pool.getconn(timeout=seconds)
             try:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from ..domain import Charge
 from ..errors import PaymentDeclined
 from ..resilience import Deadline
 from .http import DependencyClient
@@ -14,26 +14,15 @@ from .http import DependencyClient
 DEPENDENCY = "payments"
 
 
-@dataclass(frozen=True, slots=True)
-class Charge:
-    """A charge as the processor reports it."""
-
-    charge_id: str
-    status: str  # authorized, captured, voided, refunded, declined, processing
-    amount_cents: int
-    idempotency_key: str
-    order_id: str
-
-    @classmethod
-    def from_json(cls, body: dict[str, Any]) -> Charge:
-        """Build from the processor's JSON."""
-        return cls(
-            charge_id=str(body["charge_id"]),
-            status=str(body["status"]),
-            amount_cents=int(body["amount_cents"]),
-            idempotency_key=str(body["idempotency_key"]),
-            order_id=str(body["order_id"]),
-        )
+def charge_from_json(body: dict[str, Any]) -> Charge:
+    """A charge from the processor's JSON."""
+    return Charge(
+        charge_id=str(body["charge_id"]),
+        status=str(body["status"]),
+        amount_cents=int(body["amount_cents"]),
+        idempotency_key=str(body["idempotency_key"]),
+        order_id=str(body["order_id"]),
+    )
 
 
 class PaymentsClient(DependencyClient):
@@ -61,23 +50,23 @@ class PaymentsClient(DependencyClient):
                   "card": card, "capture": False},
             headers={"Idempotency-Key": idempotency_key},
         )
-        return Charge.from_json(body)
+        return charge_from_json(body)
 
     def capture(self, charge_id: str, deadline: Deadline) -> Charge:
         """Move the held money; capturing a captured charge is a no-op."""
-        return Charge.from_json(
+        return charge_from_json(
             self._call("capture", "POST", f"/v1/charges/{charge_id}/capture", deadline)
         )
 
     def void(self, charge_id: str, deadline: Deadline) -> Charge:
         """Release a hold that was never captured."""
-        return Charge.from_json(
+        return charge_from_json(
             self._call("void", "POST", f"/v1/charges/{charge_id}/void", deadline)
         )
 
     def refund(self, charge_id: str, deadline: Deadline) -> Charge:
         """Give back captured money."""
-        return Charge.from_json(
+        return charge_from_json(
             self._call("refund", "POST", f"/v1/charges/{charge_id}/refund", deadline)
         )
 
@@ -87,4 +76,4 @@ class PaymentsClient(DependencyClient):
             "find", "GET", "/v1/charges", deadline, params={"idempotency_key": idempotency_key}
         )
         charges = body.get("charges", [])
-        return Charge.from_json(charges[0]) if charges else None
+        return charge_from_json(charges[0]) if charges else None

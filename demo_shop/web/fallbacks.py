@@ -17,6 +17,7 @@ from typing import Any
 from flask import current_app, g, request
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from ..config import SafeguardPolicy
 from ..domain import Cart, ShopError
 from ..errors import DependencyUnavailable
 from ..metrics import FALLBACKS
@@ -27,7 +28,8 @@ MAX_COOKIE_LINES = 50
 
 def resilient() -> bool:
     """Whether the shop's fallbacks are on."""
-    return bool(current_app.config.get("FALLBACKS", current_app.config.get("RESILIENCE", True)))
+    policy: SafeguardPolicy = current_app.config.get("SAFEGUARDS") or SafeguardPolicy()
+    return policy.on("fallbacks")
 
 
 def note_fallback(name: str) -> None:

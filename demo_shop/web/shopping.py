@@ -16,7 +16,7 @@ from ..errors import DependencyUnavailable, PaymentDeclined
 from ..metrics import CHECKOUT_LATENCY, CHECKOUT_OUTCOMES, REVENUE_AT_RISK, REVENUE_CONFIRMED
 from ..resilience import Deadline
 from ..wiring import Shop
-from .fallbacks import CheckoutGate, forget_cart, load_cart, note_fallback, save_cart
+from .fallbacks import CheckoutGate, forget_cart, load_cart, note_fallback, resilient, save_cart
 
 CART_COOKIE = "cart_id"
 _CART_ID = re.compile(r"^[a-f0-9]{32}$")
@@ -72,7 +72,7 @@ def stock_levels() -> dict[str, int]:
     try:
         levels, fresh = shop().stock_levels()
     except DependencyUnavailable:
-        if not current_app.config.get("FALLBACKS", True):
+        if not resilient():
             raise
         levels, fresh = {}, False  # nothing known yet: the page says "checking"
     if not fresh:

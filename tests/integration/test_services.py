@@ -112,7 +112,7 @@ def test_reservation_commit_takes_stock_and_never_goes_below_zero(stack: Stack) 
 
 def test_inventory_and_ledger_survive_a_restart(tmp_path) -> None:
     """Both services keep their state in SQLite files: a new process sees the old state."""
-    from demo_shop.services import inventory, payments
+    from demo_shop.upstreams import inventory, payments
 
     config = {"DB_PATH": str(tmp_path / "inventory.sqlite3"), "PROCESSING_MS": 0}
     first = inventory.create_app(config).test_client()

@@ -7,8 +7,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from demo_shop.adapters.payments import Charge
-from demo_shop.domain import Cart, CartLine, Order, OrderStatus
+from demo_shop.domain import Cart, CartLine, Charge, Order, OrderStatus
 from demo_shop.errors import (
     DependencyUnavailable,
     OutcomeUnknown,

@@ -9,8 +9,8 @@ import pytest
 
 from chaos.experiment import ExperimentError, parse_experiment
 from chaos.waiting import eventually
-from demo_shop.services.inventory import create_app as inventory_app
-from demo_shop.services.payments import create_app as payments_app
+from demo_shop.upstreams.inventory import create_app as inventory_app
+from demo_shop.upstreams.payments import create_app as payments_app
 
 
 def test_the_admin_endpoint_is_absent_unless_enabled(tmp_path: Path) -> None:

@@ -14,9 +14,10 @@ from flask.testing import FlaskClient
 from demo_shop.app import create_app
 from demo_shop.cache import ShortCache
 from demo_shop.checkout import CheckoutDeps, CheckoutFailed, checkout
+from demo_shop.config import SafeguardPolicy
 from demo_shop.domain import OrderStatus
 from demo_shop.errors import DependencyUnavailable
-from demo_shop.health import HealthBoard, Prober
+from demo_shop.health import HealthBoard, Periodic
 from demo_shop.reconcile import Reconciler
 from demo_shop.resilience import Deadline
 from demo_shop.vault import CardVault
@@ -162,7 +163,7 @@ def shop(deps: CheckoutDeps) -> Shop:
                        fresh_for=0, serve_stale_for=60)
     catalog = ShortCache(lambda: deps.orders.products(Deadline(1)),  # type: ignore[attr-defined]
                          fresh_for=0, serve_stale_for=60)
-    return Shop(deps, deps.orders, deps.carts, board, Prober({}, board, 0),  # type: ignore[arg-type]
+    return Shop(deps, deps.orders, deps.carts, board, Periodic({}, board, 0),  # type: ignore[arg-type]
                 stock.get, catalog.get)
 
 
@@ -216,7 +217,7 @@ def test_a_cookie_cart_moves_into_redis_when_it_answers_again(
 
 
 def test_fragile_mode_has_no_cookie_cart(shop: Shop, deps: CheckoutDeps) -> None:
-    client = make_app(shop, RESILIENCE=False, FALLBACKS=False).test_client()
+    client = make_app(shop, SAFEGUARDS=SafeguardPolicy.fragile()).test_client()
     deps.carts.fail_load = down("cache")
     assert api(client, "POST", "/api/cart/items", json={"sku": "A", "qty": 1}).status_code == 503
 

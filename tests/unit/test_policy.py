@@ -5,10 +5,10 @@ from __future__ import annotations
 import circuitbreaker
 import pytest
 
+from demo_shop.calls import GuardedCalls
 from demo_shop.config import settings_from_env
 from demo_shop.errors import DependencyUnavailable, OutcomeUnknown, PaymentDeclined
 from demo_shop.health import HealthBoard
-from demo_shop.observe import CallObserver
 from demo_shop.resilience import (
     Deadline,
     DependencyGuard,
@@ -35,23 +35,23 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return fake
 
 
-def observer(threshold: int = 3, concurrency: int = 4) -> CallObserver:
+def guarded_calls(threshold: int = 3, concurrency: int = 4) -> GuardedCalls:
     guards = build_guards({"payments": GuardSettings(threshold, 5.0, concurrency)})
-    return CallObserver(HealthBoard(), guards)
+    return GuardedCalls(HealthBoard(), guards)
 
 
-def fail(obs: CallObserver, error: Exception | None = None) -> None:
+def fail(obs: GuardedCalls, error: Exception | None = None) -> None:
     with pytest.raises(DependencyUnavailable), obs.call("payments", "authorize", lambda e: None):
         raise error or DependencyUnavailable("payments", "refused")
 
 
-def succeed(obs: CallObserver) -> None:
+def succeed(obs: GuardedCalls) -> None:
     with obs.call("payments", "authorize", lambda e: None):
         pass
 
 
 def test_breaker_opens_after_the_threshold_and_then_fails_fast(clock: Clock) -> None:
-    obs = observer(threshold=3)
+    obs = guarded_calls(threshold=3)
     for _ in range(3):
         fail(obs)
     guard = obs.guard("payments")
@@ -62,7 +62,7 @@ def test_breaker_opens_after_the_threshold_and_then_fails_fast(clock: Clock) -> 
 
 
 def test_breaker_half_opens_after_the_reset_time_and_closes_on_success(clock: Clock) -> None:
-    obs = observer(threshold=2)
+    obs = guarded_calls(threshold=2)
     fail(obs)
     fail(obs)
     guard = obs.guard("payments")
@@ -74,7 +74,7 @@ def test_breaker_half_opens_after_the_reset_time_and_closes_on_success(clock: Cl
 
 
 def test_a_failed_trial_opens_the_breaker_again(clock: Clock) -> None:
-    obs = observer(threshold=2)
+    obs = guarded_calls(threshold=2)
     fail(obs)
     fail(obs)
     clock.now += 6
@@ -84,7 +84,7 @@ def test_a_failed_trial_opens_the_breaker_again(clock: Clock) -> None:
 
 
 def test_business_answers_do_not_count_as_failures(clock: Clock) -> None:
-    obs = observer(threshold=2)
+    obs = guarded_calls(threshold=2)
     for _ in range(5):
         with pytest.raises(PaymentDeclined), obs.call("payments", "authorize", lambda e: None):
             raise PaymentDeclined("card_declined")
@@ -93,7 +93,7 @@ def test_business_answers_do_not_count_as_failures(clock: Clock) -> None:
 
 
 def test_calls_cut_short_by_the_shoppers_deadline_do_not_open_the_breaker(clock: Clock) -> None:
-    obs = observer(threshold=2)
+    obs = guarded_calls(threshold=2)
     for _ in range(5):
         fail(obs, OutcomeUnknown("payments", "deadline", "no answer in time"))
     guard = obs.guard("payments")
@@ -106,7 +106,7 @@ def test_calls_cut_short_by_the_shoppers_deadline_do_not_open_the_breaker(clock:
 def test_a_probe_that_answers_closes_an_open_breaker_and_one_that_fails_does_not_count(
     clock: Clock,
 ) -> None:
-    obs = observer(threshold=2)
+    obs = guarded_calls(threshold=2)
     guard = obs.guard("payments")
     assert guard is not None
     for _ in range(3):
@@ -123,7 +123,7 @@ def test_a_probe_that_answers_closes_an_open_breaker_and_one_that_fails_does_not
 
 
 def test_bulkhead_refuses_calls_beyond_its_slots_and_frees_them(clock: Clock) -> None:
-    obs = observer(concurrency=1)
+    obs = guarded_calls(concurrency=1)
     with obs.call("payments", "authorize", lambda e: None):
         with pytest.raises(DependencyUnavailable) as info, obs.call("payments", "x",
                                                                      lambda e: None):
@@ -195,23 +195,23 @@ def test_a_call_never_sent_stays_certainly_undone() -> None:
 def test_fragile_mode_turns_the_safeguards_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHOP_RESILIENCE", "off")
     fragile = settings_from_env()
-    assert fragile["RESILIENCE"] is False and fragile["RECONCILE_INTERVAL"] == 0.0
+    assert not fragile["SAFEGUARDS"].all_on and fragile["RECONCILE_INTERVAL"] == 0.0
     assert fragile["TIMEOUTS"]["cache"].read >= 3600 and fragile["CHECKOUT_DEADLINE"] >= 3600
     monkeypatch.setenv("SHOP_RESILIENCE", "on")
     resilient = settings_from_env()
-    assert resilient["RESILIENCE"] is True and resilient["TIMEOUTS"]["cache"].read <= 1
+    assert resilient["SAFEGUARDS"].all_on and resilient["TIMEOUTS"]["cache"].read <= 1
     assert resilient["GUARDS"]["payments"].concurrency < 8  # fewer than a worker's threads
 
 
 def test_one_safeguard_can_be_turned_off_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHOP_SAFEGUARDS_OFF", "payments_timeout, breakers")
     settings = settings_from_env()
-    assert settings["SAFEGUARDS_OFF"] == {"payments_timeout", "breakers"}
+    assert settings["SAFEGUARDS"].off == {"payments_timeout", "breakers"}
     assert not settings["TIMEOUTS"]["payments"].within_deadline
     assert settings["TIMEOUTS"]["inventory"].within_deadline
     assert settings["CHECKOUT_DEADLINE"] == 5.0  # the other calls still keep the deadline
     assert not settings["GUARDS"]["payments"].breaker and settings["GUARDS"]["cache"].bulkhead
-    assert settings["FALLBACKS"] and settings["RESILIENCE"] is False
+    assert settings["SAFEGUARDS"].on("fallbacks") and not settings["SAFEGUARDS"].all_on
 
 
 def test_an_unknown_safeguard_is_refused_with_the_known_ones(
@@ -225,7 +225,7 @@ def test_an_unknown_safeguard_is_refused_with_the_known_ones(
 def test_a_guard_without_breaker_or_bulkhead_lets_every_call_through(clock: Clock) -> None:
     guard = DependencyGuard("payments", 1, 5.0, 1, breaker=False, bulkhead=False,
                             retries=False)
-    obs = CallObserver(HealthBoard(), {"payments": guard})
+    obs = GuardedCalls(HealthBoard(), {"payments": guard})
     for _ in range(3):
         fail(obs)
     assert guard.breaker.state == "closed"

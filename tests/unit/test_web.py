@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 
 from demo_shop.app import create_app
 from demo_shop.checkout import CheckoutDeps
-from demo_shop.health import HealthBoard, Prober
+from demo_shop.health import HealthBoard, Periodic
 from demo_shop.wiring import Shop
 
 from .fakes import FakeCarts, FakeInventory, FakeOrders, FakePayments, down
@@ -24,7 +24,7 @@ def shop() -> Shop:
     deps = CheckoutDeps(carts=FakeCarts(), orders=FakeOrders(), payments=FakePayments(),
                         inventory=FakeInventory())
     board = HealthBoard()
-    return Shop(deps, deps.orders, deps.carts, board, Prober({}, board, 0))  # type: ignore[arg-type]
+    return Shop(deps, deps.orders, deps.carts, board, Periodic({}, board, 0))  # type: ignore[arg-type]
 
 
 @pytest.fixture

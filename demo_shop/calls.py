@@ -16,7 +16,7 @@ from .resilience import DependencyGuard
 Translate = Callable[[BaseException], DependencyUnavailable | None]
 
 
-class CallObserver:
+class GuardedCalls:
     """Wraps dependency calls: guard (breaker, bulkhead), metrics, health board, errors."""
 
     def __init__(self, board: HealthBoard,

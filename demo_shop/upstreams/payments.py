@@ -3,7 +3,7 @@
 authorize (hold) -> capture (money moves) | void (hold released); capture -> refund.
 The same Idempotency-Key never makes a second charge, even when two requests race:
 the key is UNIQUE in the ledger and the first writer wins.
-Run: gunicorn "demo_shop.services.payments:create_app()".
+Run: gunicorn "demo_shop.upstreams.payments:create_app()".
 """
 
 from __future__ import annotations

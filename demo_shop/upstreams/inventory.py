@@ -2,7 +2,7 @@
 
 available = on_hand - units held by active, unexpired reservations.
 reserve (hold) -> commit (units leave on_hand) | release | expire.
-Run: gunicorn "demo_shop.services.inventory:create_app()".
+Run: gunicorn "demo_shop.upstreams.inventory:create_app()".
 """
 
 from __future__ import annotations
