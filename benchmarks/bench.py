@@ -35,8 +35,8 @@ from capacity import TICKS, tree_ticks, whole_run_p95  # benchmarks/ is this scr
 from html_parsers import read_page_lxml, read_page_stdlib
 
 from chaos.faults import HARNESS_PREFIX, ProxySpec
+from chaos.shopper import Answer, ScriptedShopper
 from chaos.stack import LOOPBACK, PROJECT_ROOT, Ports, Stack, StackConfig
-from chaos.vocabulary import GOOD_CARD
 from chaos.waiting import poll
 from loadtests.pages import read_page
 
@@ -146,23 +146,16 @@ def wrk(url: str, seconds: float, connections: int, close: bool = False
             "requests": total}
 
 
-class Shopper:
-    """One scripted shopper on the JSON API (a fresh cart each checkout)."""
+class Shopper(ScriptedShopper):
+    """The scripted shopper, its checkout timed alone (the cart is filled untimed)."""
 
     def __init__(self, base: str) -> None:
-        self.client = httpx.Client(base_url=base, timeout=15)
+        super().__init__(base, deadline=10.0, sku=SKUS[0])
 
-    def checkout(self) -> tuple[float, httpx.Response]:
-        """Fill a cart (not timed) and check out (timed)."""
-        cart = {"X-Cart-Id": uuid.uuid4().hex}
-        self.client.post("/api/cart/items", headers=cart, json={"sku": SKUS[0], "qty": 1})
-        started = time.perf_counter()
-        response = self.client.post("/api/checkout", json={"card": GOOD_CARD}, headers={
-            **cart, "Idempotency-Key": uuid.uuid4().hex})
-        return time.perf_counter() - started, response
-
-    def close(self) -> None:
-        self.client.close()
+    def checkout(self, sku: str | None = None) -> Answer:
+        self.new_cart()
+        self.add(sku)
+        return self.pay()
 
 
 def wait_until(check: Callable[[], bool], timeout: float, every: float = 0.02) -> float | None:
@@ -227,7 +220,7 @@ def fault_precision(stack: Stack, report: Report) -> None:
     port = stack.config.ports.proxy_payments
     shopper = Shopper(stack.config.shop_url)
     base_call = timed_gets(port, "/healthz", 40, True)
-    base_checkout = [shopper.checkout()[0] for _ in range(6 if QUICK else 12)]
+    base_checkout = [shopper.checkout().elapsed for _ in range(6 if QUICK else 12)]
     plan = {50: (30, 10), 200: (20, 8), 1000: (8, 5)}
     for latency, (calls, checkouts) in plan.items():
         if QUICK:
@@ -239,7 +232,7 @@ def fault_precision(stack: Stack, report: Report) -> None:
             try:
                 added = [s - statistics.median(base_call)
                          for s in timed_gets(port, "/healthz", calls, True)]
-                whole = [shopper.checkout()[0] - statistics.median(base_checkout)
+                whole = [shopper.checkout().elapsed - statistics.median(base_checkout)
                          for _ in range(checkouts)]
             finally:
                 stack.faults.roll_back("payments", name)
@@ -399,8 +392,9 @@ def fail_fast(stack: Stack, report: Report) -> None:
     statuses: dict[int, int] = {}
     try:
         for _ in range(10 if QUICK else 30):
-            took, response = shopper.checkout()
-            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            answer = shopper.checkout()
+            took, status = answer.elapsed, answer.status or 0
+            statuses[status] = statuses.get(status, 0) + 1
             (opened if breaker_open(stack, "payments") and closed else closed).append(took)
     finally:
         stack.faults.roll_back("payments", name)
@@ -476,8 +470,8 @@ def communicate(stack: Stack) -> tuple[list[float], list[float]]:
         shopper = Shopper(stack.config.shop_url)
         while not stop.is_set():
             with contextlib.suppress(httpx.HTTPError):
-                _, response = shopper.checkout()
-                if response.status_code == 201 and response.json().get("status") == "confirmed":
+                answer = shopper.checkout()
+                if answer.status == 201 and answer.json().get("status") == "confirmed":
                     confirmed_at[0] = time.monotonic()
             stop.wait(0.2)
         shopper.close()

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import html
 import json
-import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +24,8 @@ from ..experiment import Strict, one_of, problems_of
 from ..faults import FaultInjector
 from ..run.safety import interruptible, signals_held
 from ..shop import ShopClient
-from ..vocabulary import GOOD_CARD, NETWORK_TOXICS, PROXY_DOWN, STATUS_NAME, TARGETS
+from ..shopper import Answer, ScriptedShopper
+from ..vocabulary import NETWORK_TOXICS, PROXY_DOWN, STATUS_NAME, TARGETS
 from ..waiting import poll
 
 EXPECTED_FILE = Path(__file__).with_name("expected.yaml")
@@ -40,12 +39,17 @@ DEADLINE = 6.0  # past this an answer is broken (the shop's checkout deadline is
 def grade(status: int | None, headers: Any, body: str, elapsed: float,
           error: str | None = None) -> str:
     """One answer as a matrix level."""
-    verdict = classify(status, headers or {}, body, elapsed, DEADLINE, error)
-    if verdict.cls == OK:
+    return level_of(classify(status, headers or {}, body, elapsed, DEADLINE, error).cls,
+                    elapsed)
+
+
+def level_of(cls: str, elapsed: float) -> str:
+    """A response class (and how long the answer took) as a matrix level."""
+    if cls == OK:
         return "degraded" if elapsed > SLOW_SECONDS else "works"
-    if verdict.cls == DEGRADED:
+    if cls == DEGRADED:
         return "degraded"
-    if verdict.cls == GRACEFUL:
+    if cls == GRACEFUL:
         return "graceful error"
     return "broken"
 
@@ -147,25 +151,15 @@ def load_expected(path: Path = EXPECTED_FILE) -> Expectations:
 
 # ---- the features, as a shopper uses them ------------------------------------------------------
 
-class Shopper:
-    """One scripted shopper with its own cookies and cart."""
+class Shopper(ScriptedShopper):
+    """The scripted shopper, each feature it uses graded as a matrix level."""
 
     def __init__(self, base_url: str) -> None:
-        self.client = httpx.Client(base_url=base_url, timeout=DEADLINE + 4,
-                                   headers={"X-Cart-Id": uuid.uuid4().hex})
+        super().__init__(base_url, DEADLINE)
 
-    def close(self) -> None:
-        """Close the connection pool."""
-        self.client.close()
-
-    def _try(self, method: str, path: str, **kwargs: Any) -> tuple[str, httpx.Response | None]:
-        started = time.monotonic()
-        try:
-            response = self.client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            return grade(None, {}, "", time.monotonic() - started, type(exc).__name__), None
-        return grade(response.status_code, response.headers, response.text,
-                     time.monotonic() - started), response
+    def _try(self, method: str, path: str, **kwargs: Any) -> tuple[str, Answer]:
+        answer = self.request(method, path, **kwargs)
+        return level(answer), answer
 
     def browse(self, sku: str) -> str:
         """The catalog page and a product page."""
@@ -173,18 +167,16 @@ class Shopper:
 
     def cart(self, sku: str) -> str:
         """Add to the cart and look at it."""
-        added, _ = self._try("POST", "/api/cart/items", json={"sku": sku, "qty": 1})
+        added = level(self.add(sku))
         return worst([added, self._try("GET", "/api/cart")[0]])
 
-    def checkout(self, sku: str) -> str:
+    def checkout(self, sku: str | None = None) -> str:  # type: ignore[override]
         """Fill a fresh cart and check out."""
-        self.client.headers["X-Cart-Id"] = uuid.uuid4().hex
-        added, _ = self._try("POST", "/api/cart/items", json={"sku": sku, "qty": 1})
+        self.new_cart()
+        added = level(self.add(sku))
         if added in ("graceful error", "broken"):
             return added
-        level, _ = self._try("POST", "/api/checkout", json={"card": GOOD_CARD},
-                             headers={"Idempotency-Key": uuid.uuid4().hex})
-        return level
+        return level(self.pay())
 
     def order_status(self, order_id: str) -> str:
         """Read back an order placed before the fault."""
@@ -192,11 +184,11 @@ class Shopper:
 
     def status_page(self, dependency: str) -> str:
         """The status page answers and names the dependency as not operational."""
-        level, response = self._try("GET", "/status")
-        if response is None or level in ("graceful error", "broken"):
+        level, page = self._try("GET", "/status")
+        if page.response is None or level in ("graceful error", "broken"):
             return level
         api_level, api = self._try("GET", "/api/status")
-        if api is None or api_level in ("graceful error", "broken"):
+        if api.response is None or api_level in ("graceful error", "broken"):
             return api_level
         state = api.json()["dependencies"][dependency]["state"]
         return level if state != "operational" else "degraded"  # answers, but says nothing
@@ -204,13 +196,14 @@ class Shopper:
     def place_order(self, sku: str) -> str | None:
         """An order to read back later (before any fault); None if the shop cannot take one
         (a shop that did not recover from the previous cell)."""
-        try:
-            self.client.post("/api/cart/items", json={"sku": sku, "qty": 1})
-            response = self.client.post("/api/checkout", json={"card": GOOD_CARD},
-                                        headers={"Idempotency-Key": uuid.uuid4().hex})
-        except httpx.HTTPError:
-            return None
-        return str(response.json()["order_id"]) if response.status_code == 201 else None
+        self.add(sku)
+        answer = self.pay()
+        return str(answer.json()["order_id"]) if answer.status == 201 else None
+
+
+def level(answer: Answer) -> str:
+    """A shopper's answer as a matrix level."""
+    return level_of(answer.verdict.cls, answer.elapsed)
 
 
 # ---- running it ---------------------------------------------------------------------------------
