@@ -1,0 +1,144 @@
+"""Where the stack lives: loopback ports (from the environment, or free ones) and the
+folders and URLs derived from them."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import StackError
+from ..faults import ProxySpec
+
+LOOPBACK = "127.0.0.1"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+PROXIED = ("payments", "inventory", "postgres", "redis")
+# Ports not bound by `up` itself: Prometheus comes with `observe`, the harness's endpoint
+# with each run.
+NOT_AT_UP = ("prometheus", "harness")
+
+Progress = Callable[[str], None]
+
+
+@dataclass(slots=True)
+class Ports:
+    """Every port the stack listens on; each can be set with CC_<NAME>_PORT."""
+
+    shop: int = 8000
+    payments: int = 8101
+    inventory: int = 8102
+    postgres: int = 15432
+    redis: int = 16379
+    toxiproxy: int = 8474
+    proxy_payments: int = 18101
+    proxy_inventory: int = 18102
+    proxy_postgres: int = 25432
+    proxy_redis: int = 26379
+    prometheus: int = 9090  # only with `make observe`
+    harness: int = 9108  # the harness's own metrics, while an experiment runs
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Ports:
+        """Defaults, overridden by CC_SHOP_PORT, CC_PROXY_REDIS_PORT, ..."""
+        env = dict(os.environ if env is None else env)
+        ports = cls()
+        for name in asdict(ports):
+            raw = env.get(f"CC_{name.upper()}_PORT")
+            if raw:
+                if not raw.isdigit() or not 0 < int(raw) < 65536:
+                    raise StackError(f"CC_{name.upper()}_PORT must be a port number, got {raw!r}")
+                setattr(ports, name, int(raw))
+        return ports
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Ports the OS says are free right now (for tests that run their own stack)."""
+        names = list(asdict(cls()))
+        socks = []
+        try:
+            for _ in names:
+                s = socket.socket()
+                s.bind((LOOPBACK, 0))
+                socks.append(s)
+            return cls(**{n: s.getsockname()[1] for n, s in zip(names, socks, strict=True)})
+        finally:
+            for s in socks:
+                s.close()
+
+
+@dataclass(slots=True)
+class StackConfig:
+    """Where the stack keeps its files, its ports, and knobs for the services."""
+
+    run_dir: Path
+    ports: Ports
+    shop_workers: int = 3
+    shop_threads: int = 8
+    payments_processing_ms: float = 40.0
+    extra_shop_env: dict[str, str] = field(default_factory=dict)
+    ready_timeout: float = 60.0
+    # Where the shop's code is imported from (a mutant's throw-away copy for `mutants`).
+    code_root: Path = PROJECT_ROOT
+
+    @classmethod
+    def from_env(cls) -> StackConfig:
+        """The configuration `make up` uses: CC_RUN_DIR, CC_*_PORT, CC_SHOP_WORKERS, ..."""
+        run_dir = Path(os.environ.get("CC_RUN_DIR", PROJECT_ROOT / ".run")).resolve()
+        return cls(
+            run_dir=run_dir,
+            ports=Ports.from_env(),
+            shop_workers=int(os.environ.get("CC_SHOP_WORKERS", "3")),
+            shop_threads=int(os.environ.get("CC_SHOP_THREADS", "8")),
+            payments_processing_ms=float(os.environ.get("CC_PAYMENTS_PROCESSING_MS", "40")),
+        )
+
+    @property
+    def shop_url(self) -> str:
+        """The storefront's base URL."""
+        return f"http://{LOOPBACK}:{self.ports.shop}"
+
+    @property
+    def toxiproxy_url(self) -> str:
+        """Toxiproxy's API."""
+        return f"http://{LOOPBACK}:{self.ports.toxiproxy}"
+
+    @property
+    def database_url(self) -> str:
+        """The shop database, reached through the postgres proxy."""
+        return f"postgresql://postgres@{LOOPBACK}:{self.ports.proxy_postgres}/shop"
+
+    @property
+    def direct_database_url(self) -> str:
+        """The shop database without Toxiproxy (audits, tests)."""
+        return f"postgresql://postgres@{LOOPBACK}:{self.ports.postgres}/shop"
+
+    @property
+    def prometheus_url(self) -> str:
+        """Prometheus, when `make observe` started it."""
+        return f"http://{LOOPBACK}:{self.ports.prometheus}"
+
+    @property
+    def payments_url(self) -> str:
+        """payments without Toxiproxy (the ledger, for audits)."""
+        return f"http://{LOOPBACK}:{self.ports.payments}"
+
+    @property
+    def inventory_url(self) -> str:
+        """inventory without Toxiproxy (reservations, for audits)."""
+        return f"http://{LOOPBACK}:{self.ports.inventory}"
+
+    def proxy_specs(self) -> list[ProxySpec]:
+        """The four proxies, named after the dependency they stand for."""
+        p = self.ports
+        pairs = {
+            "payments": (p.proxy_payments, p.payments),
+            "inventory": (p.proxy_inventory, p.inventory),
+            "postgres": (p.proxy_postgres, p.postgres),
+            "redis": (p.proxy_redis, p.redis),
+        }
+        return [
+            ProxySpec(name, f"{LOOPBACK}:{listen}", f"{LOOPBACK}:{upstream}")
+            for name, (listen, upstream) in pairs.items()
+        ]
