@@ -8,17 +8,12 @@ after, a method (the `faults`, on a timeline while load runs), rollbacks that al
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -28,6 +23,7 @@ from pydantic import (
 from demo_shop.config import SAFEGUARDS
 
 from .errors import HarnessError
+from .validation import Seconds, Strict, one_of, problems_of
 from .vocabulary import (
     APP_ERROR_STATUSES,
     APP_TOXICS,
@@ -38,18 +34,6 @@ from .vocabulary import (
 EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
 # One experiment per safeguard, each run against a shop without it (`checkout-chaos proof`).
 SAFEGUARDS_DIR = EXPERIMENTS_DIR / "safeguards"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
-
-
-def one_of(words: tuple[str, ...]) -> Callable[[str], str]:
-    """A validator: the value is one of the vocabulary's words."""
-
-    def check(value: str) -> str:
-        if value not in words:
-            raise ValueError(f"must be one of {', '.join(words)} (not {value!r})")
-        return value
-
-    return check
 
 
 class ExperimentError(HarnessError):
@@ -58,30 +42,6 @@ class ExperimentError(HarnessError):
     def __init__(self, path: Path | str, problems: list[str]) -> None:
         super().__init__(f"{path} is not a valid experiment:\n  " + "\n  ".join(problems))
         self.problems = problems
-
-
-def to_seconds(value: Any) -> Any:
-    """'90s', '1.5m', '250ms' or a number -> seconds; anything else is left for the type error."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if not match:
-            raise ValueError(f"{value!r} is not a duration: use e.g. 30s, 2m or 500ms")
-        number, unit = float(match.group(1)), match.group(2) or "s"
-        return number * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
-    return value
-
-
-Seconds = Annotated[float, BeforeValidator(to_seconds), Field(ge=0)]
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Tolerance(Strict):
@@ -374,64 +334,6 @@ class Experiment(Strict):
 
 # ---- loading with line numbers -----------------------------------------------------------
 
-def _line_map(text: str) -> dict[tuple[Any, ...], int]:
-    """Path (keys and indexes) -> 1-based line, from the YAML node tree."""
-    lines: dict[tuple[Any, ...], int] = {}
-
-    def walk(node: yaml.Node, path: tuple[Any, ...]) -> None:
-        lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                key = key_node.value
-                lines[(*path, key)] = key_node.start_mark.line + 1
-                walk(value_node, (*path, key))
-                lines[(*path, key)] = key_node.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                walk(item, (*path, index))
-
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    if root is not None:
-        walk(root, ())
-    return lines
-
-
-def _format_loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
-def _nearest_line(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
-    for cut in range(len(loc), -1, -1):
-        if loc[:cut] in lines:
-            return lines[loc[:cut]]
-    return None
-
-
-def _friendly(error: Any) -> str:
-    """pydantic's message, said as what to fix."""
-    kind, ctx = error["type"], error.get("ctx", {})
-    if kind == "extra_forbidden":
-        return "unknown key (remove it or check its spelling)"
-    if kind == "missing":
-        return "is required"
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        sign = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
-                "less_than": "<"}[kind]
-        bound = next(iter(ctx.values()), "")
-        return f"must be {sign} {bound}"
-    if kind == "literal_error":
-        return f"must be one of {ctx.get('expected', '')}"
-    if kind == "too_short":
-        return "must not be empty"
-    return str(error["msg"]).removeprefix("Value error, ")
-
-
 def parse_experiment(text: str, source: str = "<experiment>") -> Experiment:
     """Validate YAML text into an Experiment; ExperimentError lists every problem."""
     try:
@@ -447,19 +349,6 @@ def parse_experiment(text: str, source: str = "<experiment>") -> Experiment:
         return Experiment.model_validate(data)
     except ValidationError as exc:
         raise ExperimentError(source, problems_of(exc, text)) from None
-
-
-def problems_of(exc: ValidationError, text: str) -> list[str]:
-    """Each validation error of a YAML file, as "where: what to fix (line n)"."""
-    lines = _line_map(text)
-    problems = []
-    for error in exc.errors():
-        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and
-                                                    p.startswith(("function-", "literal"))))
-        line = _nearest_line(lines, loc)
-        problems.append(f"{_format_loc(loc)}: {_friendly(error)}"
-                        + (f" (line {line})" if line else ""))
-    return problems
 
 
 def resolve(name_or_path: str) -> Path:

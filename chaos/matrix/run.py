@@ -20,11 +20,11 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError, create_m
 from loadtests.classify import DEGRADED, GRACEFUL, OK, classify
 
 from ..errors import HarnessError
-from ..experiment import Strict, one_of, problems_of
 from ..faults import FaultInjector
 from ..run.safety import interruptible, signals_held
 from ..shop import ShopClient
 from ..shopper import Answer, ScriptedShopper
+from ..validation import Strict, one_of, problems_of
 from ..vocabulary import NETWORK_TOXICS, PROXY_DOWN, STATUS_NAME, TARGETS
 from ..waiting import poll
 

@@ -13,8 +13,8 @@ from chaos.experiment import (
     catalog,
     load_experiment,
     parse_experiment,
-    to_seconds,
 )
+from chaos.validation import to_seconds
 
 HERE = Path(__file__).parent / "experiments"
 INVALID = sorted((HERE / "invalid").glob("*.yaml"))
