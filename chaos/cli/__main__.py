@@ -1,0 +1,5 @@
+"""python -m chaos.cli"""
+
+from . import main
+
+main()

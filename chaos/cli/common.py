@@ -1,0 +1,89 @@
+"""What every command shares: the console, friendly errors, the stack from the environment,
+report folders, the --shop option."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from ..errors import HarnessError
+from ..stack import PROJECT_ROOT, Stack, StackConfig
+
+console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(func: F) -> F:
+    """Turn HarnessError (and anything unexpected) into a message and exit code 2."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            return func(*args, **kwargs)
+        except HarnessError as exc:
+            if debug:
+                raise
+            console.print(f"[bold red]error:[/] {exc}")
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]")
+            sys.exit(130)
+        except Exception as exc:
+            if debug:
+                raise
+            console.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc}\n"
+                          "Run again with --debug for the traceback.")
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def report_dir(out: Path | None, name: str) -> Path:
+    """The folder asked for, or reports/<name>-<time>."""
+    return out or PROJECT_ROOT / "reports" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def env_stack() -> Stack:
+    return Stack(StackConfig.from_env(), progress=lambda m: console.print(f"  {m}"))
+
+
+@click.group()
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def main(debug: bool) -> None:
+    """Chaos experiments for e-commerce checkout."""
+
+
+OBSERVE_HELP = ("Start Prometheus beside the stack, so the report draws the shop's own "
+                "series too.")
+SHOP_HELP = ("The shop to run against: resilient, fragile (every safeguard off) or "
+             "without:<safeguard>[,...]. Default: what each experiment declares.")
+
+
+def shop_option(text: str | None) -> Any:
+    from ..experiment import ShopProfile
+
+    if text is None:
+        return None
+    try:
+        return ShopProfile.parse(text)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError too
+        raise click.BadParameter(str(exc).splitlines()[-1] if "\n" in str(exc) else str(exc),
+                                 param_hint="--shop") from None
+
+
+def view_for(name: str) -> Any:
+    from ..view import live_view
+
+    return live_view(console, name)
+
+
+def say(line: str) -> None:
+    console.print(line)

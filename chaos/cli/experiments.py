@@ -1,0 +1,162 @@
+"""Commands that run experiments: run, gate, compare, proof, mutants."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markdown import Markdown
+
+from ..errors import HarnessError
+from .common import (
+    OBSERVE_HELP,
+    SHOP_HELP,
+    console,
+    env_stack,
+    friendly,
+    main,
+    report_dir,
+    say,
+    shop_option,
+    view_for,
+)
+
+
+@main.command()
+@click.argument("experiment")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Report folder (default reports/<name>-<time>).")
+@click.option("--manage-stack", is_flag=True,
+              help="Bring the stack up if it is down, and down again afterwards.")
+@click.option("--shop", "shop_text", default=None, help=SHOP_HELP)
+@click.option("--observe", is_flag=True, help=OBSERVE_HELP)
+@friendly
+def run(experiment: str, out: Path | None, manage_stack: bool, shop_text: str | None,
+        observe: bool) -> None:
+    """Run one experiment (a file or a catalog name). Exit 0 held, 1 failed, 2 not run."""
+    from ..experiment import load_experiment
+    from ..session import managed_stack, run_experiment
+
+    shop = shop_option(shop_text)
+    path, _ = load_experiment(experiment)  # a bad file fails before the stack is touched
+    out = report_dir(out, path.stem)
+    with managed_stack(env_stack(), manage_stack, say) as stack:
+        if observe:
+            stack.observe()
+        ran = run_experiment(str(path), stack, out, view_for, shop=shop)
+    Console().print(Markdown(ran.paths["summary"].read_text()))
+    console.print(f"report: {ran.paths['html']}\njunit:  {ran.paths['junit']}")
+    if ran.result.exit_code == 2:
+        console.print(f"[bold red]error:[/] {ran.result.reason}")
+    sys.exit(ran.result.exit_code)
+
+
+@main.command()
+@click.option("--tag", "tags", multiple=True, help="Only experiments with this tag.")
+@click.option("--name", "names", multiple=True, help="Only these experiments (catalog names).")
+@click.option("--time-scale", type=click.FloatRange(0.05, 1.0), default=0.4, show_default=True,
+              help="Scale every duration for a quick gate.")
+@click.option("--out", type=click.Path(path_type=Path), default=None)
+@click.option("--manage-stack", is_flag=True)
+@click.option("--shop", "shop_text", default=None, help=SHOP_HELP)
+@click.option("--observe", is_flag=True, help=OBSERVE_HELP)
+@friendly
+def gate(tags: tuple[str, ...], names: tuple[str, ...], time_scale: float, out: Path | None,
+         manage_stack: bool, shop_text: str | None, observe: bool) -> None:
+    """Run the catalog as a CI gate: one JUnit file and one summary; exit 1 if any failed."""
+    from ..experiment import catalog
+    from ..session import managed_stack, run_gate
+
+    shop = shop_option(shop_text)
+    chosen = [(p, e) for p, e in catalog() if (not tags or set(tags) & set(e.tags))
+              and (not names or p.stem in names)]
+    if not chosen:
+        raise HarnessError(f"no experiment matches tag {', '.join(tags) or '(any)'} and "
+                           f"name {', '.join(names) or '(any)'}: see `checkout-chaos list`")
+    out = report_dir(out, "gate")
+    with managed_stack(env_stack(), manage_stack, say) as stack:
+        if observe:
+            stack.observe()
+        outcome = run_gate(chosen, stack, out, view_for, time_scale, shop, say)
+    console.print(f"gate: {out / 'summary.md'}  junit: {out / 'junit.xml'}")
+    sys.exit(outcome.exit_code)
+
+
+@main.command()
+@click.argument("resilient", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.argument("fragile", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for compare.md and compare.html (default: FRAGILE/../compare).")
+@friendly
+def compare(resilient: Path, fragile: Path, out: Path | None) -> None:
+    """Two gate report folders side by side: what shoppers saw while each dependency was
+    broken, against the resilient and the fragile shop."""
+    from .. import compare as comparison
+
+    rows = comparison.compare(resilient, fragile)
+    paths = comparison.write(rows, out or fragile.parent / "compare")
+    Console().print(Markdown(paths["markdown"].read_text()))
+    console.print(f"compare: {paths['html']}")
+
+
+@main.command()
+@click.option("--name", "names", multiple=True, help="Only these safeguard experiments.")
+@click.option("--time-scale", type=click.FloatRange(0.05, 1.0), default=1.0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None)
+@click.option("--manage-stack", is_flag=True)
+@friendly
+def proof(names: tuple[str, ...], time_scale: float, out: Path | None,
+          manage_stack: bool) -> None:
+    """Show the gate pinpoints each missing safeguard: every experiment in
+    chaos/experiments/safeguards runs against a shop without its safeguard (it must fail)
+    and against the resilient shop (it must pass). Exit 1 if any does not."""
+    from ..experiment import SAFEGUARDS_DIR, catalog
+    from ..report import proof_markdown
+    from ..session import managed_stack, run_proof
+
+    chosen = [(p, e) for p, e in catalog(SAFEGUARDS_DIR) if not names or p.stem in names]
+    if not chosen:
+        raise HarnessError(f"no safeguard experiment named {', '.join(names)} "
+                           f"(see {SAFEGUARDS_DIR})")
+    out = report_dir(out, "proof")
+    with managed_stack(env_stack(), manage_stack, say) as stack:
+        proofs = run_proof(chosen, stack, out, view_for, time_scale)
+    out.mkdir(parents=True, exist_ok=True)
+    table = proof_markdown(proofs)
+    (out / "summary.md").write_text(table)
+    Console().print(Markdown(table))
+    console.print(f"proof: {out / 'summary.md'}")
+    sys.exit(0 if all(p.pinpointed for p in proofs) else 1)
+
+
+@main.command()
+@click.option("--quick", is_flag=True, help="Only the mutants marked quick (QUICK=1).")
+@click.option("--name", "names", multiple=True, help="Only these mutants.")
+@click.option("--time-scale", type=click.FloatRange(0.05, 1.0), default=0.4, show_default=True,
+              help="Scale every experiment's durations, as the gate does.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for mutants.md/.json and every run's report "
+                   "(default reports/mutants-<time>).")
+@friendly
+def mutants(quick: bool, names: tuple[str, ...], time_scale: float, out: Path | None) -> None:
+    """The harness's mutation score: each realistic shop defect in chaos/mutants.yaml,
+    patched into a throw-away copy of the shop, must fail its experiments; the unmutated
+    shop must pass them in the same run. Exit 1 if a mutant survives or the shop fails."""
+    import os
+
+    from ..mutants import load_mutants, run_mutants
+
+    chosen = [m for m in load_mutants() if (not quick or m.quick)
+              and (not names or m.name in names)]
+    if not chosen:
+        raise HarnessError(f"no mutant named {', '.join(names)} (see chaos/mutants.yaml)")
+    out = report_dir(out, "mutants")
+    os.environ["CC_HISTORY_FILE"] = str(out / "history.jsonl")  # not the main history
+    console.print(f"{len(chosen)} mutants, each on a stack of its own, then the table")
+    result = run_mutants(chosen, out, time_scale, lambda line: console.print(f"  {line}"))
+    paths = result.write(out)
+    Console().print(Markdown(paths["markdown"].read_text()))
+    console.print(f"mutants: {paths['markdown']}")
+    sys.exit(0 if result.passed else 1)

@@ -1,0 +1,94 @@
+"""Commands for the stack itself: up, observe, down, status, sweep."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..stack import PROJECT_ROOT
+from .common import (
+    console,
+    env_stack,
+    friendly,
+    main,
+    say,
+)
+
+
+@main.command()
+@click.option("--observe", is_flag=True, help="Start Prometheus too (as `observe`).")
+@friendly
+def up(observe: bool) -> None:
+    """Start the stack: PostgreSQL, Redis, Toxiproxy, payments, inventory, the shop."""
+    stack = env_stack()
+    started = time.monotonic()
+    stack.up()
+    if observe:
+        stack.observe()
+    c = stack.config
+    console.print(f"[green]stack up[/] in {time.monotonic() - started:.1f}s")
+    console.print(f"  shop        {c.shop_url}")
+    console.print(f"  status page {c.shop_url}/status")
+    console.print(f"  metrics     {c.shop_url}/metrics")
+    console.print(f"  toxiproxy   {c.toxiproxy_url} "
+                  "(proxies: payments, inventory, postgres, redis)")
+    if stack.prometheus_url():
+        console.print(f"  prometheus  {c.prometheus_url}")
+    console.print(f"  logs        {c.run_dir / 'logs'}")
+
+
+@main.command()
+@click.option("--scrape-interval", default="2s", show_default=True,
+              help="How often Prometheus scrapes (a Prometheus duration).")
+@friendly
+def observe(scrape_interval: str) -> None:
+    """Prometheus beside the stack (brought up if it is down): it scrapes the shop, payments,
+    inventory, Toxiproxy and the harness; `down` stops it."""
+    from ..session import ensure_stack
+
+    stack = env_stack()
+    ensure_stack(stack, True, say)  # and left up: Prometheus watches it
+    stack.observe(scrape_interval)
+    c = stack.config
+    console.print(f"[green]observing[/]: Prometheus {c.prometheus_url} "
+                  f"(targets: {c.prometheus_url}/targets, alerts: {c.prometheus_url}/alerts)")
+    console.print("  Grafana: `make grafana` (Docker), or point a Grafana at "
+                  f"{PROJECT_ROOT / 'grafana' / 'provisioning'} (see README, Dashboards)")
+
+
+@main.command()
+@click.option("--keep-data", is_flag=True, help="Keep the databases for the next `up`.")
+@friendly
+def down(keep_data: bool) -> None:
+    """Stop every process the stack started (and only those); sweep harness toxics."""
+    stopped = env_stack().down(keep_data=keep_data)
+    console.print(f"[green]stack down[/] ({len(stopped)} processes stopped)")
+
+
+@main.command()
+@friendly
+def status() -> None:
+    """Each process, its port and health. Exit 1 when something is not healthy."""
+    rows = env_stack().status()
+    table = Table("component", "pid", "port", "state", "health")
+    for row in rows:
+        state = "[green]running[/]" if row.running else "[red]stopped[/]"
+        health = f"[green]{row.detail}[/]" if row.healthy else f"[red]{row.detail}[/]"
+        table.add_row(row.name, str(row.pid or "-"), str(row.port), state, health)
+    Console().print(table)
+    sys.exit(0 if all(r.healthy for r in rows) else 1)
+
+
+@main.command()
+@friendly
+def sweep() -> None:
+    """Remove every harness-made toxic, re-enable disabled proxies, clear service faults."""
+    stack = env_stack()
+    done = stack.faults.sweep() + stack.app_faults.sweep()
+    for line in done:
+        console.print(f"  {line}")
+    console.print(f"[green]swept[/] ({len(done)} changes)")
