@@ -21,7 +21,7 @@ TEST_RUNS = PROJECT_ROOT / ".run" / "test"
 OUTPUT = PROJECT_ROOT / "test-output"
 
 
-def _stop_leftovers() -> None:
+def stop_leftovers() -> None:
     """Stop stacks that an earlier, killed test session left running."""
     for state in TEST_RUNS.glob("*/stack.json"):
         try:
@@ -29,6 +29,12 @@ def _stop_leftovers() -> None:
         except (OSError, ValueError, TypeError):
             continue
         Stack(StackConfig(run_dir=state.parent, ports=ports)).down()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leftovers() -> None:
+    """Before anything starts: stacks a killed session left running are stopped."""
+    stop_leftovers()
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +47,6 @@ def output_dir() -> Path:
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     """The whole topology, started once for the session and always stopped."""
-    _stop_leftovers()
     config = StackConfig(
         run_dir=TEST_RUNS / uuid.uuid4().hex[:8],
         ports=Ports.free(),

@@ -26,7 +26,16 @@ from ..appfaults import AppFaultClient
 from ..errors import StackError
 from ..faults import FaultInjector
 from ..observe import render_config
-from .config import LOOPBACK, NOT_AT_UP, PROJECT_ROOT, PROXIED, Ports, Progress, StackConfig
+from .config import (
+    COMPONENTS,
+    LOOPBACK,
+    NOT_AT_UP,
+    PROJECT_ROOT,
+    PROXIED,
+    Ports,
+    Progress,
+    StackConfig,
+)
 from .processes import (
     ComponentStatus,
     ProcessTable,
@@ -65,49 +74,60 @@ class Stack:
         return Path(tempfile.gettempdir()) / f"checkout-chaos-pg-{digest}"
 
     # ---- up ---------------------------------------------------------------------------
-    def up(self) -> None:
-        """Start everything, wait for each to be ready, create the proxies."""
+    def up(self, only: tuple[str, ...] | None = None) -> None:
+        """Start everything (or `only` these components, in the topology's order: an
+        adapter's integration test needs one real server, not six), wait for each to be
+        ready, create the proxies."""
+        wanted = COMPONENTS if only is None else tuple(c for c in COMPONENTS if c in only)
+        unknown = sorted(set(only or ()) - set(COMPONENTS))
+        if unknown:
+            raise StackError(f"no component {', '.join(unknown)} "
+                             f"(known: {', '.join(COMPONENTS)})")
         existing = [p for p in self._procs.load() if alive(p)]
         if existing:
-            if all(s.healthy for s in self.status()):
+            if all(s.healthy for s in self.status() if s.name in wanted):
                 self._progress("stack is already up")
                 return
             raise StackError(
                 "a previous stack is partly running (see `make status`); run `make down` first"
             )
-        self._check_ports()
-        toxiproxy_bin = find_binary(
-            "toxiproxy-server", "CC_TOXIPROXY_SERVER", (PROJECT_ROOT / ".bin",)
-        )
-        redis_bin = find_binary("redis-server", "CC_REDIS_SERVER")
-        initdb, postgres = postgres_bin("initdb"), postgres_bin("postgres")
+        self._check_ports(wanted)
+        starters: dict[str, Callable[[], Running]] = {
+            "postgres": lambda: self._start_postgres(postgres_bin("initdb"),
+                                                     postgres_bin("postgres")),
+            "redis": lambda: self._start_redis(find_binary("redis-server", "CC_REDIS_SERVER")),
+            "toxiproxy": self._start_proxies,
+            "payments": lambda: self._start_service("payments"),
+            "inventory": lambda: self._start_service("inventory"),
+            "shop": self._start_shop,
+        }
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
         procs: list[Running] = []
         try:
-            procs.append(self._start_postgres(initdb, postgres))
-            self._save(procs)
-            procs.append(self._start_redis(redis_bin))
-            self._save(procs)
-            procs.append(self._start_toxiproxy(toxiproxy_bin))
-            self._save(procs)
-            self._progress("creating proxies: " + ", ".join(PROXIED))
-            self.faults.ensure_proxies(self.config.proxy_specs())
-            self.faults.sweep()
-            procs.append(self._start_service("payments"))
-            self._save(procs)
-            procs.append(self._start_service("inventory"))
-            self._save(procs)
-            procs.append(self._start_shop())
-            self._save(procs)
+            for component in wanted:
+                procs.append(starters[component]())
+                self._save(procs)
         except BaseException:
             self._procs.stop(procs)
             self._procs.state_file.unlink(missing_ok=True)
             raise
 
-    def _check_ports(self) -> None:
+    def _start_proxies(self) -> Running:
+        """Toxiproxy with a proxy per dependency, none with a toxic."""
+        running = self._start_toxiproxy(find_binary(
+            "toxiproxy-server", "CC_TOXIPROXY_SERVER", (PROJECT_ROOT / ".bin",)))
+        self._progress("creating proxies: " + ", ".join(PROXIED))
+        self.faults.ensure_proxies(self.config.proxy_specs())
+        self.faults.sweep()
+        return running
+
+    def _check_ports(self, wanted: tuple[str, ...]) -> None:
+        def needed(name: str) -> bool:  # a proxy's port is Toxiproxy's to bind
+            return name in wanted or (name.startswith("proxy_") and "toxiproxy" in wanted)
+
         busy = [
             f"{name} port {port}" for name, port in asdict(self.config.ports).items()
-            if name not in NOT_AT_UP and port_in_use(port)
+            if name not in NOT_AT_UP and needed(name) and port_in_use(port)
         ]
         if busy:
             raise StackError(

@@ -18,6 +18,8 @@ PROXIED = ("payments", "inventory", "postgres", "redis")
 # Ports not bound by `up` itself: Prometheus comes with `observe`, the harness's endpoint
 # with each run.
 NOT_AT_UP = ("prometheus", "harness")
+# What `up` starts, in order (each needs those before it).
+COMPONENTS = ("postgres", "redis", "toxiproxy", "payments", "inventory", "shop")
 
 Progress = Callable[[str], None]
 

@@ -1,57 +1,36 @@
-"""Application-level faults in the real services, set through their loopback admin endpoint,
-and what the shop makes of them."""
+"""Application-level faults in the real services, set through their loopback admin
+endpoint."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from chaos.appfaults import AppFaultClient
 from chaos.errors import FaultError
-from chaos.shopper import api_checkout
 from chaos.stack import Stack
-from loadtests.classify import DEGRADED, OK
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def app_faults(stack: Stack, faults):
-    """The stack's application-fault client; everything is cleared after."""
-    return stack.app_faults
+def app_faults(upstreams: Stack) -> Iterator[AppFaultClient]:
+    """The services' application-fault client; everything is cleared after."""
+    yield upstreams.app_faults
+    upstreams.app_faults.sweep()
 
 
-def test_errors_are_injected_and_cleared(stack: Stack, app_faults) -> None:
+def test_errors_are_injected_and_cleared(upstreams: Stack, app_faults: AppFaultClient) -> None:
     app_faults.inject("inventory", "app_errors", {"percent": 100, "status": 503})
     assert app_faults.active("inventory") == {"errors": {"rate": 1.0, "status": 503.0}}
-    answered = httpx.get(f"{stack.config.inventory_url}/v1/stock", timeout=5)
+    answered = httpx.get(f"{upstreams.config.inventory_url}/v1/stock", timeout=5)
     assert answered.status_code == 503 and answered.headers["Retry-After"] == "1"
     assert app_faults.sweep() == ["cleared errors in inventory"]
-    assert httpx.get(f"{stack.config.inventory_url}/v1/stock", timeout=5).status_code == 200
+    assert httpx.get(f"{upstreams.config.inventory_url}/v1/stock", timeout=5).status_code == 200
 
 
-def test_a_fault_a_service_does_not_have_is_refused(app_faults) -> None:
+def test_a_fault_a_service_does_not_have_is_refused(app_faults: AppFaultClient) -> None:
     with pytest.raises(FaultError, match="applies to payments"):
         app_faults.inject("inventory", "app_declines", {"percent": 50})
-
-
-def test_payments_answering_503_turns_checkouts_into_payment_pending(
-    stack: Stack, app_faults,
-) -> None:
-    app_faults.inject("payments", "app_errors", {"percent": 100, "status": 503})
-    answer = api_checkout(stack.config.shop_url, 5.0)
-    assert answer.verdict.cls == DEGRADED and json.loads(answer.body)["status"] == \
-        "payment_pending"
-
-
-def test_a_capture_whose_answer_is_lost_is_found_and_charged_once(
-    stack: Stack, app_faults,
-) -> None:
-    app_faults.inject("payments", "app_capture_lost", {"percent": 100})
-    answer = api_checkout(stack.config.shop_url, 5.0)
-    assert answer.verdict.cls == OK, answer.body
-    order = json.loads(answer.body)
-    charges = httpx.get(f"{stack.config.payments_url}/v1/charges",
-                        params={"order_id": order["order_id"]}, timeout=5).json()["charges"]
-    assert [c["status"] for c in charges] == ["captured"]

@@ -26,11 +26,11 @@ pytestmark = pytest.mark.integration
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
 
 
-def plant_order(stack: Stack, status: str, *, charge_id: str | None = None,
+def plant_order(ledgers: Stack, status: str, *, charge_id: str | None = None,
                 stock_committed: bool = False, reservation_id: str | None = None,
                 created_ago: float = 0.0, total_cents: int = 1199) -> str:
     order_id = uuid.uuid4().hex
-    with psycopg.connect(stack.config.direct_database_url, autocommit=True) as conn:
+    with psycopg.connect(ledgers.config.direct_database_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO orders (order_id, idempotency_key, cart_id, status, total_cents, "
             "reservation_id, charge_id, stock_committed, created_at) VALUES (%s, %s, 'c', %s, "
@@ -40,33 +40,33 @@ def plant_order(stack: Stack, status: str, *, charge_id: str | None = None,
     return order_id
 
 
-def charge(stack: Stack, order_id: str, *, capture: bool = True, amount: int = 1199) -> str:
-    response = httpx.post(f"{stack.config.payments_url}/v1/charges",
+def charge(ledgers: Stack, order_id: str, *, capture: bool = True, amount: int = 1199) -> str:
+    response = httpx.post(f"{ledgers.config.payments_url}/v1/charges",
                           headers={"Idempotency-Key": uuid.uuid4().hex},
                           json={"order_id": order_id, "amount_cents": amount, "card": CARD,
                                 "capture": capture}, timeout=10)
     return str(response.json()["charge_id"])
 
 
-def move(stack: Stack, charge_id: str, operation: str) -> None:
-    httpx.post(f"{stack.config.payments_url}/v1/charges/{charge_id}/{operation}", timeout=10)
+def move(ledgers: Stack, charge_id: str, operation: str) -> None:
+    httpx.post(f"{ledgers.config.payments_url}/v1/charges/{charge_id}/{operation}", timeout=10)
 
 
-def reserve(stack: Stack, reservation_id: str, ttl: float = 900) -> None:
-    httpx.post(f"{stack.config.inventory_url}/v1/reservations", json={
+def reserve(ledgers: Stack, reservation_id: str, ttl: float = 900) -> None:
+    httpx.post(f"{ledgers.config.inventory_url}/v1/reservations", json={
         "reservation_id": reservation_id, "ttl_seconds": ttl,
         "items": [{"sku": "LAMP-001", "qty": 1}]}, timeout=10)
 
 
-def finish(stack: Stack, reservation_id: str, target: str) -> None:
-    httpx.post(f"{stack.config.inventory_url}/v1/reservations/{reservation_id}/{target}",
+def finish(ledgers: Stack, reservation_id: str, target: str) -> None:
+    httpx.post(f"{ledgers.config.inventory_url}/v1/reservations/{reservation_id}/{target}",
                timeout=10)
 
 
-def audit(stack: Stack, since: float, evidence: list[dict[str, Any]] | None = None,
+def audit(ledgers: Stack, since: float, evidence: list[dict[str, Any]] | None = None,
           pending_limit: float = 600.0) -> AuditResult:
-    return run_audit(evidence or [], stack.config.direct_database_url,
-                     stack.config.payments_url, stack.config.inventory_url, since=since,
+    return run_audit(evidence or [], ledgers.config.direct_database_url,
+                     ledgers.config.payments_url, ledgers.config.inventory_url, since=since,
                      pending_limit_seconds=pending_limit)
 
 
@@ -78,8 +78,8 @@ def rules(result: AuditResult) -> dict[str, list[dict[str, str]]]:
 
 
 @contextmanager
-def sqlite(stack: Stack, name: str) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(stack.run_dir / f"{name}.sqlite3", timeout=10)
+def sqlite(ledgers: Stack, name: str) -> Iterator[sqlite3.Connection]:
+    conn = sqlite3.connect(ledgers.run_dir / f"{name}.sqlite3", timeout=10)
     try:
         with conn:
             yield conn
@@ -89,19 +89,19 @@ def sqlite(stack: Stack, name: str) -> Iterator[sqlite3.Connection]:
 
 # ---- promises ---------------------------------------------------------------------------------
 
-def test_orders_told_to_shoppers_must_exist_as_told(stack: Stack) -> None:
+def test_orders_told_to_shoppers_must_exist_as_told(ledgers: Stack) -> None:
     since = time.time()
     ghost = {"status": 201, "order_status": "confirmed", "idempotency_key": "ghost-key",
              "order_id": "ghost", "total_cents": 1199}
     lost_pending = {"status": 201, "order_status": "payment_pending",
                     "idempotency_key": "lost-key", "order_id": "lost", "total_cents": 1199}
-    failed = plant_order(stack, "failed")
+    failed = plant_order(ledgers, "failed")
     told_failed = {"status": 201, "order_status": "confirmed", "order_id": failed,
                    "idempotency_key": f"key-{failed}", "total_cents": 1199}
-    cheaper = plant_order(stack, "payment_pending")
+    cheaper = plant_order(ledgers, "payment_pending")
     told_cheaper = {"status": 201, "order_status": "payment_pending", "order_id": cheaper,
                     "idempotency_key": f"key-{cheaper}", "total_cents": 999}
-    found = rules(audit(stack, since, [ghost, lost_pending, told_failed, told_cheaper]))
+    found = rules(audit(ledgers, since, [ghost, lost_pending, told_failed, told_cheaper]))
     assert {"order_id": "ghost", "idempotency_key": "ghost-key"} in found[
         "confirmed order missing"]
     assert {"order_id": "lost", "idempotency_key": "lost-key"} in found["pending order missing"]
@@ -110,12 +110,12 @@ def test_orders_told_to_shoppers_must_exist_as_told(stack: Stack) -> None:
     assert {"order_id": cheaper, "idempotency_key": f"key-{cheaper}"} in found["amount differs"]
 
 
-def test_not_charged_means_no_capture_for_the_key(stack: Stack) -> None:
+def test_not_charged_means_no_capture_for_the_key(ledgers: Stack) -> None:
     since = time.time()
-    lied = plant_order(stack, "failed")
-    captured = charge(stack, lied)
-    honest = plant_order(stack, "failed")
-    retried = plant_order(stack, "confirmed")  # not charged at first, then paid on a retry
+    lied = plant_order(ledgers, "failed")
+    captured = charge(ledgers, lied)
+    honest = plant_order(ledgers, "failed")
+    retried = plant_order(ledgers, "confirmed")  # not charged at first, then paid on a retry
     evidence = [
         {"ts": 1, "status": 503, "charged": False, "idempotency_key": f"key-{lied}"},
         {"ts": 2, "status": 503, "charged": False, "idempotency_key": f"key-{honest}"},
@@ -123,8 +123,8 @@ def test_not_charged_means_no_capture_for_the_key(stack: Stack) -> None:
         {"ts": 4, "status": 201, "order_status": "confirmed", "charged": True,
          "idempotency_key": f"key-{retried}", "order_id": retried},
     ]
-    charge(stack, retried)
-    result = audit(stack, since, evidence)
+    charge(ledgers, retried)
+    result = audit(ledgers, since, evidence)
     found = rules(result)
     assert found["told not charged but captured"] == [
         {"idempotency_key": f"key-{lied}", "order_id": lied, "charge_id": captured}]
@@ -133,61 +133,61 @@ def test_not_charged_means_no_capture_for_the_key(stack: Stack) -> None:
 
 # ---- money ------------------------------------------------------------------------------------
 
-def test_each_confirmed_order_has_exactly_one_capture_of_its_total(stack: Stack) -> None:
+def test_each_confirmed_order_has_exactly_one_capture_of_its_total(ledgers: Stack) -> None:
     since = time.time()
-    unpaid = plant_order(stack, "confirmed")
-    twice = plant_order(stack, "confirmed")
-    first, second = charge(stack, twice), charge(stack, twice)
-    wrong = plant_order(stack, "confirmed", total_cents=1199)
-    short = charge(stack, wrong, amount=999)
-    found = rules(audit(stack, since))
+    unpaid = plant_order(ledgers, "confirmed")
+    twice = plant_order(ledgers, "confirmed")
+    first, second = charge(ledgers, twice), charge(ledgers, twice)
+    wrong = plant_order(ledgers, "confirmed", total_cents=1199)
+    short = charge(ledgers, wrong, amount=999)
+    found = rules(audit(ledgers, since))
     assert {"order_id": unpaid} in found["confirmed order not captured"]
     assert {"order_id": twice, "charge_ids": f"{first},{second}"} in found["double charge"]
     assert {"order_id": wrong, "charge_id": short} in found["charge amount differs"]
 
 
-def test_a_capture_without_a_confirmed_order_is_an_orphan(stack: Stack) -> None:
+def test_a_capture_without_a_confirmed_order_is_an_orphan(ledgers: Stack) -> None:
     since = time.time()
-    failed = plant_order(stack, "failed")
-    orphan = charge(stack, failed)
-    nowhere = charge(stack, "no-such-order")
-    found = rules(audit(stack, since))
+    failed = plant_order(ledgers, "failed")
+    orphan = charge(ledgers, failed)
+    nowhere = charge(ledgers, "no-such-order")
+    found = rules(audit(ledgers, since))
     assert {"charge_id": orphan, "order_id": failed} in found["orphan charge"]
     assert {"charge_id": nowhere, "order_id": "no-such-order"} in found["orphan charge"]
 
 
-def test_refunds_and_voids_belong_to_orders_that_ended(stack: Stack) -> None:
+def test_refunds_and_voids_belong_to_orders_that_ended(ledgers: Stack) -> None:
     since = time.time()
-    live = plant_order(stack, "confirmed")
-    refunded = charge(stack, live)
-    move(stack, refunded, "refund")
-    pending = plant_order(stack, "payment_pending")
-    voided = charge(stack, pending, capture=False)
-    move(stack, voided, "void")
-    cancelled = plant_order(stack, "cancelled")
-    fine = charge(stack, cancelled, capture=False)
-    move(stack, fine, "void")
-    found = rules(audit(stack, since))
+    live = plant_order(ledgers, "confirmed")
+    refunded = charge(ledgers, live)
+    move(ledgers, refunded, "refund")
+    pending = plant_order(ledgers, "payment_pending")
+    voided = charge(ledgers, pending, capture=False)
+    move(ledgers, voided, "void")
+    cancelled = plant_order(ledgers, "cancelled")
+    fine = charge(ledgers, cancelled, capture=False)
+    move(ledgers, fine, "void")
+    found = rules(audit(ledgers, since))
     assert {"charge_id": refunded, "order_id": live} in found["refund or void of a live order"]
     assert {"charge_id": voided, "order_id": pending} in found["refund or void of a live order"]
     assert not any(ids["charge_id"] == fine for ids in found["refund or void of a live order"])
 
 
-def test_no_hold_outlives_its_order_or_the_pending_limit(stack: Stack) -> None:
+def test_no_hold_outlives_its_order_or_the_pending_limit(ledgers: Stack) -> None:
     since = time.time()
-    failed = plant_order(stack, "failed")
-    left = charge(stack, failed, capture=False)
-    waiting = plant_order(stack, "payment_pending")
-    kept = charge(stack, waiting, capture=False)  # a payment_pending order may hold
-    old = charge(stack, waiting, capture=False)
-    with sqlite(stack, "payments") as conn:
+    failed = plant_order(ledgers, "failed")
+    left = charge(ledgers, failed, capture=False)
+    waiting = plant_order(ledgers, "payment_pending")
+    kept = charge(ledgers, waiting, capture=False)  # a payment_pending order may hold
+    old = charge(ledgers, waiting, capture=False)
+    with sqlite(ledgers, "payments") as conn:
         conn.execute("UPDATE charges SET created_at = created_at - 60 WHERE charge_id = ?",
                      (old,))
     try:
-        found = rules(audit(stack, since - 120, pending_limit=30))
+        found = rules(audit(ledgers, since - 120, pending_limit=30))
     finally:
         for charge_id in (left, kept, old):
-            move(stack, charge_id, "void")
+            move(ledgers, charge_id, "void")
     assert {"charge_id": left, "order_id": failed} in found["hold left open"]
     assert {"charge_id": old, "order_id": waiting} in found["hold past its limit"]
     assert not any(ids["charge_id"] == kept for rule in found.values() for ids in rule
@@ -196,47 +196,47 @@ def test_no_hold_outlives_its_order_or_the_pending_limit(stack: Stack) -> None:
 
 # ---- stock ------------------------------------------------------------------------------------
 
-def test_a_confirmed_orders_stock_is_committed_in_inventorys_own_records(stack: Stack) -> None:
+def test_a_confirmed_orders_stock_is_committed_in_inventorys_own_records(ledgers: Stack) -> None:
     since = time.time()
     order_id = uuid.uuid4().hex
-    reserve(stack, f"{order_id}-1")
+    reserve(ledgers, f"{order_id}-1")
     # The shop's own column says committed; inventory says the hold is still active.
-    with psycopg.connect(stack.config.direct_database_url, autocommit=True) as conn:
+    with psycopg.connect(ledgers.config.direct_database_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO orders (order_id, idempotency_key, cart_id, status, total_cents, "
             "reservation_id, stock_committed) VALUES (%s, %s, 'c', 'confirmed', 1199, %s, "
             "true)", (order_id, f"key-{order_id}", f"{order_id}-1"))
-    charge(stack, order_id)
+    charge(ledgers, order_id)
     try:
-        found = rules(audit(stack, since))
+        found = rules(audit(ledgers, since))
     finally:
-        finish(stack, f"{order_id}-1", "release")
+        finish(ledgers, f"{order_id}-1", "release")
     assert {"order_id": order_id, "reservation_id": f"{order_id}-1"} in found[
         "reservation not committed"]
 
 
-def test_failed_orders_stock_is_released_by_the_shop_not_by_expiry(stack: Stack) -> None:
+def test_failed_orders_stock_is_released_by_the_shop_not_by_expiry(ledgers: Stack) -> None:
     since = time.time()
-    held = plant_order(stack, "declined")
-    reserve(stack, f"{held}-1")
-    expired = plant_order(stack, "failed")
-    reserve(stack, f"{expired}-1", ttl=0.5)
-    released = plant_order(stack, "failed")
-    reserve(stack, f"{released}-1")
-    finish(stack, f"{released}-1", "release")
+    held = plant_order(ledgers, "declined")
+    reserve(ledgers, f"{held}-1")
+    expired = plant_order(ledgers, "failed")
+    reserve(ledgers, f"{expired}-1", ttl=0.5)
+    released = plant_order(ledgers, "failed")
+    reserve(ledgers, f"{released}-1")
+    finish(ledgers, f"{released}-1", "release")
     stray = f"{uuid.uuid4().hex}-1"  # a checkout that failed before its order was written
-    reserve(stack, stray)
+    reserve(ledgers, stray)
 
     def expired_now() -> bool:
-        answer = httpx.get(f"{stack.config.inventory_url}/v1/reservations/{expired}-1")
+        answer = httpx.get(f"{ledgers.config.inventory_url}/v1/reservations/{expired}-1")
         return bool(answer.json()["state"] == "expired")
 
     eventually(expired_now, 5, "the short hold expires")
     try:
-        found = rules(audit(stack, since))
+        found = rules(audit(ledgers, since))
     finally:
         for rid in (f"{held}-1", stray):
-            finish(stack, rid, "release")
+            finish(ledgers, rid, "release")
     assert {"reservation_id": f"{held}-1"} in found["reservation not released"]
     assert {"reservation_id": stray} in found["reservation not released"]
     assert {"reservation_id": f"{expired}-1"} in found["reservation left to expire"]
@@ -244,27 +244,27 @@ def test_failed_orders_stock_is_released_by_the_shop_not_by_expiry(stack: Stack)
                    for rule in found.values() for ids in rule)
 
 
-def test_each_skus_units_add_up(stack: Stack) -> None:
+def test_each_skus_units_add_up(ledgers: Stack) -> None:
     since = time.time()
-    assert "stock does not add up" not in rules(audit(stack, since))
-    with sqlite(stack, "inventory") as conn:  # a unit that leaves on_hand without a sale
+    assert "stock does not add up" not in rules(audit(ledgers, since))
+    with sqlite(ledgers, "inventory") as conn:  # a unit that leaves on_hand without a sale
         conn.execute("UPDATE stock SET on_hand = on_hand - 2 WHERE sku = 'TENT-001'")
     try:
-        found = rules(audit(stack, since))
+        found = rules(audit(ledgers, since))
     finally:
-        with sqlite(stack, "inventory") as conn:
+        with sqlite(ledgers, "inventory") as conn:
             conn.execute("UPDATE stock SET on_hand = on_hand + 2 WHERE sku = 'TENT-001'")
     assert found["stock does not add up"] == [{"sku": "TENT-001"}]
 
 
 # ---- orders -----------------------------------------------------------------------------------
 
-def test_no_order_is_left_half_done(stack: Stack) -> None:
+def test_no_order_is_left_half_done(ledgers: Stack) -> None:
     since = time.time()
-    unresolved = plant_order(stack, "payment_unknown")
-    overdue = plant_order(stack, "payment_pending", created_ago=30)
-    waiting = plant_order(stack, "payment_pending")
-    found = rules(audit(stack, since - 60, pending_limit=20))
+    unresolved = plant_order(ledgers, "payment_unknown")
+    overdue = plant_order(ledgers, "payment_pending", created_ago=30)
+    waiting = plant_order(ledgers, "payment_pending")
+    found = rules(audit(ledgers, since - 60, pending_limit=20))
     assert {"order_id": unresolved} in found["order left unresolved"]
     assert {"order_id": overdue} in found["payment pending too long"]
     assert {"order_id": waiting} in found["payment pending not settled"]
@@ -272,36 +272,36 @@ def test_no_order_is_left_half_done(stack: Stack) -> None:
 
 # ---- a consistent ledger ------------------------------------------------------------------------
 
-def test_a_consistent_ledger_is_clean(stack: Stack) -> None:
+def test_a_consistent_ledger_is_clean(ledgers: Stack) -> None:
     since = time.time()  # only what this test plants
     order_id = uuid.uuid4().hex
     reservation = f"{order_id}-1"
-    reserve(stack, reservation)
-    finish(stack, reservation, "commit")
-    captured = charge(stack, order_id)
-    with psycopg.connect(stack.config.direct_database_url, autocommit=True) as conn:
+    reserve(ledgers, reservation)
+    finish(ledgers, reservation, "commit")
+    captured = charge(ledgers, order_id)
+    with psycopg.connect(ledgers.config.direct_database_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO orders (order_id, idempotency_key, cart_id, status, total_cents, "
             "reservation_id, charge_id, stock_committed) VALUES (%s, %s, 'c', 'confirmed', "
             "1199, %s, %s, true)", (order_id, f"key-{order_id}", reservation, captured))
     told = {"status": 201, "order_status": "confirmed", "idempotency_key": f"key-{order_id}",
             "order_id": order_id, "total_cents": 1199, "charged": True}
-    result = audit(stack, since, [told])
+    result = audit(ledgers, since, [told])
     assert result.clean, result.violations
     assert result.told_confirmed == 1 and result.charges >= 1
 
 
 def test_a_charge_taken_now_for_an_order_made_before_the_window_is_not_an_orphan(
-    stack: Stack,
+    ledgers: Stack,
 ) -> None:
     """A payment taken after recovery for an order accepted (payment pending) earlier."""
     reservation = f"{uuid.uuid4().hex}-r"
-    reserve(stack, reservation)
-    finish(stack, reservation, "commit")
-    order_id = plant_order(stack, "confirmed", stock_committed=True, created_ago=120,
+    reserve(ledgers, reservation)
+    finish(ledgers, reservation, "commit")
+    order_id = plant_order(ledgers, "confirmed", stock_committed=True, created_ago=120,
                            reservation_id=reservation)
     since = time.time()
-    captured = charge(stack, order_id)
-    found = rules(audit(stack, since))
+    captured = charge(ledgers, order_id)
+    found = rules(audit(ledgers, since))
     assert not any(ids.get("charge_id") == captured for ids in found.get("orphan charge", []))
     assert not any(ids.get("order_id") == order_id for rule in found.values() for ids in rule)

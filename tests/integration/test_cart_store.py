@@ -32,10 +32,10 @@ def test_saved_cart_expires_after_a_week_idle(carts_via_proxy: CartStore) -> Non
 
 
 def test_blackholed_redis_fails_within_the_socket_timeout(
-    carts_via_proxy: CartStore, faults
+    carts_via_proxy: CartStore, cache_faults
 ) -> None:
     carts_via_proxy.load(uuid.uuid4().hex)
-    faults.inject("redis", "timeout", name="blackhole", attributes={"timeout": 0})
+    cache_faults.inject("redis", "timeout", name="blackhole", attributes={"timeout": 0})
     started = time.monotonic()
     with pytest.raises(DependencyUnavailable) as info:
         carts_via_proxy.load(uuid.uuid4().hex)
@@ -43,8 +43,8 @@ def test_blackholed_redis_fails_within_the_socket_timeout(
     assert time.monotonic() - started < 1.5
 
 
-def test_redis_down_is_a_dependency_error(carts_via_proxy: CartStore, faults) -> None:
-    faults.disable("redis")
+def test_redis_down_is_a_dependency_error(carts_via_proxy: CartStore, cache_faults) -> None:
+    cache_faults.disable("redis")
     with pytest.raises(DependencyUnavailable) as info:
         carts_via_proxy.load(uuid.uuid4().hex)
     assert info.value.dependency == "cache"

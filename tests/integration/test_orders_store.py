@@ -64,10 +64,10 @@ def test_claim_for_retry_takes_failed_orders_once(orders_via_proxy: OrdersStore)
 
 
 def test_blackholed_database_answers_within_the_read_timeout(
-    orders_via_proxy: OrdersStore, faults
+    orders_via_proxy: OrdersStore, database_faults
 ) -> None:
     orders_via_proxy.products(Deadline(5))  # the pool has a live connection
-    faults.inject("postgres", "timeout", name="blackhole", attributes={"timeout": 0})
+    database_faults.inject("postgres", "timeout", name="blackhole", attributes={"timeout": 0})
     started = time.monotonic()
     with pytest.raises(DependencyUnavailable) as info:
         orders_via_proxy.products(Deadline(5))
@@ -76,12 +76,14 @@ def test_blackholed_database_answers_within_the_read_timeout(
     assert elapsed < 2.0  # read timeout is 1 s: the socket guard cut the wait short
 
 
-def test_pool_recovers_after_the_proxy_was_disabled(orders_via_proxy: OrdersStore, faults) -> None:
+def test_pool_recovers_after_the_proxy_was_disabled(
+    orders_via_proxy: OrdersStore, database_faults,
+) -> None:
     orders_via_proxy.products(Deadline(5))
-    faults.disable("postgres")
+    database_faults.disable("postgres")
     with pytest.raises(DependencyUnavailable):
         orders_via_proxy.products(Deadline(2))
-    faults.enable("postgres")
+    database_faults.enable("postgres")
     # The first call after recovery may still find the pool refilling.
     products = eventually(lambda: orders_via_proxy.products(Deadline(2)), 10,
                           "the pool serves again", ignore=(DependencyUnavailable,))

@@ -9,15 +9,15 @@ import httpx
 import pytest
 
 from chaos.stack import Stack
+from chaos.vocabulary import GOOD_CARD
 from chaos.waiting import eventually
 
 pytestmark = pytest.mark.integration
-CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
 
 
 def charge(base: str, key: str, order_id: str, capture: bool = True) -> httpx.Response:
     return httpx.post(f"{base}/v1/charges", headers={"Idempotency-Key": key}, timeout=15,
-                      json={"order_id": order_id, "amount_cents": 4599, "card": CARD,
+                      json={"order_id": order_id, "amount_cents": 4599, "card": GOOD_CARD,
                             "capture": capture})
 
 
@@ -25,8 +25,8 @@ def ledger(base: str, **params: str) -> list[dict]:
     return httpx.get(f"{base}/v1/charges", params=params, timeout=5).json()["charges"]
 
 
-def test_concurrent_double_submit_captures_once(stack: Stack) -> None:
-    base, key, order_id = stack.config.payments_url, uuid.uuid4().hex, uuid.uuid4().hex
+def test_concurrent_double_submit_captures_once(upstreams: Stack) -> None:
+    base, key, order_id = upstreams.config.payments_url, uuid.uuid4().hex, uuid.uuid4().hex
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(lambda _: charge(base, key, order_id), range(16)))
     assert {a.status_code for a in answers} <= {200, 201}
@@ -36,16 +36,16 @@ def test_concurrent_double_submit_captures_once(stack: Stack) -> None:
     assert [(c["status"], c["amount_cents"]) for c in charges] == [("captured", 4599)]
 
 
-def test_same_key_for_a_different_request_is_refused(stack: Stack) -> None:
-    base, key = stack.config.payments_url, uuid.uuid4().hex
+def test_same_key_for_a_different_request_is_refused(upstreams: Stack) -> None:
+    base, key = upstreams.config.payments_url, uuid.uuid4().hex
     assert charge(base, key, "order-a").status_code == 201
     again = charge(base, key, "order-b")
     assert again.status_code == 422 and again.headers["Content-Type"] == "application/problem+json"
     assert len(ledger(base, idempotency_key=key)) == 1
 
 
-def test_authorize_capture_void_refund_state_machine(stack: Stack) -> None:
-    base = stack.config.payments_url
+def test_authorize_capture_void_refund_state_machine(upstreams: Stack) -> None:
+    base = upstreams.config.payments_url
     held = charge(base, uuid.uuid4().hex, uuid.uuid4().hex, capture=False).json()
     assert held["status"] == "authorized"
     cid = held["charge_id"]
@@ -58,10 +58,11 @@ def test_authorize_capture_void_refund_state_machine(stack: Stack) -> None:
 
 @pytest.mark.parametrize("number,code", [("4000000000000002", "card_declined"),
                                          ("4000000000009995", "insufficient_funds")])
-def test_test_cards_decline(stack: Stack, number: str, code: str) -> None:
+def test_test_cards_decline(upstreams: Stack, number: str, code: str) -> None:
     response = httpx.post(
-        f"{stack.config.payments_url}/v1/charges", headers={"Idempotency-Key": uuid.uuid4().hex},
-        json={"order_id": "o", "amount_cents": 100, "card": {**CARD, "number": number}},
+        f"{upstreams.config.payments_url}/v1/charges",
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+        json={"order_id": "o", "amount_cents": 100, "card": {**GOOD_CARD, "number": number}},
     )
     assert response.status_code == 402 and response.json()["decline_code"] == code
 
@@ -70,8 +71,8 @@ def stock_of(base: str, sku: str) -> dict:
     return next(i for i in httpx.get(f"{base}/v1/stock").json()["items"] if i["sku"] == sku)
 
 
-def test_reservation_expires_and_frees_its_stock(stack: Stack) -> None:
-    base, rid = stack.config.inventory_url, uuid.uuid4().hex
+def test_reservation_expires_and_frees_its_stock(upstreams: Stack) -> None:
+    base, rid = upstreams.config.inventory_url, uuid.uuid4().hex
     before = stock_of(base, "KAYK-001")["available"]
     made = httpx.post(f"{base}/v1/reservations", json={
         "reservation_id": rid, "ttl_seconds": 1, "items": [{"sku": "KAYK-001", "qty": 3}]})
@@ -84,8 +85,8 @@ def test_reservation_expires_and_frees_its_stock(stack: Stack) -> None:
     assert late.status_code == 409  # an expired reservation cannot become a sale
 
 
-def test_reservation_commit_takes_stock_and_never_goes_below_zero(stack: Stack) -> None:
-    base = stack.config.inventory_url
+def test_reservation_commit_takes_stock_and_never_goes_below_zero(upstreams: Stack) -> None:
+    base = upstreams.config.inventory_url
     rid = uuid.uuid4().hex
     httpx.post(f"{base}/v1/reservations", json={"reservation_id": rid,
                                                  "items": [{"sku": "BIKE-001", "qty": 1}]})
@@ -128,8 +129,8 @@ def test_inventory_and_ledger_survive_a_restart(tmp_path) -> None:
               "PROCESSING_JITTER_MS": 0}
     payments.create_app(ledger).test_client().post(
         "/v1/charges", headers={"Idempotency-Key": "k1"},
-        json={"order_id": "o1", "amount_cents": 500, "card": CARD, "capture": True})
+        json={"order_id": "o1", "amount_cents": 500, "card": GOOD_CARD, "capture": True})
     again = payments.create_app(ledger).test_client().post(
         "/v1/charges", headers={"Idempotency-Key": "k1"},
-        json={"order_id": "o1", "amount_cents": 500, "card": CARD, "capture": True})
+        json={"order_id": "o1", "amount_cents": 500, "card": GOOD_CARD, "capture": True})
     assert again.status_code == 200 and again.get_json()["status"] == "captured"

@@ -1,4 +1,4 @@
-"""The locustfile, headless for a few seconds against the real stack."""
+"""The locustfile, headless for a few seconds against the whole stack."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from chaos.stack import Stack
 from loadtests.timeline import read_timeline
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.e2e
 
 
 def run_load(
