@@ -295,6 +295,14 @@ class Experiment(Strict):
         ss = self.steady_state.duration
         return self.load.warmup + ss + self.method_span + self.recovery.deadline + ss + 5
 
+    def load_seconds(self) -> float:
+        """How long the load may run: the planned shape, then room for the longest the
+        recovery may take (its deadline and window, or the status page's clear_within) and
+        the after window's last rows. The runner stops the load as soon as it is done."""
+        longest = max(self.recovery.deadline + self.recovery.window + 3,
+                      self.recovery.clear_within) + 1
+        return self.planned_seconds() + (longest - self.recovery.deadline) + 10
+
     def scaled(self, factor: float) -> Experiment:
         """The same experiment with its durations scaled (for a quick gate), within sane
         minima. Under the labor-day profile the load's shape spans the whole run, so the

@@ -66,6 +66,11 @@ def _options(parser: Any) -> None:
     parser.add_argument("--day-minutes", type=float, default=0.0, env_var="LOAD_DAY_MINUTES",
                         help="Minutes the labor-day profile's sale day is compressed into "
                              "(default: the run time)")
+    parser.add_argument("--shape-seconds", type=float, default=0.0, env_var="LOAD_SHAPE_SECONDS",
+                        help="Seconds the profile's shape spans (default: the run time)")
+    parser.add_argument("--hold", action="store_true", default=False, env_var="LOAD_HOLD",
+                        help="After the shape, keep its last users until the run time is up "
+                             "(the harness then stops the load itself)")
     parser.add_argument("--run-dir", default="reports/load-latest", env_var="LOAD_RUN_DIR",
                         help="Folder for the evidence files and the timeline")
     parser.add_argument("--checkout-deadline", type=float, default=6.0,
@@ -481,7 +486,9 @@ class ProfileShape(LoadTestShape):
             run_time = float(getattr(options, "run_time", None) or 60)
             day_minutes = float(getattr(options, "day_minutes", 0.0) or 0.0)
             profile = getattr(options, "load_profile", "steady")
-            duration = day_minutes * 60 if profile == "labor-day" and day_minutes else run_time
+            shape = float(getattr(options, "shape_seconds", 0.0) or 0.0) or run_time
+            duration = day_minutes * 60 if profile == "labor-day" and day_minutes else shape
             spawn_rate = float(getattr(options, "spawn_rate", None) or 10)
-            self._ticker = Ticker(profile, users, duration, spawn_rate)
+            self._ticker = Ticker(profile, users, duration, spawn_rate,
+                                  hold=bool(getattr(options, "hold", False)))
         return self._ticker.tick(self.get_run_time())

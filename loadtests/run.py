@@ -53,6 +53,10 @@ class LoadPlan:
     ui: bool = False
     day_minutes: float = 0.0
     storefront_share: float | None = None  # None: the locustfile's default
+    # The shape's length when the run may go on after it (an experiment's recovery), and
+    # whether the last users stay until the run time is up.
+    shape_seconds: int | None = None
+    hold: bool = False
 
     def command(self, python: str = sys.executable) -> list[str]:
         """The locust command line."""
@@ -66,6 +70,10 @@ class LoadPlan:
             cmd += ["--day-minutes", str(self.day_minutes)]
         if self.storefront_share is not None:
             cmd += ["--storefront-share", str(self.storefront_share)]
+        if self.shape_seconds is not None:
+            cmd += ["--shape-seconds", str(self.shape_seconds)]
+        if self.hold:
+            cmd += ["--hold"]
         if self.processes > 1:
             cmd += ["--processes", str(self.processes)]
         if self.ui:

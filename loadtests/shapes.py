@@ -86,14 +86,18 @@ def users_at(stages: list[Stage], t: float) -> tuple[int, str] | None:
 class Ticker:
     """A LoadTestShape's tick() as a plain object: (users, spawn rate) at a run time, or None."""
 
-    def __init__(self, profile: str, users: int, duration: float, spawn_rate: float) -> None:
+    def __init__(self, profile: str, users: int, duration: float, spawn_rate: float,
+                 hold: bool = False) -> None:
         self.stages = build(profile, users, duration)
         self.spawn_rate = spawn_rate
         self.label = ""
+        self.hold = hold  # after the shape: keep its last users (the harness ends the run)
 
     def tick(self, run_time: float) -> tuple[int, float] | None:
         """Users and spawn rate wanted run_time seconds in; None ends the run."""
         wanted = users_at(self.stages, run_time)
+        if wanted is None and self.hold and self.stages:
+            wanted = self.stages[-1].users, "hold"
         if wanted is None:
             return None
         users, self.label = wanted

@@ -240,8 +240,9 @@ class Runner:
         exp = self.experiment
         load = self.c.start_load(
             LoadPlan(self.c.shop.base_url, exp.load.profile, exp.load.users,
-                     exp.load.spawn_rate, int(exp.planned_seconds()) + 1, exp.load.processes,
-                     self.out_dir / "load", storefront_share=exp.load.storefront_share))
+                     exp.load.spawn_rate, int(exp.load_seconds()) + 1, exp.load.processes,
+                     self.out_dir / "load", storefront_share=exp.load.storefront_share,
+                     shape_seconds=int(exp.planned_seconds()) + 1, hold=True))
         self.feed = Feed(load, self.live, self._notify, self.out_dir / "locust.log")
         self.c.status.start()
         if any(h.probe == "shop_metric_rate" for h in exp.all_hypotheses()):

@@ -49,7 +49,7 @@ def test_a_short_experiment_passes_with_every_report(stack: Stack, tmp_path: Pat
     assert journal["verdict"] == "passed" and journal["score"] == 100.0
     steps = [(e["phase"], e["status"]) for e in journal["journal"]]
     assert [p for p, _ in steps] == ["shop", "preflight", "steady-state-before", "method",
-                                     "rollback", "recovery", "teardown", "audit"]
+                                     "rollback", "recovery", "teardown", "judge", "audit"]
     assert {s for _, s in steps} == {"succeeded"}
     assert journal["phase_verdicts"] == {"baseline": True, "fault": True, "recovery": True,
                                          "audit": True}

@@ -117,3 +117,25 @@ def test_bad_load_input_names_what_to_fix(kwargs: dict, message: str) -> None:
 def test_processes_use_locusts_own_distributed_mode() -> None:
     cmd = plan("http://127.0.0.1:8000", "labor-day", "50", "2m", "2", Path("/tmp/x")).command()
     assert cmd[cmd.index("--processes") + 1] == "2" and "-t" in cmd and "--headless" in cmd
+
+
+def test_a_held_shape_keeps_its_last_users_until_the_harness_stops_the_load() -> None:
+    held = Ticker("labor-day", 200, 60.0, 50, hold=True)
+    last = held.stages[-1].users
+    assert held.tick(60.0) == (last, 50) and held.tick(600.0) == (last, 50)
+    assert Ticker("steady", 20, 30.0, 10).tick(31.0) is None  # `make load` ends with its shape
+
+
+def test_the_load_outlasts_the_longest_recovery_an_experiment_may_wait_for() -> None:
+    """A run that never recovers waits deadline + window + 3 s after the last rollback,
+    then judges an after window: its load must still be running (found by a run that
+    ended "the load generator stopped early" instead of a verdict)."""
+    from chaos.experiment import load_experiment
+
+    _, exp = load_experiment("postgres-hard-down")
+    scaled = exp.scaled(0.2)
+    for e in (exp, scaled):
+        after_rollback = e.load.warmup + e.steady_state.duration + e.method_span
+        worst = max(e.recovery.deadline + e.recovery.window + 3, e.recovery.clear_within)
+        assert e.load_seconds() >= after_rollback + worst + 1 + e.steady_state.duration + 5
+        assert e.planned_seconds() < e.load_seconds()  # the shape itself is unchanged
