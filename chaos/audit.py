@@ -95,11 +95,19 @@ class Ledgers:
     now: float
     pending_limit_seconds: float
     initial_stock: dict[str, int]
+    _orders_by_id: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._orders_by_id = {o["order_id"]: o for o in self.orders}
 
     @property
     def recent_charges(self) -> list[dict[str, Any]]:
         """Charges made since the run started."""
         return [c for c in self.charges if c["created_at"] >= self.since]
+
+    def order_of(self, charge: dict[str, Any]) -> dict[str, Any] | None:
+        """The order a charge was made for (None: no such order in the shop)."""
+        return self._orders_by_id.get(charge["order_id"])
 
     def captured(self, order_id: str) -> list[dict[str, Any]]:
         """The charges of an order where money moved and stayed (captured)."""
@@ -230,11 +238,10 @@ def check_captures_have_orders(ledgers: Ledgers, told: dict[str, dict[str, Any]]
                                add: list[Violation]) -> None:
     """Every capture belongs to a confirmed order (one being settled is reported by the
     unresolved-order check while it lasts)."""
-    by_id = {o["order_id"]: o for o in ledgers.orders}
     for charge in ledgers.recent_charges:
         if charge["status"] != "captured":
             continue
-        order = by_id.get(charge["order_id"])
+        order = ledgers.order_of(charge)
         if order is not None and order["status"] in ("pending", "payment_unknown",
                                                      "payment_pending", "confirmed"):
             continue
@@ -246,11 +253,10 @@ def check_captures_have_orders(ledgers: Ledgers, told: dict[str, dict[str, Any]]
 def check_refunds_and_voids(ledgers: Ledgers, told: dict[str, dict[str, Any]],
                             add: list[Violation]) -> None:
     """Money given back, or a hold let go, only for orders that ended without a sale."""
-    by_id = {o["order_id"]: o for o in ledgers.orders}
     for charge in ledgers.recent_charges:
         if charge["status"] not in ("refunded", "voided"):
             continue
-        order = by_id.get(charge["order_id"])
+        order = ledgers.order_of(charge)
         if order is None or order["status"] in ENDED:
             continue  # no order at all: the orphan and missing-order checks speak to it
         add.append(Violation("refund or void of a live order", f"a {charge['status']} charge "
@@ -261,11 +267,10 @@ def check_refunds_and_voids(ledgers: Ledgers, told: dict[str, dict[str, Any]],
 def check_holds(ledgers: Ledgers, told: dict[str, dict[str, Any]],
                 add: list[Violation]) -> None:
     """No authorization left open on an order that ended, nor past the pending limit."""
-    by_id = {o["order_id"]: o for o in ledgers.orders}
     for charge in ledgers.charges:
         if charge["status"] != "authorized":
             continue
-        order = by_id.get(charge["order_id"])
+        order = ledgers.order_of(charge)
         age = ledgers.now - charge["created_at"]
         ids = {"charge_id": charge["charge_id"], "order_id": charge["order_id"]}
         if age > ledgers.pending_limit_seconds:
