@@ -227,6 +227,8 @@ def shop_stack(work: Path, name: str, mutant: Mutant | None,
         yield stack
     finally:
         stack.down()
+        # The copy and the stack's folder served this shop only; its reports are in `out`.
+        shutil.rmtree(work / name, ignore_errors=True)
 
 
 def run_mutants(mutants: list[Mutant], out: Path, time_scale: float,
