@@ -35,8 +35,10 @@ from capacity import TICKS, tree_ticks, whole_run_p95  # benchmarks/ is this scr
 from html_parsers import read_page_lxml, read_page_stdlib
 
 from chaos.faults import HARNESS_PREFIX, ProxySpec
+from chaos.shop import ShopClient
 from chaos.shopper import Answer, ScriptedShopper
 from chaos.stack import LOOPBACK, PROJECT_ROOT, Ports, Stack, StackConfig
+from chaos.vocabulary import DEPENDENCIES
 from chaos.waiting import poll
 from loadtests.pages import read_page
 
@@ -167,13 +169,11 @@ def wait_until(check: Callable[[], bool], timeout: float, every: float = 0.02) -
 
 
 def status_of(stack: Stack, dependency: str) -> str:
-    body = httpx.get(f"{stack.config.shop_url}/api/status", timeout=2).json()
-    return str(body["dependencies"].get(dependency, {}).get("state", "operational"))
+    return ShopClient(stack.config.shop_url).state(dependency)
 
 
 def wait_operational(stack: Stack, timeout: float = 60) -> None:
-    names = ("payments", "inventory", "database", "cache")
-    if wait_until(lambda: all(status_of(stack, n) == "operational" for n in names),
+    if wait_until(lambda: all(status_of(stack, n) == "operational" for n in DEPENDENCIES),
                   timeout, 0.2) is None:
         raise RuntimeError("the shop did not report every dependency operational")
 
@@ -411,9 +411,8 @@ def fail_fast(stack: Stack, report: Report) -> None:
 
 
 def breaker_open(stack: Stack, dependency: str) -> bool:
-    text = httpx.get(f"{stack.config.shop_url}/metrics", timeout=5).text
-    m = re.search(rf'shop_breaker_state{{dependency="{dependency}"}} ([\d.]+)', text)
-    return bool(m and float(m.group(1)) >= 2)
+    state = ShopClient(stack.config.shop_url).breaker_state(dependency)
+    return state is not None and state >= 2
 
 
 def reflexes(stack: Stack, report: Report, env: dict[str, str], scratch: Path) -> None:

@@ -361,3 +361,8 @@ def proof_markdown(proofs: list[Proof]) -> str:
     return ("# Safeguard proof\n\n| safeguard off | experiment | without it: verdict, "
             "hypotheses that failed | with it | pinpointed |\n|---|---|---|---|---|\n"
             + "\n".join(rows) + "\n")
+
+
+def gate_markdown(summaries: list[str]) -> str:
+    """The gate's summary: each experiment's, in the order they ran."""
+    return "# Resilience gate\n\n" + "\n".join(summaries)

@@ -12,7 +12,7 @@ from pathlib import Path
 from .errors import HarnessError
 from .experiment import Experiment, ShopProfile, load_experiment
 from .exporter import stack_observers
-from .report import Proof, junit_suite, write_junit, write_reports
+from .report import Proof, gate_markdown, junit_suite, write_junit, write_reports
 from .run import Runner, RunObserver, RunResult, ViewObserver
 from .run.journal import View
 from .stack import Stack
@@ -103,8 +103,8 @@ def run_gate(chosen: Sequence[tuple[Path, Experiment]], stack: Stack, out: Path,
     out.mkdir(parents=True, exist_ok=True)
     write_junit([junit_suite(ran.result, name) for name, ran in outcome.runs],
                 out / "junit.xml")
-    (out / "summary.md").write_text("# Resilience gate\n\n" + "\n".join(
-        ran.paths["summary"].read_text() for _, ran in outcome.runs))
+    (out / "summary.md").write_text(gate_markdown(
+        [ran.paths["summary"].read_text() for _, ran in outcome.runs]))
     return outcome
 
 

@@ -8,6 +8,7 @@ import uuid
 import httpx
 import pytest
 
+from chaos.shop import ShopClient
 from chaos.shopper import api_checkout
 from chaos.stack import Stack
 from chaos.vocabulary import GOOD_CARD
@@ -91,8 +92,7 @@ def wait_for_order_status(stack: Stack, order_id: str, status: str, seconds: flo
 
 def test_status_page_names_the_failing_dependency_and_clears(stack: Stack, faults) -> None:
     def state() -> str:
-        body = httpx.get(f"{stack.config.shop_url}/api/status", timeout=2).json()
-        return str(body["dependencies"]["inventory"]["state"])
+        return ShopClient(stack.config.shop_url).state("inventory")
 
     faults.disable("inventory")
     eventually(lambda: state() == "down", 10, "the status says inventory is down")
@@ -112,12 +112,7 @@ def test_shop_metrics_cover_every_gunicorn_worker(stack: Stack) -> None:
 
 def breaker_state(stack: Stack, dependency: str) -> float | None:
     """The shop's highest breaker state for a dependency across workers (2 open)."""
-    from chaos.probes import scrape
-
-    samples = scrape(f"{stack.config.shop_url}/metrics")
-    values = [v for (name, labels), v in samples.items()
-              if name == "shop_breaker_state" and ("dependency", dependency) in labels]
-    return max(values) if values else None
+    return ShopClient(stack.config.shop_url).breaker_state(dependency)
 
 
 def breaker_after_checkout(stack: Stack) -> float | None:
