@@ -248,8 +248,7 @@ def run_mutants(mutants: list[Mutant], out: Path, time_scale: float,
                 path, loaded = load_experiment(experiment)
                 folder = out / name / path.stem
                 result = Runner.on_stack(
-                    loaded.scaled(time_scale), str(path),
-                    stack.config, folder).run()
+                    loaded.scaled(time_scale), str(path), stack, folder).run()
                 write_reports(result, path.stem)
                 if result.verdict == "error" and result.reason.startswith("stopped by"):
                     raise HarnessError(f"mutants: {result.reason}")

@@ -74,7 +74,7 @@ def run_experiment(name: str, stack: Stack, out: Path, view_for: ViewFor,
         experiment = experiment.model_copy(update={"shop": shop})
     with view_for(path.stem) as view:
         observers: list[RunObserver] = [ViewObserver(view), *stack_observers(stack)]
-        result = Runner.on_stack(experiment, str(path), stack.config, out,
+        result = Runner.on_stack(experiment, str(path), stack, out,
                                  observers=observers).run()
     return Ran(result, write_reports(result, path.stem))
 

@@ -21,7 +21,6 @@ from typing import Any, Protocol
 
 from loadtests.run import LoadPlan
 
-from ..appfaults import AppFaultClient
 from ..audit import read_evidence, run_audit
 from ..errors import FaultError, HarnessError
 from ..experiment import Experiment, Hypothesis
@@ -85,13 +84,12 @@ class Collaborators:
     run_dir: Path = Path(".")
 
     @classmethod
-    def for_stack(cls, config: StackConfig, out_dir: Path,
+    def for_stack(cls, stack: Stack, out_dir: Path,
                   observers: Sequence[RunObserver] = ()) -> Collaborators:
-        """The real thing: Toxiproxy, the services' fault endpoints, Locust, the shop."""
-        injector = FaultInjector("127.0.0.1", config.ports.toxiproxy)
-        app = AppFaultClient({"payments": config.payments_url,
-                              "inventory": config.inventory_url})
-        drivers = stack_drivers(injector, app)
+        """The real thing: the stack's Toxiproxy and the services' fault endpoints, Locust,
+        the shop (restarted through the stack when the experiment wants other safeguards)."""
+        config, injector = stack.config, stack.faults
+        drivers = stack_drivers(injector, stack.app_faults)
         shop = ShopClient(config.shop_url)
 
         def start_load(plan: LoadPlan) -> Load:
@@ -108,7 +106,7 @@ class Collaborators:
                    preflight=lambda targets: stack_preflight(config, injector, shop,
                                                              drivers, targets),
                    shop=shop,
-                   profile=ShopProfile(shop, Stack(config).restart_shop),
+                   profile=ShopProfile(shop, stack.restart_shop),
                    status=StatusPoller(config.shop_url), start_load=start_load,
                    audit_once=audit_once, observers=tuple(observers), run_dir=config.run_dir)
 
@@ -165,7 +163,7 @@ class Runner:
         self._late: list[tuple[str, list[Hypothesis], Window]] = []  # judged once the load stopped
 
     @classmethod
-    def on_stack(cls, experiment: Experiment, source: str, stack: StackConfig, out_dir: Path,
+    def on_stack(cls, experiment: Experiment, source: str, stack: Stack, out_dir: Path,
                  observers: Sequence[RunObserver] = ()) -> Runner:
         """A run against a running stack."""
         return cls(experiment, source, out_dir,

@@ -135,7 +135,7 @@ def test_sigkill_mid_fault_is_swept_at_the_next_start(stack: Stack, tmp_path: Pa
     leftover = harness_toxics(stack)
     assert leftover, "SIGKILL leaves the toxic behind (nothing can run on SIGKILL)"
     _, experiment = load_experiment(str(HERE / "short-pass.yaml"))
-    preflight = Collaborators.for_stack(stack.config, tmp_path / "next").preflight(
+    preflight = Collaborators.for_stack(stack, tmp_path / "next").preflight(
         experiment.targets())
     assert any(name in line for line in preflight["swept_leftovers"] for name in leftover)
     assert any("stopped leftover load" in line for line in preflight["swept_leftovers"])

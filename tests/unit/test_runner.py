@@ -135,7 +135,7 @@ def test_a_reused_report_folder_does_not_hand_its_old_load_files_to_the_new_run(
 ) -> None:
     """The last run's stop file would end the new load at once (found by a gate re-run)."""
     from chaos.run import Runner
-    from chaos.stack import Ports, StackConfig
+    from chaos.stack import Ports, Stack, StackConfig
 
     out = tmp_path / "report"
     (out / "load").mkdir(parents=True)
@@ -143,7 +143,7 @@ def test_a_reused_report_folder_does_not_hand_its_old_load_files_to_the_new_run(
     (out / "load" / "timeline.jsonl").write_text('{"ts": 1}\n')
     config = StackConfig(run_dir=tmp_path / "run", ports=Ports.free())  # nothing listens
     (tmp_path / "run").mkdir()
-    result = Runner.on_stack(EXPERIMENT, "x.yaml", config, out).run()
+    result = Runner.on_stack(EXPERIMENT, "x.yaml", Stack(config), out).run()
     assert result.verdict == "error"  # no stack: the run cannot be made
     assert not (out / "load" / "stop").exists()
     assert not (out / "load" / "timeline.jsonl").exists()
