@@ -43,9 +43,36 @@ _LEAKS = re.compile(
     r"current transaction is aborted",
     re.IGNORECASE,
 )
+# Cheap first: the leak patterns run only on a body holding a word every match of them
+# must contain (a page is judged in microseconds, not the milliseconds the full patterns
+# take over a whole page: measured in `make bench`, section 9). The number-only patterns
+# have no such word: they are found from the colon.
+_LEAK_WORDS = ("traceback", 'file "/', "psycopg", "redis.exceptions", "werkzeug", "gunicorn.",
+               "sqlalchemy", "127.0.0.1", "localhost:", "toxiproxy", "errno",
+               "syntax error at or near", "relation \"", "violates ", "current transaction")
+# A port: in a URL (":8101/"), or after an IP address (checked on the text before it).
+# Both start at the colon, which the regex engine finds fast.
+_PORT = re.compile(r":(?:(\d{4,5}/)|\d{2,5}\b)")
+_IP_BEFORE = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}$")
 _CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z]*(Error|Exception|Timeout)\b")
+_CLASS_WORDS = ("Error", "Exception", "Timeout")
 _SQL = re.compile(r"\b(?:SELECT\b[^<>]{1,200}\bFROM|INSERT INTO|UPDATE\b[^<>]{1,100}\bSET|"
                   r"DELETE FROM)\b")
+_SQL_WORDS = ("SELECT", "INSERT INTO", "UPDATE", "DELETE FROM")
+
+
+def leaks(body: str) -> bool:
+    """Whether an answer shows internals: a traceback, an exception's name, a driver or
+    server, an internal address, SQL."""
+    lower = body.lower()
+    if any(word in lower for word in _LEAK_WORDS) and _LEAKS.search(body):
+        return True
+    for port in _PORT.finditer(body):
+        if port.group(1) or _IP_BEFORE.search(body, max(0, port.start() - 15), port.start()):
+            return True
+    if any(word in body for word in _CLASS_WORDS) and _CLASS_NAME.search(body):
+        return True
+    return any(word in body for word in _SQL_WORDS) and bool(_SQL.search(body))
 _PROBLEM = "application/problem+json"
 _REDIRECTS = (301, 302, 303, 307, 308)
 ORDER_STATES = ("confirmed", "payment_pending")
@@ -197,7 +224,7 @@ def classify(
         return Verdict(UNGRACEFUL, f"no_answer:{error or 'connection_failed'}")
     if elapsed > deadline:
         return Verdict(UNGRACEFUL, "past_deadline")
-    if _LEAKS.search(body) or _CLASS_NAME.search(body) or _SQL.search(body):
+    if leaks(body):
         return Verdict(UNGRACEFUL, "internals_in_body")
     content_type = _header(headers, "Content-Type").split(";")[0].strip().lower()
     page = read_page(body) if content_type == "text/html" and body else None

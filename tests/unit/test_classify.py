@@ -4,6 +4,7 @@ saved from a running stack (the 503 one with PostgreSQL down)."""
 
 from __future__ import annotations
 
+import re
 from email.utils import formatdate
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from loadtests.classify import (
     Expect,
     banner_expected,
     classify,
+    leaks,
     retry_after_ok,
 )
 from loadtests.pages import cents, read_page
@@ -293,3 +295,28 @@ def test_cents_reads_money_as_the_shop_writes_it() -> None:
     assert cents("Total $1,234.56") == 123456
     assert cents("$0.99") == 99
     assert cents("nothing") is None
+
+
+LEAK_ORACLE = [  # the leak patterns run in full over the whole body: what leaks() must agree with
+    re.compile(r"Traceback \(most recent call last\)|File \"/|psycopg|redis\.exceptions|werkzeug|"
+               r"gunicorn\.|sqlalchemy|\b127\.0\.0\.1\b|\blocalhost:\d+|toxiproxy|:\d{4,5}/|"
+               r"\[Errno -?\d+\]|\bErrno\b|\b\d{1,3}(?:\.\d{1,3}){3}:\d{2,5}\b|"
+               r"syntax error at or near|relation \"[^\"]+\" does not exist|violates \w+ "
+               r"constraint|current transaction is aborted", re.IGNORECASE),
+    re.compile(r"\b[A-Z][A-Za-z]*(Error|Exception|Timeout)\b"),
+    re.compile(r"\b(?:SELECT\b[^<>]{1,200}\bFROM|INSERT INTO|UPDATE\b[^<>]{1,100}\bSET|"
+               r"DELETE FROM)\b"),
+]
+
+
+@pytest.mark.parametrize("text", [
+    "see 10.0.0.5:5432 now", "http://x:8101/a", "at 127.0.0.1", "padding:100%", "v1.2.3.4:80",
+    "1.2.3.4:8", "KeyError raised", "SELECT a FROM b", "OSError: [Errno 111]", "fine page",
+    "LOCALHOST:8000", "Psycopg said", "relation \"orders\" does not exist", "TimeoutError",
+    "a Timeout of 5 s", "UPDATE your cart SET", "errno", "12.34.56.78:9", "version 1.2.3.4:10",
+    *[p.read_text() for p in sorted(RECORDED.glob("*.html"))],
+])
+def test_the_cheap_leak_check_agrees_with_the_full_patterns(text: str) -> None:
+    """leaks() runs the patterns only where a word they need is present: it must find
+    exactly what running every pattern over the whole body finds."""
+    assert leaks(text) == any(p.search(text) for p in LEAK_ORACLE)
