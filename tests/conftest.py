@@ -9,6 +9,7 @@ at the next session's start.
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,8 +45,14 @@ def output_dir() -> Path:
     return OUTPUT
 
 
+def forget(run_dir: Path, session: pytest.Session) -> None:
+    """A stopped stack's folder goes, unless a test failed: then its logs stay to read."""
+    if not session.testsfailed:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     """The whole topology, started once for the session and always stopped."""
     config = StackConfig(
         run_dir=TEST_RUNS / uuid.uuid4().hex[:8],
@@ -60,6 +67,7 @@ def stack() -> Iterator[Stack]:
         yield running
     finally:
         running.down()
+        forget(config.run_dir, request.session)
 
 
 @pytest.fixture

@@ -17,11 +17,11 @@ from demo_shop.adapters.orders import OrdersStore, connect_pool, init_database
 from demo_shop.calls import GuardedCalls
 from demo_shop.health import HealthBoard
 from demo_shop.resilience import Timeouts
-from tests.conftest import TEST_RUNS
+from tests.conftest import TEST_RUNS, forget
 
 
 @contextmanager
-def servers(*components: str) -> Iterator[Stack]:
+def servers(request: pytest.FixtureRequest, *components: str) -> Iterator[Stack]:
     """Only these components of the stack, started and always stopped."""
     stack = Stack(StackConfig(run_dir=TEST_RUNS / uuid.uuid4().hex[:8], ports=Ports.free(),
                               payments_processing_ms=10.0))
@@ -30,33 +30,34 @@ def servers(*components: str) -> Iterator[Stack]:
         yield stack
     finally:
         stack.down()
+        forget(stack.run_dir, request.session)
 
 
 @pytest.fixture(scope="session")
-def database() -> Iterator[Stack]:
+def database(request: pytest.FixtureRequest) -> Iterator[Stack]:
     """PostgreSQL, with Toxiproxy in front of it."""
-    with servers("postgres", "toxiproxy") as stack:
+    with servers(request, "postgres", "toxiproxy") as stack:
         yield stack
 
 
 @pytest.fixture(scope="session")
-def cache() -> Iterator[Stack]:
+def cache(request: pytest.FixtureRequest) -> Iterator[Stack]:
     """Redis, with Toxiproxy in front of it."""
-    with servers("redis", "toxiproxy") as stack:
+    with servers(request, "redis", "toxiproxy") as stack:
         yield stack
 
 
 @pytest.fixture(scope="session")
-def upstreams() -> Iterator[Stack]:
+def upstreams(request: pytest.FixtureRequest) -> Iterator[Stack]:
     """The payments and inventory services."""
-    with servers("payments", "inventory") as stack:
+    with servers(request, "payments", "inventory") as stack:
         yield stack
 
 
 @pytest.fixture(scope="session")
-def ledgers() -> Iterator[Stack]:
+def ledgers(request: pytest.FixtureRequest) -> Iterator[Stack]:
     """The three ledgers the audit reads: orders (PostgreSQL), charges, reservations."""
-    with servers("postgres", "payments", "inventory") as stack:
+    with servers(request, "postgres", "payments", "inventory") as stack:
         init_database(stack.config.direct_database_url)  # the shop would, at its start
         yield stack
 
