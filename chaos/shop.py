@@ -70,7 +70,7 @@ def profile_env(off: frozenset[str]) -> dict[str, str]:
     return {"SHOP_RESILIENCE": "on", "SHOP_SAFEGUARDS_OFF": ",".join(sorted(off))}
 
 
-class ShopProfile:
+class SafeguardSwitch:
     """Run the shop with a set of safeguards off, and put back what was found."""
 
     def __init__(self, shop: ShopClient, restart: Callable[[dict[str, str]], None]) -> None:
@@ -110,7 +110,7 @@ def shop_profile(shop: ShopClient, restart: Callable[[dict[str, str]], None],
                  wanted: frozenset[str], restore: bool = True) -> Iterator[dict[str, Any]]:
     """The shop runs with `wanted` safeguards off for the block, and as found after it
     (unless `restore` is False: a stack about to be taken down)."""
-    profile = ShopProfile(shop, restart)
+    profile = SafeguardSwitch(shop, restart)
     done = profile.ensure(wanted)
     try:
         yield done

@@ -187,7 +187,7 @@ class Method:
         made survives."""
         for index in sorted({index for index, _ in self._active}):
             self.roll_back(index)
-        done = [line for driver in _unique(self._drivers.values()) for line in driver.sweep()]
+        done = sweep(self._drivers)
         self._live.faults.clear()
         return done
 
@@ -226,12 +226,11 @@ def stop_condition_met(conditions: list[StopCondition],
     return None
 
 
-def _unique(drivers: Any) -> list[FaultDriver]:
-    seen: list[FaultDriver] = []
-    for driver in drivers:
-        if all(driver is not s for s in seen):
-            seen.append(driver)
-    return seen
+def sweep(drivers: Mapping[str, FaultDriver]) -> list[str]:
+    """Every driver's leftovers cleared, any run's (a driver serving two kinds is swept
+    once); what was done."""
+    unique = {id(d): d for d in drivers.values()}
+    return [line for driver in unique.values() for line in driver.sweep()]
 
 
 def _slug(text: str) -> str:

@@ -26,14 +26,14 @@ from ..errors import FaultError, HarnessError
 from ..experiment import Experiment, Hypothesis
 from ..faults import FaultInjector
 from ..probes import Evidence, MetricsPoller, StatusPoller, Window, WindowStats
-from ..shop import ShopClient, ShopProfile
+from ..shop import SafeguardSwitch, ShopClient
 from ..stack import Stack, StackConfig
 from ..vocabulary import JUDGED_PHASES
 from .audit import AuditOnce, audit_run
 from .journal import Journal, Live, RunResult
 from .judge import communication, judge_phase
 from .load import Feed, Load, LoadProcess
-from .method import FaultDriver, Method, stack_drivers
+from .method import FaultDriver, Method, stack_drivers, sweep
 from .recovery import recovery_hypotheses, wait_cleared, wait_recovered
 from .safety import Interrupted, interruptible, kill_leftover_load, run_lock, signals_held
 
@@ -76,7 +76,7 @@ class Collaborators:
     drivers: Mapping[str, FaultDriver]
     preflight: Callable[[list[str]], dict[str, Any]]  # the experiment's targets -> output
     shop: ShopClient
-    profile: ShopProfile
+    profile: SafeguardSwitch
     status: StatusPoller
     start_load: Callable[[LoadPlan], Load]
     audit_once: Callable[[float], AuditOnce]  # run start -> one audit of the evidence
@@ -106,7 +106,7 @@ class Collaborators:
                    preflight=lambda targets: stack_preflight(config, injector, shop,
                                                              drivers, targets),
                    shop=shop,
-                   profile=ShopProfile(shop, stack.restart_shop),
+                   profile=SafeguardSwitch(shop, stack.restart_shop),
                    status=StatusPoller(config.shop_url), start_load=start_load,
                    audit_once=audit_once, observers=tuple(observers), run_dir=config.run_dir)
 
@@ -135,12 +135,6 @@ def stack_preflight(config: StackConfig, injector: FaultInjector, shop: ShopClie
         raise HarnessError(str(exc)) from exc
     return {"toxiproxy": version, "proxies": sorted(proxies),
             "swept_leftovers": swept + stopped}
-
-
-def sweep(drivers: Mapping[str, FaultDriver]) -> list[str]:
-    """Every driver's leftovers cleared (a driver serving two kinds is swept once)."""
-    unique = {id(d): d for d in drivers.values()}
-    return [line for driver in unique.values() for line in driver.sweep()]
 
 
 class Runner:

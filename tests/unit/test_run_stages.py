@@ -5,6 +5,7 @@ the method, and the sequence goes through its phases in order."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from chaos.probes import StatusPoller
 from chaos.run import Collaborators, Interrupted, Live, Runner
 from chaos.run.load import Feed
 from chaos.run.method import Method
-from chaos.shop import ShopClient, ShopProfile
+from chaos.shop import SafeguardSwitch, ShopClient
 from chaos.vocabulary import RUN_PHASES
 from loadtests.run import LoadPlan
 
@@ -52,12 +53,12 @@ class FakeLoad:
     otherwise by `classes`), as the Locust timeline would."""
 
     def __init__(self, per_second: int = 10, classes: dict[str, int] | None = None,
-                 fail_after: float | None = None) -> None:
+                 sigterm_when: Callable[[], bool] | None = None) -> None:
         self.rows: list[dict[str, Any]] = []
         self._per_second = per_second
         self._classes = classes
         self._next = int(time.time()) - 1
-        self._fail_at = None if fail_after is None else time.time() + fail_after
+        self._sigterm_when = sigterm_when  # SIGTERM arrives (as the runner sees it) then
         self.stopped = False
 
     def start(self) -> None:
@@ -68,8 +69,8 @@ class FakeLoad:
         return not self.stopped
 
     def poll(self) -> list[dict[str, Any]]:
-        if self._fail_at is not None and time.time() >= self._fail_at:
-            self._fail_at = None
+        if self._sigterm_when is not None and self._sigterm_when():
+            self._sigterm_when = None
             raise Interrupted("stopped by SIGTERM")
         new = []
         while self._next < int(time.time()):
@@ -144,7 +145,7 @@ def collaborators(load: FakeLoad, toxic: FakeDriver, down: FakeDriver,
     return Collaborators(
         drivers={"toxic": toxic, "down": down, "app": FakeDriver()},
         preflight=lambda targets: {"targets": targets}, shop=shop,
-        profile=ShopProfile(shop, lambda env: None), status=FakeStatus("http://127.0.0.1:1"),
+        profile=SafeguardSwitch(shop, lambda env: None), status=FakeStatus("http://127.0.0.1:1"),
         start_load=start_load, audit_once=lambda since: lambda evidence: AuditResult(),
         run_dir=tmp_path / "run")
 
@@ -170,8 +171,9 @@ def test_a_run_goes_through_its_phases_in_order_and_rolls_every_fault_back(
 
 
 def test_sigterm_mid_method_still_rolls_back_every_fault(tmp_path: Path) -> None:
-    load = FakeLoad(fail_after=2.6)  # the baseline takes about two seconds
-    result, toxic, down = run(EXPERIMENT, load, tmp_path)
+    toxic = FakeDriver()
+    load = FakeLoad(sigterm_when=lambda: bool(toxic.on))  # once a fault is on
+    result, toxic, down = run(EXPERIMENT, load, tmp_path, toxic=toxic)
     assert result.verdict == "error" and "SIGTERM" in result.reason
     assert toxic.log and not toxic.on and not down.on
     rollback = [e for e in result.journal if e.phase == "rollback"]
