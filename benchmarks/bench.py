@@ -154,9 +154,10 @@ class Shopper(ScriptedShopper):
     def __init__(self, base: str) -> None:
         super().__init__(base, deadline=10.0, sku=SKUS[0])
 
-    def checkout(self, sku: str | None = None) -> Answer:
+    def timed_checkout(self) -> Answer:
+        """A fresh cart filled, then the checkout alone timed."""
         self.new_cart()
-        self.add(sku)
+        self.add()
         return self.pay()
 
 
@@ -220,7 +221,7 @@ def fault_precision(stack: Stack, report: Report) -> None:
     port = stack.config.ports.proxy_payments
     shopper = Shopper(stack.config.shop_url)
     base_call = timed_gets(port, "/healthz", 40, True)
-    base_checkout = [shopper.checkout().elapsed for _ in range(6 if QUICK else 12)]
+    base_checkout = [shopper.timed_checkout().elapsed for _ in range(6 if QUICK else 12)]
     plan = {50: (30, 10), 200: (20, 8), 1000: (8, 5)}
     for latency, (calls, checkouts) in plan.items():
         if QUICK:
@@ -232,7 +233,7 @@ def fault_precision(stack: Stack, report: Report) -> None:
             try:
                 added = [s - statistics.median(base_call)
                          for s in timed_gets(port, "/healthz", calls, True)]
-                whole = [shopper.checkout().elapsed - statistics.median(base_checkout)
+                whole = [shopper.timed_checkout().elapsed - statistics.median(base_checkout)
                          for _ in range(checkouts)]
             finally:
                 stack.faults.roll_back("payments", name)
@@ -392,7 +393,7 @@ def fail_fast(stack: Stack, report: Report) -> None:
     statuses: dict[int, int] = {}
     try:
         for _ in range(10 if QUICK else 30):
-            answer = shopper.checkout()
+            answer = shopper.timed_checkout()
             took, status = answer.elapsed, answer.status or 0
             statuses[status] = statuses.get(status, 0) + 1
             (opened if breaker_open(stack, "payments") and closed else closed).append(took)
@@ -469,7 +470,7 @@ def communicate(stack: Stack) -> tuple[list[float], list[float]]:
         shopper = Shopper(stack.config.shop_url)
         while not stop.is_set():
             with contextlib.suppress(httpx.HTTPError):
-                answer = shopper.checkout()
+                answer = shopper.timed_checkout()
                 if answer.status == 201 and answer.json().get("status") == "confirmed":
                     confirmed_at[0] = time.monotonic()
             stop.wait(0.2)
