@@ -92,11 +92,19 @@ class Stack:
                 "a previous stack is partly running (see `make status`); run `make down` first"
             )
         self._check_ports(wanted)
+        # Every binary found before anything starts: a missing one is an error that starts
+        # nothing.
+        binaries = {
+            "postgres": lambda: (postgres_bin("initdb"), postgres_bin("postgres")),
+            "redis": lambda: (find_binary("redis-server", "CC_REDIS_SERVER"),),
+            "toxiproxy": lambda: (find_binary("toxiproxy-server", "CC_TOXIPROXY_SERVER",
+                                              (PROJECT_ROOT / ".bin",)),),
+        }
+        found = {c: binaries[c]() for c in wanted if c in binaries}
         starters: dict[str, Callable[[], Running]] = {
-            "postgres": lambda: self._start_postgres(postgres_bin("initdb"),
-                                                     postgres_bin("postgres")),
-            "redis": lambda: self._start_redis(find_binary("redis-server", "CC_REDIS_SERVER")),
-            "toxiproxy": self._start_proxies,
+            "postgres": lambda: self._start_postgres(*found["postgres"]),
+            "redis": lambda: self._start_redis(*found["redis"]),
+            "toxiproxy": lambda: self._start_proxies(*found["toxiproxy"]),
             "payments": lambda: self._start_service("payments"),
             "inventory": lambda: self._start_service("inventory"),
             "shop": self._start_shop,
@@ -112,10 +120,9 @@ class Stack:
             self._procs.state_file.unlink(missing_ok=True)
             raise
 
-    def _start_proxies(self) -> Running:
+    def _start_proxies(self, binary: str) -> Running:
         """Toxiproxy with a proxy per dependency, none with a toxic."""
-        running = self._start_toxiproxy(find_binary(
-            "toxiproxy-server", "CC_TOXIPROXY_SERVER", (PROJECT_ROOT / ".bin",)))
+        running = self._start_toxiproxy(binary)
         self._progress("creating proxies: " + ", ".join(PROXIED))
         self.faults.ensure_proxies(self.config.proxy_specs())
         self.faults.sweep()
