@@ -49,7 +49,7 @@ def main(n: int) -> dict[str, float]:
         env = {**stack.shop_env(),
                "SHOP_BIND": f"{LOOPBACK}:{direct_port}",
                "SHOP_DATABASE_URL": stack.config.direct_database_url,
-               "SHOP_REDIS_URL": f"redis://{LOOPBACK}:{p.redis}/0",
+               "SHOP_REDIS_URL": stack.config.redis_url(p.redis),
                "SHOP_PAYMENTS_URL": stack.config.payments_url,
                "SHOP_INVENTORY_URL": stack.config.inventory_url,
                "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "direct-metrics")}

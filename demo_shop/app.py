@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from flask.json.provider import DefaultJSONProvider
+from flask_openapi3 import Info, OpenAPI
 from flask_wtf.csrf import CSRFProtect
 
-from .config import SafeguardPolicy, settings_from_env
+from .config import SafeguardPolicy, check_secrets, settings_from_env
 from .health import HealthBoard
 from .metrics import render_latest
 from .resilience import Deadline
@@ -15,8 +17,20 @@ from .web import api, pages
 from .web.errors import register_error_handlers
 from .web.fallbacks import CheckoutGate, mark_degraded
 from .web.requestlog import configure_logging, init_request_log
+from .web.schemas import Problem, validation_problem
 from .web.shopping import remember_cart, shop
 from .wiring import Shop, build_shop
+
+
+class BoundedJSON(DefaultJSONProvider):
+    """Flask's JSON, where a body nested deeper than the parser goes is unreadable JSON
+    (400), not a RecursionError (500)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError as exc:
+            raise ValueError("the JSON is nested too deeply") from exc
 
 
 def safeguards(app: Flask) -> SafeguardPolicy:
@@ -27,10 +41,16 @@ def safeguards(app: Flask) -> SafeguardPolicy:
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the shop. test_config overrides settings; a "SHOP" entry replaces the wiring."""
-    app = Flask(__name__)
+    app = OpenAPI(
+        __name__, info=Info(title="checkout-chaos reference shop", version="1.0.0"),
+        doc_ui=False,
+        validation_error_status=400, validation_error_model=Problem,
+        validation_error_callback=validation_problem)
+    app.json = BoundedJSON(app)
     app.config.from_mapping(settings_from_env())
     if test_config:
         app.config.update(test_config)
+    check_secrets(app.config)
     configure_logging()
 
     wired: Shop = app.config.get("SHOP") or build_shop(app.config)
@@ -39,7 +59,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf = CSRFProtect(app)
     csrf.exempt(api.bp)  # the API takes JSON only, which a cross-site form cannot send
     init_request_log(app)
-    app.register_blueprint(api.bp)
+    app.register_api(api.bp)
+
+    @app.get("/api/openapi.json", doc_ui=False)
+    def openapi_document() -> Response:
+        """The API described by the models that validate it (OpenAPI 3.1)."""
+        return jsonify(app.api_doc)
+
     app.register_blueprint(pages.bp)
     pages.register_filters(app)
     register_error_handlers(app)
@@ -59,17 +85,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         troubled = [s for s in snapshot.values() if s.state != "operational"]
         return {"banner": troubled, "overall": HealthBoard.overall(snapshot)}
 
-    @app.get("/metrics")
+    @app.get("/metrics", doc_ui=False)
     def metrics() -> Response:
         body, content_type = render_latest()
         return Response(body, content_type=content_type)
 
-    @app.get("/healthz")
+    @app.get("/healthz", doc_ui=False)
     def healthz() -> Response:
         """Alive, and which safeguards are off (the harness checks it runs the shop asked)."""
         return jsonify(status="ok", safeguards_off=sorted(safeguards(app).off))
 
-    @app.get("/readyz")
+    @app.get("/readyz", doc_ui=False)
     def readyz() -> Response | tuple[Response, int]:
         """Ready when the orders database answers: the one thing no page can do without."""
         try:

@@ -13,6 +13,9 @@ knows nothing of Flask or HTTP.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
 import time
 import uuid
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
+from .cards import validate_card
 from .domain import (
     Cart,
     CartLine,
@@ -28,6 +32,7 @@ from .domain import (
     Order,
     OrderStatus,
     ShopError,
+    StaleOrder,
     UnknownProduct,
 )
 from .errors import (
@@ -73,7 +78,7 @@ class PaymentsPort(Protocol):
 
     def authorize(
         self, idempotency_key: str, order_id: str, amount_cents: int,
-        card: dict[str, Any], deadline: Deadline,
+        card: dict[str, Any], deadline: Deadline, merchant_initiated: bool = False,
     ) -> Charge: ...
     def capture(self, charge_id: str, deadline: Deadline) -> Charge: ...
     def void(self, charge_id: str, deadline: Deadline) -> Charge: ...
@@ -111,6 +116,8 @@ class CheckoutDeps:
     # Stock whose release failed (inventory unreachable) is handed here and given back by
     # the reconciliation pass, not left held until the reservation expires.
     release_later: Callable[[str], None] | None = None
+    # Keys the digest that binds an idempotency key to its cart and request.
+    request_key: bytes = b"checkout requests"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +149,17 @@ class CheckoutInProgress(ShopError):
     """The same idempotency key is being checked out right now."""
 
 
+class IdempotencyKeyReused(ShopError):
+    """The idempotency key was first used for another cart or another request body."""
+
+
+def request_digest(key: bytes, cart_id: str, card: dict[str, Any]) -> str:
+    """What a checkout request asked for — the cart and the card without its CVC — keyed,
+    so the stored digest tells a replay from a reuse and reveals nothing of the card."""
+    parts = [cart_id, card["number"], card["exp_month"], card["exp_year"]]
+    return hmac.new(key, json.dumps(parts).encode(), hashlib.sha256).hexdigest()
+
+
 def checkout(
     deps: CheckoutDeps,
     cart_id: str,
@@ -151,7 +169,9 @@ def checkout(
     cart: Cart | None = None,
 ) -> CheckoutResult:
     """Take the order for cart_id, once per idempotency key, answering within deadline.
-    cart: the cart when the caller already has it (e.g. from the cookie fallback)."""
+    cart: the cart when the caller already has it (e.g. from the cookie fallback).
+    A malformed card is InvalidCard before any dependency is asked anything."""
+    card = validate_card(card)
     flow = _Checkout(deps, deadline)
     try:
         return flow.run(cart_id, idempotency_key, card, cart)
@@ -175,11 +195,16 @@ class _Checkout:
     def run(self, cart_id: str, idempotency_key: str, card: dict[str, Any],
             given_cart: Cart | None = None) -> CheckoutResult:
         deps, work = self.deps, self.work
+        digest = request_digest(deps.request_key, cart_id, card)
         try:
             existing = deps.orders.get_by_key(idempotency_key, work)
         except DependencyUnavailable as exc:
             raise CheckoutFailed(exc.dependency, charged=False, cart_saved=True) from exc
         if existing is not None:
+            # Stripe's rule: a key answers only the request it was first used for — never
+            # another cart's order, never another card charged for those items.
+            if existing.cart_id != cart_id or existing.request_digest != digest:
+                raise IdempotencyKeyReused(idempotency_key)
             return self._replay_or_retry(existing, card)
 
         try:
@@ -200,7 +225,7 @@ class _Checkout:
         order = Order(
             order_id=order_id, idempotency_key=idempotency_key, status=OrderStatus.PENDING,
             total_cents=total, items=lines, cart_id=cart_id, attempt=1,
-            reservation_id=f"{order_id}-1", created_at=time.time(),
+            reservation_id=f"{order_id}-1", created_at=time.time(), request_digest=digest,
         )
         self._reserve(order, persisted=False)
         try:
@@ -288,6 +313,17 @@ class _Checkout:
         order.transition(OrderStatus.CONFIRMED)
         try:
             deps.orders.save(order, work)
+        except StaleOrder:
+            # Another settler (the reconciler, a worker that outlived us) changed the order
+            # first: it stands as they left it. Confirmed with this charge: the same answer.
+            settled = self._reread(order)
+            if settled is not None and settled.status is OrderStatus.CONFIRMED:
+                return CheckoutResult(settled)
+            refunded = self._quietly(
+                lambda d: deps.payments.refund(charge.charge_id, d), "refund", order.order_id
+            )
+            raise CheckoutFailed("database", charged=False if refunded else None,
+                                 cart_saved=True) from None
         except DependencyUnavailable as exc:
             # Money moved but the order cannot be confirmed: give the money back.
             refunded = self._quietly(
@@ -347,7 +383,7 @@ class _Checkout:
                 COMPENSATION_STEP_SECONDS)))
             deps.orders.park_for_payment(order, sealed, Deadline(self.deadline.cap(
                 COMPENSATION_STEP_SECONDS)))
-        except (DependencyUnavailable, ReservationClosed) as exc:
+        except (DependencyUnavailable, ReservationClosed, StaleOrder) as exc:
             log.warning("payment could not be deferred",
                         extra={"order_id": order.order_id, "error": str(exc)})
             if order.charge_id:
@@ -418,7 +454,18 @@ class _Checkout:
                 self.deps.release_later(rid)
 
     def _save_quietly(self, order: Order) -> None:
-        self._quietly(lambda d: self.deps.orders.save(order, d), "save", order.order_id)
+        try:
+            self._quietly(lambda d: self.deps.orders.save(order, d), "save", order.order_id)
+        except StaleOrder:
+            # Someone else settled it since: theirs is the state that stands.
+            log.warning("order changed under the checkout", extra={"ref": order.order_id})
+
+    def _reread(self, order: Order) -> Order | None:
+        try:
+            return self.deps.orders.get_by_key(
+                order.idempotency_key, Deadline(self.deadline.cap(COMPENSATION_STEP_SECONDS)))
+        except DependencyUnavailable:
+            return None
 
     def _void_quietly(self, charge_id: str) -> None:
         self._quietly(lambda d: self.deps.payments.void(charge_id, d), "void", charge_id)
@@ -436,5 +483,5 @@ class _Checkout:
 
 __all__ = [
     "CheckoutDeps", "CheckoutFailed", "CheckoutInProgress", "CheckoutResult", "EmptyCart",
-    "UnknownProduct", "checkout",
+    "IdempotencyKeyReused", "UnknownProduct", "checkout",
 ]

@@ -83,6 +83,34 @@ class SafeguardPolicy:
         return not self.off
 
 
+# Keys that were ever shipped or shown as examples: a shop running with one is as open as
+# one with none.
+KNOWN_DEFAULT_SECRETS = frozenset({
+    "", "dev-only-secret-change-me", "change-me", "changeme", "secret", "test", "dev",
+})
+MIN_SECRET_LENGTH = 32
+
+
+class InsecureSettings(ValueError):
+    """The shop was asked to start with a secret anyone could know."""
+
+
+def check_secrets(settings: dict[str, Any]) -> None:
+    """Refuse to run outside tests with a missing, default or short secret, or with one key
+    doing both jobs (a leaked cookie key must not also unseal cards)."""
+    if settings.get("TESTING"):
+        return
+    for name, env in (("SECRET_KEY", "SHOP_SECRET_KEY"), ("VAULT_KEY", "SHOP_VAULT_KEY")):
+        value = str(settings.get(name) or "")
+        if value in KNOWN_DEFAULT_SECRETS or len(value) < MIN_SECRET_LENGTH:
+            raise InsecureSettings(
+                f"{env} is missing, a known default or shorter than {MIN_SECRET_LENGTH} "
+                "characters: start the shop with `make up` (it generates per-install secrets "
+                "in .run/secrets.json) or set it to a long random value")
+    if settings["SECRET_KEY"] == settings["VAULT_KEY"]:
+        raise InsecureSettings("SHOP_SECRET_KEY and SHOP_VAULT_KEY must differ")
+
+
 def settings_from_env() -> dict[str, Any]:
     """Flask config mapping for the shop, read from the environment."""
     policy = SafeguardPolicy.from_env()
@@ -107,7 +135,10 @@ def settings_from_env() -> dict[str, Any]:
 
 def _resilient_settings() -> dict[str, Any]:
     return {
-        "SECRET_KEY": os.environ.get("SHOP_SECRET_KEY", "dev-only-secret-change-me"),
+        # Per-install secrets (`make up` generates them): one signs cookies (the cookie
+        # cart, CSRF), the other seals stored cards. No defaults: see check_secrets.
+        "SECRET_KEY": os.environ.get("SHOP_SECRET_KEY", ""),
+        "VAULT_KEY": os.environ.get("SHOP_VAULT_KEY", ""),
         "DATABASE_URL": os.environ.get(
             "SHOP_DATABASE_URL", "postgresql://postgres@127.0.0.1:25432/shop"
         ),

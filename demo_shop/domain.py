@@ -32,6 +32,14 @@ class IllegalTransition(ShopError):
     """An order state change the state machine forbids."""
 
 
+class StaleOrder(ShopError):
+    """An order changed since it was read (another settler won): this change was not made."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id} changed since it was read")
+        self.order_id = order_id
+
+
 def format_cents(cents: int) -> str:
     """Render integer cents as dollars for people: 12345 -> '$123.45'."""
     sign = "-" if cents < 0 else ""
@@ -172,6 +180,12 @@ class Order:
     charge_id: str | None = None
     stock_committed: bool = False
     created_at: float = 0.0  # seconds since the epoch, as stored
+    # Bumped by every stored change: a change is stored only if the version read is still
+    # the stored one, so two settlers can never both win.
+    version: int = 0
+    # What the idempotency key was first used for (keyed digest of cart and card, no CVC):
+    # the same key with another cart or body is refused, never replayed.
+    request_digest: str = ""
 
     def transition(self, new: OrderStatus) -> None:
         """Move to a new status, or raise IllegalTransition."""

@@ -12,12 +12,14 @@
   captured charge confirms the order; a hold is voided and the order fails; no charge
   fails the order. Stock follows the order: committed or released.
 
-Every step is idempotent (the processor and inventory dedupe by key and id), so two
-workers reconciling the same order at once cannot charge or commit twice.
+Every step is idempotent (the processor and inventory dedupe by key and id), and an order
+is settled under a lease (longer than a settle) with every change conditional on the
+version read: a shopper's retry or another worker can never settle the same order too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -26,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .checkout import CheckoutDeps
-from .domain import Charge, Order, OrderStatus
+from .domain import Charge, Order, OrderStatus, StaleOrder
 from .errors import DependencyUnavailable, PaymentDeclined, ReservationClosed
 from .resilience import Deadline
 
@@ -113,13 +115,22 @@ class Reconciler:
                 if not self._orders.claim(order, Deadline(2.0)):  # type: ignore[attr-defined]
                     counts["skipped"] += 1
                     continue
-                counts[self._settle_order(order)] += 1
+                try:
+                    counts[self._settle_order(order)] += 1
+                finally:
+                    self._end_lease(order)
+            except StaleOrder:
+                counts["skipped"] += 1  # a shopper's retry or another worker got there first
             except DependencyUnavailable as exc:
                 log.info("reconciliation waits", extra={"order_id": order.order_id,
                                                         "error": str(exc)})
                 counts["skipped"] += 1
                 break  # the dependency is still down: try again next pass
         return Reconciled(**counts)
+
+    def _end_lease(self, order: Order) -> None:
+        with contextlib.suppress(DependencyUnavailable):  # if not, the lease ends by itself
+            self._orders.release(order, Deadline(1.0))  # type: ignore[attr-defined]
 
     def _settle_order(self, order: Order) -> str:
         if order.status is OrderStatus.CONFIRMED:
@@ -155,7 +166,7 @@ class Reconciler:
         try:
             if charge is None:
                 charge = deps.payments.authorize(key, order.order_id, order.total_cents, card,
-                                                 Deadline(2.0))
+                                                 Deadline(2.0), merchant_initiated=True)
             if charge.status != "captured":
                 charge = deps.payments.capture(charge.charge_id, Deadline(2.0))
         except PaymentDeclined:

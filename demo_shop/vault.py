@@ -1,7 +1,9 @@
 """Cards kept for a payment taken later: sealed (Fernet: AES-128-CBC with an HMAC) with a key
-derived from the shop's secret, stored beside the order only while its payment is pending,
-and erased when the order is settled. Nothing outside this module sees a sealed card's
-contents."""
+derived from the shop's vault key (not the cookie key), stored beside the order only while its
+payment is pending, and erased when the order is settled. Only what a merchant-initiated
+charge needs is kept — number and expiry, never the CVC (card rules forbid storing it after
+authorization, and a stored-credential charge is made without it). Nothing outside this
+module sees a sealed card's contents."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
-CARD_FIELDS = ("number", "exp_month", "exp_year", "cvc")
+CARD_FIELDS = ("number", "exp_month", "exp_year")  # never "cvc"
 
 
 class CardVault:
@@ -24,7 +26,7 @@ class CardVault:
 
     def seal(self, card: dict[str, Any]) -> str:
         """The card's fields, encrypted and authenticated, as text."""
-        kept = {k: card.get(k) for k in CARD_FIELDS}
+        kept = {k: card[k] for k in CARD_FIELDS}
         return self._fernet.encrypt(json.dumps(kept).encode()).decode()
 
     def open(self, sealed: str) -> dict[str, Any] | None:

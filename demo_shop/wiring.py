@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -73,9 +74,11 @@ def build_shop(config: dict[str, Any]) -> Shop:
         reservation_ttl_seconds=config["RESERVATION_TTL"],
         stale_pending_seconds=config["CHECKOUT_DEADLINE"] * 4,
         compensation_reserve=1.0 if resilient else 0.0,
-        vault=CardVault(config["SECRET_KEY"]) if fallbacks else None,
+        vault=CardVault(config["VAULT_KEY"]) if fallbacks else None,
         payment_pending_seconds=config["PAYMENT_PENDING_LIMIT"],
         release_later=releases.add if config["RECONCILE_INTERVAL"] > 0 else None,
+        request_key=hashlib.sha256(b"checkout requests:" + config["VAULT_KEY"].encode()
+                                   ).digest(),
     )
     probes = {
         "payments": payments.probe, "inventory": inventory.probe,

@@ -15,6 +15,7 @@ Options: --load-profile steady|ramp|labor-day, --day-minutes (labor-day length; 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import sys
@@ -49,7 +50,7 @@ from loadtests.classify import (  # noqa: E402
     classify,
 )
 from loadtests.shapes import PROFILES, Ticker  # noqa: E402
-from loadtests.timeline import Timeline  # noqa: E402
+from loadtests.timeline import Timeline, TimelineReportInvalid  # noqa: E402
 
 FALLBACK_SKUS = ["LAMP-001", "TOWL-001", "BOTL-001", "CHAIR-001", "SUNS-001"]
 # The share of journeys that go through the HTML storefront rather than the JSON API.
@@ -131,9 +132,19 @@ def _send_timeline(client_id: str, data: dict[str, Any]) -> None:
 
 @events.worker_report.add_listener
 def _merge_timeline(client_id: str, data: dict[str, Any]) -> None:
+    """A worker's timeline, merged only from a worker this master knows and only when it
+    is a report our workers make (a forged one is refused whole and logged)."""
     environment = _environment()
-    if environment is not None:
+    if environment is None:
+        return
+    known = getattr(environment.runner, "clients", {})
+    if client_id not in known:
+        logging.warning("timeline report from unknown client %r refused", client_id)
+        return
+    try:
         environment.cc_timeline.merge(data.get("cc_timeline", {}))  # type: ignore[attr-defined]
+    except TimelineReportInvalid as exc:
+        logging.warning("timeline report from %s refused: %s", client_id, exc)
 
 
 _ENVIRONMENT: list[Environment] = []

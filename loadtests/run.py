@@ -75,7 +75,9 @@ class LoadPlan:
         if self.hold:
             cmd += ["--hold"]
         if self.processes > 1:
-            cmd += ["--processes", str(self.processes)]
+            # The master takes its workers' reports on loopback only: a peer on the network
+            # must not be able to join as a worker and forge the verdict's timeline.
+            cmd += ["--processes", str(self.processes), "--master-bind-host", "127.0.0.1"]
         if self.ui:
             cmd += ["--web-host", "127.0.0.1", "--autostart", "--autoquit", "10"]
         else:

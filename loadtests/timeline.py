@@ -11,7 +11,9 @@ import math
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .classify import CLASSES
 
@@ -51,6 +53,52 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[rank]
 
 
+class TimelineReportInvalid(ValueError):
+    """A worker's timeline report that no worker of ours would send."""
+
+
+Second = Annotated[int, Field(ge=0, le=10_000_000_000)]  # epoch seconds
+Count = Annotated[int, Field(ge=0, le=10_000_000)]
+Millis = Annotated[float, Field(ge=0, le=3_600_000, allow_inf_nan=False)]
+MOVES = frozenset(f"{a}>{b}" for a in CLASSES for b in CLASSES if a != b)
+
+
+class _Report(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    counts: dict[Second, dict[str, Count]] = {}
+    latencies: dict[Second, list[Millis]] = {}
+    checkouts: dict[Second, dict[str, Count]] = {}
+    checkout_latencies: dict[Second, list[Millis]] = {}
+    reclassed: dict[Second, dict[str, Count]] = {}
+    reclassed_checkouts: dict[Second, dict[str, Count]] = {}
+
+    @field_validator("counts", "checkouts")
+    @classmethod
+    def _known_classes(cls, value: dict[int, dict[str, int]]) -> dict[int, dict[str, int]]:
+        unknown = {c for counts in value.values() for c in counts} - set(CLASSES)
+        if unknown:
+            raise ValueError(f"unknown classes {sorted(unknown)}")
+        return value
+
+    @field_validator("reclassed", "reclassed_checkouts")
+    @classmethod
+    def _known_moves(cls, value: dict[int, dict[str, int]]) -> dict[int, dict[str, int]]:
+        unknown = {m for moves in value.values() for m in moves} - MOVES
+        if unknown:
+            raise ValueError(f"unknown moves {sorted(unknown)}")
+        return value
+
+
+def _valid_report(data: Any) -> _Report:
+    try:
+        return _Report.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise TimelineReportInvalid(f"{where}: {first['msg']}") from None
+
+
 class Timeline:
     """Counts per class and latencies (ms) per wall-clock second."""
 
@@ -61,6 +109,8 @@ class Timeline:
         self.checkouts: dict[int, Counter[str]] = defaultdict(Counter)
         self.checkout_latencies: dict[int, list[float]] = defaultdict(list)
         self._flushed_upto: int | None = None  # the live file holds seconds before this
+        self.reclassed: dict[int, Counter[str]] = defaultdict(Counter)
+        self.reclassed_checkouts: dict[int, Counter[str]] = defaultdict(Counter)
 
     def record(self, cls: str, latency_ms: float, checkout: bool = False,
                now: float | None = None) -> None:
@@ -74,11 +124,12 @@ class Timeline:
 
     def reclass(self, second: int, old: str, new: str, checkout: bool = False) -> None:
         """An answer already recorded at `second` is judged again later (a page's banner,
-        once the status around it is known): move it from one class to another. The counts
-        may go negative in a drain; merged into the master's they add up."""
-        for counts in (self.counts, self.checkouts) if checkout else (self.counts,):
-            counts[second][old] -= 1
-            counts[second][new] += 1
+        once the status around it is known): move it from one class to another. A worker
+        sends the move itself (its record may be in an earlier report), so every count in
+        a report is non-negative and the master, which has both, applies it."""
+        self.reclassed[second][f"{old}>{new}"] += 1
+        if checkout:
+            self.reclassed_checkouts[second][f"{old}>{new}"] += 1
 
     def set_users(self, users: int, now: float | None = None) -> None:
         """The running user count at this second (sampled by the master)."""
@@ -91,26 +142,51 @@ class Timeline:
             "latencies": {str(s): v for s, v in self.latencies.items()},
             "checkouts": {str(s): dict(c) for s, c in self.checkouts.items()},
             "checkout_latencies": {str(s): v for s, v in self.checkout_latencies.items()},
+            "reclassed": {str(s): dict(c) for s, c in self.reclassed.items()},
+            "reclassed_checkouts": {str(s): dict(c)
+                                    for s, c in self.reclassed_checkouts.items()},
         }
+        self.reclassed.clear()
+        self.reclassed_checkouts.clear()
         self.counts.clear()
         self.latencies.clear()
         self.checkouts.clear()
         self.checkout_latencies.clear()
         return data
 
-    def merge(self, data: dict[str, Any]) -> None:
-        """Add a worker's drained data."""
-        for second, counts in data.get("counts", {}).items():
-            self.counts[int(second)].update(counts)
-        for second, values in data.get("latencies", {}).items():
-            self.latencies[int(second)].extend(values)
-        for second, counts in data.get("checkouts", {}).items():
-            self.checkouts[int(second)].update(counts)
-        for second, values in data.get("checkout_latencies", {}).items():
-            self.checkout_latencies[int(second)].extend(values)
+    def merge(self, data: Any) -> None:
+        """Add a worker's drained data, or refuse it whole (TimelineReportInvalid) when it
+        is not a report a worker makes: wrong types, negative counts or latencies, unknown
+        classes, seconds far from now. The verdict is made of these numbers."""
+        report = _valid_report(data)
+        for second, counts in report.counts.items():
+            self.counts[second].update(counts)
+        for second, values in report.latencies.items():
+            self.latencies[second].extend(values)
+        for second, counts in report.checkouts.items():
+            self.checkouts[second].update(counts)
+        for second, values in report.checkout_latencies.items():
+            self.checkout_latencies[second].extend(values)
+        for moves, into in ((report.reclassed, self.counts),
+                            (report.reclassed_checkouts, self.checkouts)):
+            for second, by_move in moves.items():
+                for move, n in by_move.items():
+                    old, new = move.split(">")
+                    into[second][old] -= n
+                    into[second][new] += n
+
+    def apply_own_reclasses(self) -> None:
+        """A local (single-process) run: its own moves, as a master applies a worker's."""
+        self.merge({"reclassed": {str(s): dict(c) for s, c in self.reclassed.items()},
+                    "reclassed_checkouts": {str(s): dict(c)
+                                            for s, c in self.reclassed_checkouts.items()}})
+        self.reclassed.clear()
+        self.reclassed_checkouts.clear()
 
     def rows(self, until: int | None = None) -> list[dict[str, Any]]:
         """One row per second from the first up to `until` (exclusive) or the last."""
+        if self.reclassed or self.reclassed_checkouts:
+            self.apply_own_reclasses()
         seconds = set(self.counts) | set(self.users)
         if not seconds:
             return []

@@ -87,8 +87,11 @@ def status() -> None:
 @friendly
 def sweep() -> None:
     """Remove every harness-made toxic, re-enable disabled proxies, clear service faults."""
+    from ..run import run_lock
+
     stack = env_stack()
-    done = stack.faults.sweep() + stack.app_faults.sweep()
+    with run_lock(stack.run_dir, "sweep"):  # never under a running experiment's feet
+        done = stack.faults.sweep() + stack.app_faults.sweep()
     for line in done:
         console.print(f"  {line}")
     console.print(f"[green]swept[/] ({len(done)} changes)")

@@ -40,10 +40,12 @@ from .common import (
 def outage(dependency: str, checkouts: int, out: Path | None, manage_stack: bool) -> None:
     """A scripted outage: take one dependency down mid-checkout and report what shoppers saw."""
     from ..outage import run_outage
+    from ..run import run_lock
     from ..session import managed_stack
 
     out = report_dir(out, "outage")
-    with managed_stack(env_stack(), manage_stack, say) as stack:
+    with managed_stack(env_stack(), manage_stack, say) as stack, \
+            run_lock(stack.run_dir, "outage"):
         report = run_outage(
             stack.config.shop_url, stack.faults, out, proxy=dependency,
             status_name=STATUS_NAME[dependency], checkouts_per_phase=checkouts,
@@ -164,6 +166,7 @@ def matrix(shop_text: str, expected: Path | None, tries: int, out: Path | None,
     """Fill the resiliency matrix (dependency x degraded/down x feature); exit 1 where a cell
     is worse than expected."""
     from ..matrix import load_expected
+    from ..run import run_lock
     from ..session import managed_stack
     from ..shop import ShopClient, shop_profile
     from .matrix.run import EXPECTED_FILE, run, write
@@ -171,7 +174,8 @@ def matrix(shop_text: str, expected: Path | None, tries: int, out: Path | None,
     profile = shop_option(shop_text)
     wanted = load_expected(expected or EXPECTED_FILE)  # a bad file fails before anything runs
     out = report_dir(out, "matrix")
-    with managed_stack(env_stack(), manage_stack, say) as stack:
+    with managed_stack(env_stack(), manage_stack, say) as stack, \
+            run_lock(stack.run_dir, "matrix"):
         console.print(f"the shop: {profile.describe()}")
         with shop_profile(ShopClient(stack.config.shop_url), stack.restart_shop, profile.off):
             stack.faults.sweep()

@@ -15,6 +15,7 @@ from loadtests.run import LoadPlan
 
 from ..errors import HarnessError
 from .journal import Live
+from .safety import record_process
 
 
 class Load(Protocol):
@@ -49,8 +50,7 @@ class LoadProcess:
         with self._log_path.open("wb") as log:
             self._proc = subprocess.Popen(self.plan.command(), stdout=log,
                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self._pid_path.parent.mkdir(parents=True, exist_ok=True)
-        self._pid_path.write_text(str(self._proc.pid))
+        record_process(self._pid_path, self._proc.pid)
 
     @property
     def alive(self) -> bool:

@@ -4,7 +4,9 @@ cleared at the next start."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -12,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
+
+import psutil
 
 from ..errors import HarnessError
 
@@ -48,8 +52,9 @@ def signals_held() -> Iterator[None]:
 
 
 @contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
-    """One experiment at a time per stack: a second run is refused, not queued."""
+def run_lock(run_dir: Path, what: str = "experiment") -> Iterator[None]:
+    """One command that changes faults or the shop at a time per stack (an experiment, the
+    matrix, an outage, a sweep): a second is refused, not queued."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "experiment.lock"
     handle: TextIO = path.open("a+")
@@ -59,11 +64,11 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         handle.seek(0)
         holder = handle.read().strip() or "unknown"
         handle.close()
-        raise HarnessError(f"another experiment is running on this stack ({holder}); "
-                           "wait for it, or stop it (it rolls back on SIGTERM)") from None
+        raise HarnessError(f"another run holds this stack ({holder}); wait for it, or "
+                           "stop it (it rolls back on SIGTERM)") from None
     handle.seek(0)
     handle.truncate()
-    handle.write(f"pid {os.getpid()}")
+    handle.write(f"{what}, pid {os.getpid()}")
     handle.flush()
     try:
         yield
@@ -72,18 +77,34 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         handle.close()
 
 
+def record_process(pid_file: Path, pid: int) -> None:
+    """Remember a process we started: its pid and its start time, so a later run signals
+    it only if that pid is still the same process (pids are reused)."""
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(json.dumps({"pid": pid, "started": psutil.Process(pid).create_time()}))
+
+
+def recorded_process(pid_file: Path) -> psutil.Process | None:
+    """The process a pid file recorded, if it still runs (same pid and start time)."""
+    try:
+        data = json.loads(pid_file.read_text())
+        process = psutil.Process(int(data["pid"]))
+        if abs(process.create_time() - float(data["started"])) < 0.01:
+            return process
+    except (OSError, ValueError, TypeError, KeyError, psutil.Error):
+        pass
+    return None
+
+
 def kill_leftover_load(run_dir: Path) -> list[str]:
-    """A Locust left by a killed runner is stopped at the next start."""
+    """A Locust left by a killed runner is stopped at the next start — only the one we
+    recorded: a pid that now belongs to another process is never signalled."""
     done = []
     for pid_file in run_dir.glob("load.pid"):
-        try:
-            pid = int(pid_file.read_text())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError):
-            pid_file.unlink(missing_ok=True)
-            continue
-        if b"locust" in cmdline:
-            os.kill(pid, signal.SIGTERM)
-            done.append(f"stopped leftover load (pid {pid})")
+        process = recorded_process(pid_file)
+        if process is not None:
+            with contextlib.suppress(psutil.Error):
+                process.terminate()
+                done.append(f"stopped leftover load (pid {process.pid})")
         pid_file.unlink(missing_ok=True)
     return done

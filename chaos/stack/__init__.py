@@ -159,12 +159,24 @@ class Stack:
             if user:
                 os.chown(pg_dir, account.pw_uid, account.pw_gid)
             self._progress("initialising PostgreSQL data dir")
-            result = subprocess.run(
-                [initdb, "-D", str(pg_dir), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                 "--locale=C", "--no-sync"],
-                capture_output=True, text=True, user=user, group=user,
-                extra_groups=[] if user else None, cwd=pg_dir, timeout=120,
-            )
+            # Every connection, socket or TCP, proves the generated password (scram-sha-256):
+            # a port reachable through a proxy is no open door.
+            pwfile = pg_dir.with_name(pg_dir.name + ".pwfile")  # initdb wants pg_dir empty
+            pwfile.unlink(missing_ok=True)
+            fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(self.config.secrets.postgres_password + "\n")
+            if user:
+                os.chown(pwfile, account.pw_uid, account.pw_gid)
+            try:
+                result = subprocess.run(
+                    [initdb, "-D", str(pg_dir), "-A", "scram-sha-256", f"--pwfile={pwfile}",
+                     "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"],
+                    capture_output=True, text=True, user=user, group=user,
+                    extra_groups=[] if user else None, cwd=pg_dir, timeout=120,
+                )
+            finally:
+                pwfile.unlink(missing_ok=True)
             if result.returncode != 0:
                 raise StackError(f"initdb failed: {result.stderr.strip()[-800:]}")
         port = self.config.ports.postgres
@@ -179,10 +191,8 @@ class Stack:
 
         def ready() -> bool:
             try:
-                with psycopg.connect(
-                    f"postgresql://postgres@{LOOPBACK}:{port}/postgres", connect_timeout=2,
-                    autocommit=True,
-                ) as conn:
+                with psycopg.connect(self.config.postgres_url(port, "postgres"),
+                                     connect_timeout=2, autocommit=True) as conn:
                     if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'shop'"
                                     ).fetchone() is None:
                         conn.execute("CREATE DATABASE shop")
@@ -197,17 +207,31 @@ class Stack:
         port = self.config.ports.redis
         redis_dir = self.run_dir / "redis"
         redis_dir.mkdir(parents=True, exist_ok=True)
+        # The password goes in a file only we can read, not on the command line (ps).
+        conf = redis_dir / "redis.conf"
+        conf.unlink(missing_ok=True)
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(f"requirepass {self.config.secrets.redis_password}\n")
         proc = self._procs.spawn(
             "redis",
-            [redis_bin, "--port", str(port), "--bind", LOOPBACK, "--dir", str(redis_dir),
-             "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes"],
+            [redis_bin, str(conf), "--port", str(port), "--bind", LOOPBACK,
+             "--dir", str(redis_dir), "--save", "", "--appendonly", "no",
+             "--daemonize", "no", "--protected-mode", "yes"],
             port,
         )
+        auth = f"AUTH {self.config.secrets.redis_password}\r\nPING\r\n".encode()
 
         def ready() -> bool:
             with socket.create_connection((LOOPBACK, port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+                s.sendall(auth)
+                answer = b""
+                while answer.count(b"\r\n") < 2:
+                    chunk = s.recv(64)
+                    if not chunk:
+                        return False
+                    answer += chunk
+                return answer == b"+OK\r\n+PONG\r\n"
 
         self._procs.wait(proc, ready, "answering PING")
         return proc
@@ -230,6 +254,7 @@ class Stack:
             "PAYMENTS_DB": str(self.run_dir / "payments.sqlite3"),
             "INVENTORY_DB": str(self.run_dir / "inventory.sqlite3"),
             "PAYMENTS_PROCESSING_MS": str(self.config.payments_processing_ms),
+            "PAYMENTS_FINGERPRINT_KEY": self.config.secrets.payments_fingerprint_key,
             "PYTHONPATH": str(self.config.code_root),
             # The admin endpoint for application-level faults (loopback only); the
             # services leave it out unless told.
@@ -266,7 +291,9 @@ class Stack:
             "SHOP_WORKERS": str(self.config.shop_workers),
             "SHOP_THREADS": str(self.config.shop_threads),
             "SHOP_DATABASE_URL": self.config.database_url,
-            "SHOP_REDIS_URL": f"redis://{LOOPBACK}:{p.proxy_redis}/0",
+            "SHOP_REDIS_URL": self.config.redis_url(p.proxy_redis),
+            "SHOP_SECRET_KEY": self.config.secrets.shop_secret_key,
+            "SHOP_VAULT_KEY": self.config.secrets.shop_vault_key,
             "SHOP_PAYMENTS_URL": f"http://{LOOPBACK}:{p.proxy_payments}",
             "SHOP_INVENTORY_URL": f"http://{LOOPBACK}:{p.proxy_inventory}",
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
@@ -311,8 +338,7 @@ class Stack:
         proc = self._procs.spawn(
             "prometheus",
             [binary, f"--config.file={config}", f"--storage.tsdb.path={folder / 'data'}",
-             f"--web.listen-address={LOOPBACK}:{port}", "--storage.tsdb.retention.time=7d",
-             "--web.enable-lifecycle"],
+             f"--web.listen-address={LOOPBACK}:{port}", "--storage.tsdb.retention.time=7d"],
             port, cwd=folder,
         )
         self._save([p for p in procs if p.name != "prometheus"] + [proc])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import StackError
 from ..faults import ProxySpec
+from .secrets import Secrets
 
 LOOPBACK = "127.0.0.1"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -83,6 +84,7 @@ class StackConfig:
     ready_timeout: float = 60.0
     # Where the shop's code is imported from (a mutant's throw-away copy for `mutants`).
     code_root: Path = PROJECT_ROOT
+    _secrets: Secrets | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -107,14 +109,30 @@ class StackConfig:
         return f"http://{LOOPBACK}:{self.ports.toxiproxy}"
 
     @property
+    def secrets(self) -> Secrets:
+        """This install's secrets (made on first use, kept in the run folder)."""
+        if self._secrets is None:
+            self._secrets = Secrets.load_or_create(self.run_dir)
+        return self._secrets
+
+    def postgres_url(self, port: int, database: str = "shop") -> str:
+        """A DSN for the stack's PostgreSQL on this port, with its generated password."""
+        return (f"postgresql://postgres:{self.secrets.postgres_password}@{LOOPBACK}:{port}"
+                f"/{database}")
+
+    @property
     def database_url(self) -> str:
         """The shop database, reached through the postgres proxy."""
-        return f"postgresql://postgres@{LOOPBACK}:{self.ports.proxy_postgres}/shop"
+        return self.postgres_url(self.ports.proxy_postgres)
 
     @property
     def direct_database_url(self) -> str:
         """The shop database without Toxiproxy (audits, tests)."""
-        return f"postgresql://postgres@{LOOPBACK}:{self.ports.postgres}/shop"
+        return self.postgres_url(self.ports.postgres)
+
+    def redis_url(self, port: int) -> str:
+        """A URL for the stack's Redis on this port, with its generated password."""
+        return f"redis://:{self.secrets.redis_password}@{LOOPBACK}:{port}/0"
 
     @property
     def prometheus_url(self) -> str:

@@ -22,7 +22,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..calls import GuardedCalls
 from ..catalog import PRODUCTS
-from ..domain import CartLine, Order, OrderStatus
+from ..domain import CartLine, Order, OrderStatus, StaleOrder
 from ..errors import DependencyUnavailable
 from ..resilience import Deadline, Timeouts
 
@@ -58,7 +58,16 @@ CREATE TABLE IF NOT EXISTS order_items (
 CREATE INDEX IF NOT EXISTS orders_status_idx ON orders (status);
 -- A card sealed by the shop's vault, kept only while the order's payment is pending.
 ALTER TABLE orders ADD COLUMN IF NOT EXISTS card_sealed text;
+-- Every stored change bumps the version and is made only if the version read is current.
+ALTER TABLE orders ADD COLUMN IF NOT EXISTS version integer NOT NULL DEFAULT 0;
+-- A reconciler's claim: nobody else settles the order until the lease ends.
+ALTER TABLE orders ADD COLUMN IF NOT EXISTS lease_until timestamptz;
+-- What the idempotency key was first used for (keyed digest of cart and card).
+ALTER TABLE orders ADD COLUMN IF NOT EXISTS request_digest text NOT NULL DEFAULT '';
 """
+# Longer than the slowest settle (find, authorize, capture, save, commit, save: 2 s each).
+LEASE_SECONDS = 30.0
+LEASE_FREE = "(lease_until IS NULL OR lease_until < now())"
 
 
 def translate_pg(exc: BaseException) -> DependencyUnavailable | None:
@@ -196,10 +205,12 @@ class OrdersStore:
         with self._transaction("insert_order", deadline) as conn:
             cur = conn.execute(
                 "INSERT INTO orders (order_id, idempotency_key, cart_id, status, total_cents, "
-                "attempt, reservation_id) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                "attempt, reservation_id, request_digest, version) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (idempotency_key) DO NOTHING",
                 (order.order_id, order.idempotency_key, order.cart_id, order.status,
-                 order.total_cents, order.attempt, order.reservation_id),
+                 order.total_cents, order.attempt, order.reservation_id,
+                 order.request_digest, order.version),
             )
             if cur.rowcount == 0:
                 return False
@@ -212,26 +223,38 @@ class OrdersStore:
             return True
 
     def save(self, order: Order, deadline: Deadline) -> None:
-        """Store an order's status, attempt, reservation, charge and stock flag; a sealed
-        card is erased as soon as the order's payment is no longer pending."""
+        """Store an order's status, attempt, reservation, charge and stock flag — only if
+        nobody changed it since it was read (StaleOrder otherwise). A sealed card is erased
+        as soon as the order's payment is no longer pending."""
         with self._transaction("update_order", deadline) as conn:
-            conn.execute(
+            changed = conn.execute(
                 "UPDATE orders SET status = %s, attempt = %s, reservation_id = %s, "
                 "charge_id = %s, stock_committed = %s, updated_at = now(), "
+                "version = version + 1, "
                 "card_sealed = CASE WHEN %s = 'payment_pending' THEN card_sealed END "
-                "WHERE order_id = %s",
+                "WHERE order_id = %s AND version = %s",
                 (order.status, order.attempt, order.reservation_id, order.charge_id,
-                 order.stock_committed, order.status, order.order_id),
-            )
+                 order.stock_committed, order.status, order.order_id, order.version),
+            ).rowcount
+        self._bump(order, changed)
 
     def park_for_payment(self, order: Order, sealed_card: str, deadline: Deadline) -> None:
-        """Store the order as payment_pending with the sealed card for the capture later."""
+        """Store the order as payment_pending with the sealed card for the capture later
+        (conditional on the version read, as every change)."""
         with self._transaction("park_order", deadline) as conn:
-            conn.execute(
+            changed = conn.execute(
                 "UPDATE orders SET status = 'payment_pending', charge_id = %s, "
-                "card_sealed = %s, updated_at = now() WHERE order_id = %s",
-                (order.charge_id, sealed_card, order.order_id),
-            )
+                "card_sealed = %s, updated_at = now(), version = version + 1 "
+                "WHERE order_id = %s AND version = %s",
+                (order.charge_id, sealed_card, order.order_id, order.version),
+            ).rowcount
+        self._bump(order, changed)
+
+    @staticmethod
+    def _bump(order: Order, changed: int) -> None:
+        if changed != 1:
+            raise StaleOrder(order.order_id)
+        order.version += 1
 
     def sealed_card(self, order_id: str, deadline: Deadline) -> str | None:
         """The sealed card of a payment_pending order, if it still has one."""
@@ -246,8 +269,10 @@ class OrdersStore:
         """Atomically move a retryable (or stale pending) order back to pending; None if not."""
         with self._transaction("claim_order", deadline) as conn:
             row = conn.execute(
-                "UPDATE orders SET status = 'pending', updated_at = now() "
-                "WHERE idempotency_key = %s AND (status IN ('failed', 'payment_unknown') "
+                "UPDATE orders SET status = 'pending', updated_at = now(), "
+                "version = version + 1 "
+                f"WHERE idempotency_key = %s AND {LEASE_FREE} "
+                "AND (status IN ('failed', 'payment_unknown') "
                 "OR (status = 'pending' AND updated_at < now() - make_interval(secs => %s))) "
                 "RETURNING order_id, status",
                 (idempotency_key, stale_after_seconds),
@@ -268,14 +293,25 @@ class OrdersStore:
                 (older_than_seconds, limit))]
             return [o for i in ids if (o := self._load(conn, "order_id", i)) is not None]
 
-    def claim(self, order: Order, deadline: Deadline) -> bool:
-        """Take an order for reconciliation if no one else has touched it since it was read
-        (the update stamps it, so other workers skip it for a while)."""
+    def claim(self, order: Order, deadline: Deadline,
+              lease_seconds: float = LEASE_SECONDS) -> bool:
+        """Take an order for reconciliation if nobody changed it since it was read and no
+        lease is held on it: a lease longer than a settle, so no other reconciler and no
+        shopper's retry settles it meanwhile (`release` ends it early)."""
         with self._transaction("claim_order", deadline) as conn:
-            return conn.execute(
-                "UPDATE orders SET updated_at = now() WHERE order_id = %s AND status = %s "
-                "AND stock_committed = %s AND updated_at < now() - interval '1 second'",
-                (order.order_id, order.status, order.stock_committed)).rowcount == 1
+            changed = conn.execute(
+                "UPDATE orders SET lease_until = now() + make_interval(secs => %s), "
+                f"version = version + 1 WHERE order_id = %s AND version = %s AND {LEASE_FREE}",
+                (lease_seconds, order.order_id, order.version)).rowcount
+        if changed == 1:
+            order.version += 1
+        return changed == 1
+
+    def release(self, order: Order, deadline: Deadline) -> None:
+        """End a reconciler's lease on the order (it expires by itself if this fails)."""
+        with self._transaction("release_order", deadline) as conn:
+            conn.execute("UPDATE orders SET lease_until = NULL WHERE order_id = %s "
+                         "AND version = %s", (order.order_id, order.version))
 
     def get(self, order_id: str, deadline: Deadline) -> Order | None:
         """One order with its items, or None."""
@@ -311,7 +347,8 @@ class OrdersStore:
             items=[CartLine(sku, qty) for sku, qty in items], cart_id=row["cart_id"],
             attempt=row["attempt"], reservation_id=row["reservation_id"],
             charge_id=row["charge_id"], stock_committed=row["stock_committed"],
-            created_at=row["created_at"].timestamp(),
+            created_at=row["created_at"].timestamp(), version=row["version"],
+            request_digest=row["request_digest"],
         )
 
     def probe(self) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from ..cards import InvalidCard
 from ..domain import Charge
 from ..errors import PaymentDeclined
 from ..resilience import Deadline
@@ -31,9 +32,16 @@ class PaymentsClient(DependencyClient):
     dependency = DEPENDENCY
 
     def business_error(self, response: httpx.Response, body: dict[str, Any]) -> None:
-        """402: the card was declined."""
+        """402: the card was declined. Any other 4xx: the processor refused what it was
+        sent (a card it will not take, a charge in the wrong state) — an answer about this
+        request, never an outage: no breaker counts it and the status page stays green."""
         if response.status_code == 402:
             raise PaymentDeclined(str(body.get("decline_code", "card_declined")))
+        if response.status_code == 400:
+            raise InvalidCard("card", "the card processor did not accept this card: "
+                              "please check the card details")
+        if 400 <= response.status_code < 500:
+            raise PaymentDeclined(f"rejected_{response.status_code}")
 
     def authorize(
         self,
@@ -42,12 +50,14 @@ class PaymentsClient(DependencyClient):
         amount_cents: int,
         card: dict[str, Any],
         deadline: Deadline,
+        merchant_initiated: bool = False,
     ) -> Charge:
-        """Place a hold for amount on card; the same key never authorizes twice."""
+        """Place a hold for amount on card; the same key never authorizes twice.
+        merchant_initiated: a payment the shop takes later with a stored card (no CVC)."""
         body = self._call(
             "authorize", "POST", "/v1/charges", deadline,
             json={"order_id": order_id, "amount_cents": amount_cents, "currency": "usd",
-                  "card": card, "capture": False},
+                  "card": card, "capture": False, "merchant_initiated": merchant_initiated},
             headers={"Idempotency-Key": idempotency_key},
         )
         return charge_from_json(body)

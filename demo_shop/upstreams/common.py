@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -26,6 +27,11 @@ class SqliteStore:
     def __init__(self, path: str, schema: str) -> None:
         self._path = path
         self._local = threading.local()
+        if path != ":memory:":
+            # The ledger is for this service's user alone; SQLite gives its WAL and shared
+            # memory files the database file's mode.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            os.chmod(path, 0o600)
         with self._connect() as conn:
             conn.executescript(schema)
 
@@ -68,7 +74,10 @@ def problem(status: int, title: str, **extra: Any) -> Response:
 
 def json_body() -> dict[str, Any]:
     """The request's JSON object, or {} (callers validate the fields)."""
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser goes: not a body we take
+        return {}
     return body if isinstance(body, dict) else {}
 
 

@@ -9,6 +9,7 @@ Run: gunicorn "demo_shop.upstreams.payments:create_app()".
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import random
@@ -19,6 +20,7 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify, request
 from prometheus_client import Counter
 
+from ..cards import DIGITS, luhn_ok
 from .common import SqliteStore, instrument, json_body, problem
 from .faults import install as install_faults
 
@@ -31,6 +33,7 @@ CREATE TABLE IF NOT EXISTS charges (
     amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),
     currency TEXT NOT NULL,
     card_last4 TEXT NOT NULL,
+    card_fingerprint TEXT NOT NULL,
     status TEXT NOT NULL,
     decline_code TEXT,
     created_at REAL NOT NULL,
@@ -55,32 +58,24 @@ CHARGE_COLUMNS = (
 )
 
 
-def luhn_ok(number: str) -> bool:
-    """The Luhn checksum every card number carries."""
-    total = 0
-    for i, ch in enumerate(reversed(number)):
-        d = int(ch)
-        if i % 2 == 1:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-def validate_card(card: Any) -> tuple[str | None, str | None]:
-    """(error for a malformed card, decline code for a card the processor says no to)."""
+def validate_card(card: Any, merchant_initiated: bool = False) -> tuple[str | None, str | None]:
+    """(error for a malformed card, decline code for a card the processor says no to).
+    A merchant-initiated charge (a stored card, the shopper not present) comes without CVC."""
     if not isinstance(card, dict):
         return "card must be an object with number, exp_month, exp_year, cvc", None
-    number = str(card.get("number", "")).replace(" ", "")
-    if not (number.isdigit() and 12 <= len(number) <= 19):
+    raw = card.get("number")
+    number = raw.replace(" ", "") if isinstance(raw, str) else ""
+    if not (DIGITS.match(number) and 12 <= len(number) <= 19):
         return "card.number must be 12 to 19 digits", None
-    try:
-        month, year = int(card.get("exp_month", 0)), int(card.get("exp_year", 0))
-    except (TypeError, ValueError):
-        return "card.exp_month and card.exp_year must be numbers", None
+    month, year = card.get("exp_month"), card.get("exp_year")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (month, year)):
+        return "card.exp_month and card.exp_year must be whole numbers", None
+    assert isinstance(month, int) and isinstance(year, int)
     if not 1 <= month <= 12:
         return "card.exp_month must be 1 to 12", None
-    cvc = str(card.get("cvc", ""))
-    if not (cvc.isdigit() and 3 <= len(cvc) <= 4):
+    cvc = card.get("cvc")
+    if not (merchant_initiated and cvc is None) and not (
+            isinstance(cvc, str) and DIGITS.match(cvc) and 3 <= len(cvc) <= 4):
         return "card.cvc must be 3 or 4 digits", None
     if number in TEST_CARD_DECLINES:
         return None, TEST_CARD_DECLINES[number]
@@ -99,9 +94,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         DB_PATH=os.environ.get("PAYMENTS_DB", "payments.sqlite3"),
         PROCESSING_MS=float(os.environ.get("PAYMENTS_PROCESSING_MS", "40")),
         PROCESSING_JITTER_MS=float(os.environ.get("PAYMENTS_PROCESSING_JITTER_MS", "20")),
+        FINGERPRINT_KEY=os.environ.get("PAYMENTS_FINGERPRINT_KEY", ""),
     )
     if test_config:
         app.config.update(test_config)
+    key = app.config["FINGERPRINT_KEY"].encode()
+    if len(key) < 32 and not app.config.get("TESTING"):
+        raise ValueError("PAYMENTS_FINGERPRINT_KEY is missing or short: start payments with "
+                         "`make up` (it generates per-install secrets in .run/secrets.json)")
+
+    def keyed_digest(parts: list[Any]) -> str:
+        return hmac.new(key, json.dumps(parts).encode(), hashlib.sha256).hexdigest()
+
     store = SqliteStore(app.config["DB_PATH"], SCHEMA)
     app.extensions["ledger"] = store
     instrument(app, "payments")
@@ -148,28 +152,33 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         order_id = str(body.get("order_id", ""))
         if not order_id:
             return problem(400, "order_id is required")
-        error, decline = validate_card(body.get("card"))
+        error, decline = validate_card(body.get("card"), body.get("merchant_initiated") is True)
         if error:
             return problem(400, error)
         if decline is None and faults.hits("declines"):
             decline = "do_not_honor"  # an injected decline, as an issuer would answer
         capture = bool(body.get("capture", False))
-        request_hash = hashlib.sha256(
-            json.dumps([order_id, amount, body.get("card"), capture], sort_keys=True).encode()
-        ).hexdigest()
+        card = body["card"]
+        number = card["number"].replace(" ", "")
+        # Neither the CVC nor a hash anyone could brute-force is kept: the fingerprint (and
+        # the request hash that tells a replay from a reuse) is keyed with this install's
+        # secret, and the CVC is in neither.
+        fingerprint = keyed_digest([number, card["exp_month"], card["exp_year"]])
+        request_hash = keyed_digest([order_id, amount, fingerprint, capture])
 
         existing = by_key(key)
         if existing is None:
             now = time.time()
-            number = str(body["card"]["number"]).replace(" ", "")
             with store.write() as conn:
                 cur = conn.execute(
                     "INSERT INTO charges (charge_id, idempotency_key, request_hash, order_id, "
-                    "amount_cents, currency, card_last4, status, decline_code, created_at, "
-                    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'processing', ?, ?, ?) "
+                    "amount_cents, currency, card_last4, card_fingerprint, status, "
+                    "decline_code, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'processing', ?, ?, ?) "
                     "ON CONFLICT (idempotency_key) DO NOTHING",
                     ("ch_" + uuid.uuid4().hex[:24], key, request_hash, order_id, amount,
-                     str(body.get("currency", "usd")), number[-4:], decline, now, now),
+                     str(body.get("currency", "usd")), number[-4:], fingerprint, decline,
+                     now, now),
                 )
                 won = cur.rowcount == 1
             if won:

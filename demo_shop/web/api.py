@@ -1,16 +1,31 @@
-"""The JSON API beside the pages: same behaviour, problem+json errors (DESIGN.md contract)."""
+"""The JSON API beside the pages: same behaviour, problem+json errors (DESIGN.md contract).
+
+Requests are validated by the pydantic models in `schemas`, and the same models describe
+the API in the OpenAPI 3.1 document at /api/openapi.json (flask-openapi3 builds it from the
+routes and models below), so the document cannot drift from what the shop accepts.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import Blueprint, Response, jsonify, request
+from flask import Response, jsonify
+from flask_openapi3 import APIBlueprint, Tag
 from werkzeug.exceptions import NotFound
 
-from ..domain import validate_qty
 from ..health import HealthBoard
 from ..resilience import Deadline
-from .errors import BadInput
+from .schemas import (
+    CartAnswer,
+    CartHeaders,
+    CartItemIn,
+    CheckoutAnswer,
+    CheckoutHeaders,
+    CheckoutIn,
+    OrderAnswer,
+    OrderPath,
+    ProductAnswer,
+    StatusAnswer,
+    problems,
+)
 from .shopping import (
     add_to_cart,
     cart_view,
@@ -21,23 +36,12 @@ from .shopping import (
     stock_levels,
 )
 
-bp = Blueprint("api", __name__, url_prefix="/api")
-MAX_KEY_LENGTH = 200
+bp = APIBlueprint("api", __name__, url_prefix="/api")
+SHOP = Tag(name="shop", description="Catalog, cart, checkout and orders")
+STATUS = Tag(name="status", description="What the shop knows of its dependencies")
 
 
-def json_object() -> dict[str, Any]:
-    """The request body as a JSON object, or BadInput saying what is wrong with it."""
-    if not request.is_json:
-        raise BadInput("send a JSON body with Content-Type: application/json")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise BadInput("the body is not valid JSON")
-    if not isinstance(body, dict):
-        raise BadInput("the body must be a JSON object")
-    return body
-
-
-@bp.get("/products")
+@bp.get("/products", tags=[SHOP], responses={200: ProductAnswer.listed(), **problems(503)})
 def products() -> Response:
     """The catalog with list and sale prices, and available units (null when unknown)."""
     available = stock_levels()
@@ -48,34 +52,26 @@ def products() -> Response:
     ])
 
 
-@bp.get("/cart")
-def get_cart() -> Response:
-    """The shopper's cart."""
+@bp.get("/cart", tags=[SHOP], responses={200: CartAnswer, **problems(400, 503)})
+def get_cart(header: CartHeaders) -> Response:
+    """The shopper's cart (X-Cart-Id, or the cart cookie; a new cart when neither)."""
     products_ = products_by_sku()
     return jsonify(cart_view(current_cart(), products_))
 
 
-@bp.post("/cart/items")
-def add_item() -> Response:
-    """Add {sku, qty} to the cart."""
-    body = json_object()
-    sku = body.get("sku")
-    if not isinstance(sku, str) or not sku:
-        raise BadInput("sku must be a non-empty string")
-    cart, products_ = add_to_cart(sku, validate_qty(body.get("qty")))
+@bp.post("/cart/items", tags=[SHOP], responses={200: CartAnswer, **problems(400, 404, 503)})
+def add_item(header: CartHeaders, body: CartItemIn) -> Response:
+    """Add qty of sku to the cart."""
+    cart, products_ = add_to_cart(body.sku, body.qty)
     return jsonify(cart_view(cart, products_))
 
 
-@bp.post("/checkout")
-def checkout() -> tuple[Response, int]:
-    """Take the order; the same Idempotency-Key twice returns the same order."""
-    key = request.headers.get("Idempotency-Key", "").strip()
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise BadInput(f"send an Idempotency-Key header (1-{MAX_KEY_LENGTH} characters)")
-    card = json_object().get("card")
-    if not isinstance(card, dict):
-        raise BadInput("card must be an object with number, exp_month, exp_year and cvc")
-    result = run_checkout(key, card)
+@bp.post("/checkout", tags=[SHOP],
+         responses={201: CheckoutAnswer, **problems(400, 402, 404, 409, 422, 429, 503)})
+def checkout(header: CheckoutHeaders, body: CheckoutIn) -> tuple[Response, int]:
+    """Take the order for the cart. The same Idempotency-Key with the same cart and card
+    returns the same order; with another cart or card it is refused (422)."""
+    result = run_checkout(header.idempotency_key, body.card.model_dump())
     order = result.order
     return jsonify({
         "order_id": order.order_id, "status": str(order.status),
@@ -83,10 +79,10 @@ def checkout() -> tuple[Response, int]:
     }), 201
 
 
-@bp.get("/orders/<order_id>")
-def get_order(order_id: str) -> Response:
+@bp.get("/orders/<order_id>", tags=[SHOP], responses={200: OrderAnswer, **problems(404, 503)})
+def get_order(path: OrderPath) -> Response:
     """One order with its items."""
-    order = shop().orders.get(order_id[:64], Deadline(2.0))
+    order = shop().orders.get(path.order_id, Deadline(2.0))
     if order is None:
         raise NotFound()
     return jsonify({
@@ -96,7 +92,7 @@ def get_order(order_id: str) -> Response:
     })
 
 
-@bp.get("/status")
+@bp.get("/status", tags=[STATUS], responses={200: StatusAnswer})
 def status() -> Response:
     """What the shop knows of each dependency, as shoppers are told."""
     snapshot = shop().board.snapshot()

@@ -14,7 +14,8 @@ from flask import Flask, Response, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from ..checkout import CheckoutFailed, CheckoutInProgress
+from ..cards import InvalidCard
+from ..checkout import CheckoutFailed, CheckoutInProgress, IdempotencyKeyReused
 from ..domain import EmptyCart, InvalidQuantity, ShopError, UnknownProduct
 from ..errors import DependencyUnavailable, OutOfStock, PaymentDeclined
 from ..metrics import ERROR_PAGES
@@ -48,6 +49,7 @@ class Trouble:
     retry_after: int | None = None
     cart_saved: bool = False
     payment: str | None = None  # not_charged | unknown | None (no payment was involved)
+    field: str | None = None  # the request field to fix, for a 400
 
 
 def trouble_for(exc: BaseException, retry_after: int) -> Trouble:
@@ -75,6 +77,13 @@ def trouble_for(exc: BaseException, retry_after: int) -> Trouble:
         return Trouble(409, "checkout_in_progress", "Your order is already being placed",
                        "We are still working on this order. Please wait a moment and refresh.",
                        retry_after=2, cart_saved=True)
+    if isinstance(exc, InvalidCard):
+        return Trouble(400, "invalid_card", "Please check your card details", exc.message,
+                       cart_saved=True, payment="not_charged", field=exc.field)
+    if isinstance(exc, IdempotencyKeyReused):
+        return Trouble(422, "idempotency_key_reused", "That order key was used for another "
+                       "order", "This Idempotency-Key was already used with a different cart "
+                       "or request. Send a new key for a new order.", cart_saved=True)
     if isinstance(exc, PaymentDeclined):
         return Trouble(402, "payment_declined", "Your card was declined",
                        f"The card issuer declined the payment ({exc.code}). "
@@ -91,7 +100,8 @@ def trouble_for(exc: BaseException, retry_after: int) -> Trouble:
         return Trouble(404, "unknown_product", "We do not sell that product",
                        "The product you asked for is not in our catalog.")
     if isinstance(exc, BadInput):
-        return Trouble(400, "bad_input", "Something in the request is not right", str(exc))
+        return Trouble(400, "bad_input", "Something in the request is not right", str(exc),
+                       field=exc.field)
     if isinstance(exc, CSRFError):
         return Trouble(400, "csrf", "Your page expired",
                        "For your safety, forms expire. Please go back, reload and try again.")
@@ -111,7 +121,11 @@ def trouble_for(exc: BaseException, retry_after: int) -> Trouble:
 
 
 class BadInput(ShopError):
-    """A request body or form the shop cannot read: says what to fix."""
+    """A request body or form the shop cannot read: says what to fix (and which field)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def wants_json() -> bool:
@@ -134,6 +148,8 @@ def render_trouble(trouble: Trouble) -> Response:
         }
         if trouble.retry_after is not None:
             body["retry_after"] = trouble.retry_after
+        if trouble.field is not None:
+            body["field"] = trouble.field
         if trouble.status >= 402:
             body["cart_saved"] = trouble.cart_saved
         if trouble.payment is not None:

@@ -1,4 +1,5 @@
-"""Fallbacks the web layer owns: a cart in a signed cookie when Redis is unavailable, and
+"""Fallbacks the web layer owns: a cart in a signed cookie (or, for API clients, the same
+signed value in the X-Cart-Token header) when Redis is unavailable, and
 load shedding at the door of checkout (429 + Retry-After). Each fallback that engages
 (here, the stock cache in demo_shop.stock, payment_pending in checkout) is counted in
 `shop_fallbacks_total` and named in the answer's `X-Degraded` header, so the harness
@@ -23,6 +24,10 @@ from ..errors import DependencyUnavailable
 from ..metrics import FALLBACKS
 
 COOKIE_CART = "cart_fallback"
+# The same signed cart for API clients that keep no cookies: answered in this header while
+# Redis is unavailable, sent back by the client on its next calls; an empty value means the
+# cart is safe in Redis again (or ordered) and the token is to be forgotten.
+CART_TOKEN = "X-Cart-Token"
 MAX_COOKIE_LINES = 50
 
 
@@ -49,10 +54,12 @@ def mark_degraded(response: Any) -> Any:
         cart: Cart | None = g.cookie_cart
         if cart is None:
             response.delete_cookie(COOKIE_CART)
+            response.headers[CART_TOKEN] = ""
         else:
-            response.set_cookie(COOKIE_CART, _serializer().dumps(
-                {"cart_id": cart.cart_id, "lines": cart.lines}), max_age=7 * 24 * 3600,
-                httponly=True, samesite="Lax")
+            token = _serializer().dumps({"cart_id": cart.cart_id, "lines": cart.lines})
+            response.set_cookie(COOKIE_CART, token, max_age=7 * 24 * 3600, httponly=True,
+                                samesite="Lax")
+            response.headers[CART_TOKEN] = token
     return response
 
 
@@ -63,7 +70,7 @@ def _serializer() -> URLSafeSerializer:
 
 
 def _cookie_cart(cart_id: str) -> Cart | None:
-    raw = request.cookies.get(COOKIE_CART)
+    raw = request.headers.get(CART_TOKEN) or request.cookies.get(COOKIE_CART)
     if not raw:
         return None
     try:
@@ -71,7 +78,7 @@ def _cookie_cart(cart_id: str) -> Cart | None:
     except BadSignature:
         return None  # tampered or from another shop: ignored, never trusted
     lines = data.get("lines") if isinstance(data, dict) else None
-    if data.get("cart_id") != cart_id or not isinstance(lines, dict):
+    if not isinstance(lines, dict) or data.get("cart_id") != cart_id:
         return None
     cart = Cart(cart_id, {})
     for sku, qty in list(lines.items())[:MAX_COOKIE_LINES]:
@@ -114,8 +121,8 @@ def save_cart(store: Any, cart: Cart) -> None:
 
 
 def forget_cart() -> None:
-    """After an order: drop a cookie cart too (Redis's is cleared by checkout)."""
-    if request.cookies.get(COOKIE_CART):
+    """After an order: drop a cookie cart or cart token too (Redis's is cleared by checkout)."""
+    if request.cookies.get(COOKIE_CART) or request.headers.get(CART_TOKEN):
         g.cookie_cart = None
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from werkzeug.exceptions import NotFound
 
+from ..cards import DIGITS, InvalidCard
 from ..domain import InvalidQuantity, format_cents
 from ..errors import PaymentDeclined
 from ..health import HealthBoard
@@ -23,11 +25,12 @@ from .shopping import (
 )
 
 bp = Blueprint("pages", __name__)
+KEY = re.compile(r"[A-Za-z0-9]+")  # str.isalnum() also takes letters no key is made of
 
 
 def _form_int(name: str, low: int, high: int) -> int:
     raw = request.form.get(name, "").strip()
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (DIGITS.match(raw) and len(raw) <= 6) or not low <= int(raw) <= high:
         raise BadInput(f"{name.replace('_', ' ')} must be a number from {low} to {high}")
     return int(raw)
 
@@ -80,29 +83,32 @@ def checkout_form() -> str:
 def checkout_submit() -> Response | tuple[str, int]:
     """Place the order and go to its page; a declined card shows the form again."""
     key = request.form.get("idempotency_key", "")
-    if not (8 <= len(key) <= 64 and key.isalnum()):
+    if not (8 <= len(key) <= 64 and KEY.fullmatch(key)):
         raise BadInput("the checkout form is incomplete; please reload the checkout page")
-    number = request.form.get("card_number", "").replace(" ", "")
-    if not number.isdigit():
-        raise BadInput("card number must be digits")
     card = {
-        "number": number,
-        "exp_month": _form_int("exp_month", 1, 12),
-        "exp_year": _form_int("exp_year", 2000, 2100),
-        "cvc": request.form.get("cvc", ""),
+        "number": request.form.get("card_number", ""),
+        "exp_month": request.form.get("exp_month", "").strip(),
+        "exp_year": request.form.get("exp_year", "").strip(),
+        "cvc": request.form.get("cvc", "").strip(),
     }
     try:
         result = run_checkout(key, card)
+    except InvalidCard as exc:
+        # The shopper's typo: the form again, saying which field to fix (a fresh key: the
+        # corrected card is another request).
+        return _checkout_again(uuid.uuid4().hex, f"Please check your card: {exc.message}."), 400
     except PaymentDeclined as exc:
-        products = products_by_sku()
-        view = cart_view(current_cart(), products)
-        return render_template(
-            "checkout.html", cart=view, idempotency_key=uuid.uuid4().hex,
-            error=f"Your card was declined ({exc.code}). You have not been charged.",
-        ), 402
+        return _checkout_again(uuid.uuid4().hex, f"Your card was declined ({exc.code}). "
+                               "You have not been charged."), 402
     return redirect(  # type: ignore[return-value]
         url_for("pages.order", order_id=result.order.order_id), code=303
     )
+
+
+def _checkout_again(key: str, error: str) -> str:
+    products = products_by_sku()
+    view = cart_view(current_cart(), products)
+    return render_template("checkout.html", cart=view, idempotency_key=key, error=error)
 
 
 @bp.get("/orders/<order_id>")

@@ -47,6 +47,9 @@ def configure_logging() -> None:
     logger.propagate = False
 
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def init_request_log(app: Flask) -> None:
     """Request ids, access log and HTTP metrics for every request."""
     access = logging.getLogger("demo_shop.access")
@@ -63,8 +66,11 @@ def init_request_log(app: Flask) -> None:
         response.headers["X-Request-ID"] = request_id
         route = request.url_rule.rule if request.url_rule else "unmatched"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        HTTP_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-        HTTP_LATENCY.labels(route, request.method).observe(elapsed)
+        # Labels from a bounded set only: a client choosing the method (or path) must not
+        # be able to mint new time series.
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        HTTP_REQUESTS.labels(route, method, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(route, method).observe(elapsed)
         if route != "/metrics":
             access.info("request", extra={
                 "request_id": request_id, "method": request.method, "path": request.path,

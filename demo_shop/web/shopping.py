@@ -16,10 +16,11 @@ from ..errors import DependencyUnavailable, PaymentDeclined
 from ..metrics import CHECKOUT_LATENCY, CHECKOUT_OUTCOMES, REVENUE_AT_RISK, REVENUE_CONFIRMED
 from ..resilience import Deadline
 from ..wiring import Shop
+from .errors import BadInput
 from .fallbacks import CheckoutGate, forget_cart, load_cart, note_fallback, resilient, save_cart
 
 CART_COOKIE = "cart_id"
-_CART_ID = re.compile(r"^[a-f0-9]{32}$")
+_CART_ID = re.compile(r"[a-f0-9]{32}")
 
 
 def shop() -> Shop:
@@ -29,10 +30,19 @@ def shop() -> Shop:
 
 
 def cart_id() -> str:
-    """The cart named by the X-Cart-Id header or cart_id cookie; a new one on first use."""
+    """The cart named by the X-Cart-Id header or cart_id cookie; a new one on first use.
+    A header that is not a cart id is refused (400): an API client that sent a bad one
+    must learn it now, not from an empty cart at checkout. A bad cookie (a browser cannot
+    fix it) just starts a new cart."""
     if "cart_id" not in g:
-        given = request.headers.get("X-Cart-Id") or request.cookies.get(CART_COOKIE, "")
-        if _CART_ID.match(given):
+        header = request.headers.get("X-Cart-Id")
+        if header is not None:
+            if not _CART_ID.fullmatch(header):
+                raise BadInput("X-Cart-Id must be 32 lowercase hex characters (the cart_id "
+                               "the shop answered), or leave it out for a new cart",
+                               field="X-Cart-Id")
+            g.cart_id = header
+        elif _CART_ID.fullmatch(given := request.cookies.get(CART_COOKIE, "")):
             g.cart_id = given
         else:
             g.cart_id = uuid.uuid4().hex

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import pytest
 
 from chaos.faults import FaultInjector
-from chaos.stack import LOOPBACK, Ports, Stack, StackConfig
+from chaos.stack import Ports, Stack, StackConfig
 from demo_shop.adapters.carts import CartStore, connect_redis
 from demo_shop.adapters.orders import OrdersStore, connect_pool, init_database
 from demo_shop.calls import GuardedCalls
@@ -97,5 +97,5 @@ def orders_via_proxy(database: Stack, calls: GuardedCalls) -> Iterator[OrdersSto
 @pytest.fixture
 def carts_via_proxy(cache: Stack, calls: GuardedCalls) -> CartStore:
     """The cart store as the shop uses it: through the redis proxy."""
-    url = f"redis://{LOOPBACK}:{cache.config.ports.proxy_redis}/0"
+    url = cache.config.redis_url(cache.config.ports.proxy_redis)
     return CartStore(connect_redis(url, Timeouts(connect=0.3, read=0.5)), calls)

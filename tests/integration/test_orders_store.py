@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from chaos.waiting import eventually
 from demo_shop.adapters.orders import OrdersStore
-from demo_shop.domain import CartLine, Order, OrderStatus
+from demo_shop.domain import CartLine, Order, OrderStatus, StaleOrder
 from demo_shop.errors import DependencyUnavailable
 from demo_shop.resilience import Deadline
 
@@ -88,3 +90,63 @@ def test_pool_recovers_after_the_proxy_was_disabled(
     products = eventually(lambda: orders_via_proxy.products(Deadline(2)), 10,
                           "the pool serves again", ignore=(DependencyUnavailable,))
     assert len(products) == 20
+
+
+def test_two_settlers_of_one_order_can_never_both_win(orders_via_proxy: OrdersStore) -> None:
+    """Each reads the order, each decides; the second change is refused, not stored over
+    the first (a retry confirming while the reconciler fails it)."""
+    order = new_order()
+    orders_via_proxy.insert_pending(order, {"LAMP-001": 1, "TOWL-001": 1}, Deadline(5))
+    retry = orders_via_proxy.get(order.order_id, Deadline(5))
+    reconciler = orders_via_proxy.get(order.order_id, Deadline(5))
+    assert retry is not None and reconciler is not None
+    retry.transition(OrderStatus.CONFIRMED)
+    orders_via_proxy.save(retry, Deadline(5))
+    reconciler.transition(OrderStatus.FAILED)
+    with pytest.raises(StaleOrder):
+        orders_via_proxy.save(reconciler, Deadline(5))
+    stored = orders_via_proxy.get(order.order_id, Deadline(5))
+    assert stored is not None and stored.status is OrderStatus.CONFIRMED
+
+
+def test_the_reconcilers_lease_keeps_a_shoppers_retry_out_until_it_ends(
+        orders_via_proxy: OrdersStore) -> None:
+    order = new_order()
+    orders_via_proxy.insert_pending(order, {"LAMP-001": 1, "TOWL-001": 1}, Deadline(5))
+    order.transition(OrderStatus.PAYMENT_UNKNOWN)
+    orders_via_proxy.save(order, Deadline(5))
+    stale_copy = orders_via_proxy.get(order.order_id, Deadline(5))
+    assert orders_via_proxy.claim(order, Deadline(5))
+    assert stale_copy is not None and not orders_via_proxy.claim(stale_copy, Deadline(5))
+    # The lease outlasts a settle: the shopper's retry is told "in progress", not let in.
+    assert orders_via_proxy.claim_for_retry(order.idempotency_key, 60, Deadline(5)) is None
+    orders_via_proxy.release(order, Deadline(5))
+    retried = orders_via_proxy.claim_for_retry(order.idempotency_key, 60, Deadline(5))
+    assert retried is not None and retried.status is OrderStatus.PENDING
+    # ...and now the reconciler's copy is stale: it cannot settle what the retry took.
+    assert not orders_via_proxy.claim(order, Deadline(5))
+
+
+def test_racing_claims_on_the_real_store_have_one_winner(orders_via_proxy: OrdersStore) -> None:
+    """Eight reconcilers and eight retries at once, each from its own read: one wins."""
+    order = new_order()
+    orders_via_proxy.insert_pending(order, {"LAMP-001": 1, "TOWL-001": 1}, Deadline(5))
+    order.transition(OrderStatus.PAYMENT_UNKNOWN)
+    orders_via_proxy.save(order, Deadline(5))
+    copies = [orders_via_proxy.get(order.order_id, Deadline(5)) for _ in range(8)]
+    start = threading.Barrier(16)
+
+    def reconcile(copy: Order | None) -> bool:
+        assert copy is not None
+        start.wait(10)
+        return orders_via_proxy.claim(copy, Deadline(5))
+
+    def retry(_: int) -> bool:
+        start.wait(10)
+        return orders_via_proxy.claim_for_retry(order.idempotency_key, 60,
+                                                Deadline(5)) is not None
+
+    with ThreadPoolExecutor(16) as pool:
+        wins = [f.result() for f in [pool.submit(reconcile, c) for c in copies]
+                + [pool.submit(retry, i) for i in range(8)]]
+    assert sum(wins) == 1

@@ -126,7 +126,7 @@ def test_inventory_and_ledger_survive_a_restart(tmp_path) -> None:
     assert restarted.get("/v1/reservations/r1").get_json()["state"] == "committed"
 
     ledger = {"DB_PATH": str(tmp_path / "payments.sqlite3"), "PROCESSING_MS": 0,
-              "PROCESSING_JITTER_MS": 0}
+              "PROCESSING_JITTER_MS": 0, "FINGERPRINT_KEY": "k" * 32}
     payments.create_app(ledger).test_client().post(
         "/v1/charges", headers={"Idempotency-Key": "k1"},
         json={"order_id": "o1", "amount_cents": 500, "card": GOOD_CARD, "capture": True})
@@ -134,3 +134,59 @@ def test_inventory_and_ledger_survive_a_restart(tmp_path) -> None:
         "/v1/charges", headers={"Idempotency-Key": "k1"},
         json={"order_id": "o1", "amount_cents": 500, "card": GOOD_CARD, "capture": True})
     assert again.status_code == 200 and again.get_json()["status"] == "captured"
+
+
+def test_ledger_keeps_last4_and_a_keyed_fingerprint_only_in_a_private_file(tmp_path) -> None:
+    """No CVC and no digest anyone could brute-force from the card: two installs with their
+    own keys fingerprint one card differently, and the ledger file is the owner's alone."""
+    import sqlite3
+    import stat
+
+    from demo_shop.upstreams import payments
+
+    rows = []
+    for name in ("one", "two"):
+        path = tmp_path / f"{name}.sqlite3"
+        app = payments.create_app({"DB_PATH": str(path), "PROCESSING_MS": 0,
+                                   "PROCESSING_JITTER_MS": 0, "FINGERPRINT_KEY": name * 16})
+        placed = app.test_client().post(
+            "/v1/charges", headers={"Idempotency-Key": "k1"},
+            json={"order_id": "o1", "amount_cents": 500, "card": GOOD_CARD})
+        assert placed.status_code == 201
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        conn = sqlite3.connect(path)
+        conn.row_factory = sqlite3.Row
+        rows.append(dict(conn.execute("SELECT * FROM charges").fetchone()))
+        conn.close()
+    assert rows[0]["card_last4"] == GOOD_CARD["number"][-4:]
+    assert rows[0]["card_fingerprint"] != rows[1]["card_fingerprint"]
+    for row in rows:
+        stored = " ".join(str(v) for v in row.values())
+        assert GOOD_CARD["cvc"] not in stored.split() and GOOD_CARD["number"] not in stored
+
+
+@pytest.mark.parametrize("card", [
+    {**GOOD_CARD, "number": "²" * 16}, {**GOOD_CARD, "exp_month": "²"},
+    {**GOOD_CARD, "cvc": "\uff11\uff12\uff13"}, {**GOOD_CARD, "number": 4242424242424242}, "4242",
+])
+def test_payments_answers_a_malformed_card_400_never_500(tmp_path, card: object) -> None:
+    from demo_shop.upstreams import payments
+
+    app = payments.create_app({"DB_PATH": str(tmp_path / "p.sqlite3"), "PROCESSING_MS": 0,
+                               "FINGERPRINT_KEY": "k" * 32})
+    answer = app.test_client().post("/v1/charges", headers={"Idempotency-Key": "k1"},
+                                    json={"order_id": "o1", "amount_cents": 5, "card": card})
+    assert answer.status_code == 400 and answer.json["title"].startswith("card")
+
+
+def test_a_stored_card_is_charged_without_cvc_only_when_merchant_initiated(tmp_path) -> None:
+    from demo_shop.upstreams import payments
+
+    app = payments.create_app({"DB_PATH": str(tmp_path / "p.sqlite3"), "PROCESSING_MS": 0,
+                               "FINGERPRINT_KEY": "k" * 32}).test_client()
+    stored = {k: v for k, v in GOOD_CARD.items() if k != "cvc"}
+    body = {"order_id": "o1", "amount_cents": 5, "card": stored}
+    assert app.post("/v1/charges", headers={"Idempotency-Key": "k1"},
+                    json=body).status_code == 400
+    assert app.post("/v1/charges", headers={"Idempotency-Key": "k1"},
+                    json={**body, "merchant_initiated": True}).status_code == 201

@@ -58,6 +58,7 @@ class FakeOrders:
     saves: list[str] = field(default_factory=list)
     claimed_elsewhere: set[str] = field(default_factory=set)
     cards: dict[str, str] = field(default_factory=dict)  # order id -> sealed card
+    released: list[str] = field(default_factory=list)  # reconciler leases ended
 
     def _maybe_fail(self, op: str) -> None:
         if op in self.fail_on:
@@ -119,6 +120,9 @@ class FakeOrders:
         self._maybe_fail("claim")
         return order.order_id not in self.claimed_elsewhere
 
+    def release(self, order: Order, deadline: Deadline) -> None:
+        self.released.append(order.order_id)
+
     def claim_for_retry(self, key: str, stale: float, deadline: Deadline) -> Order | None:
         order = next((o for o in self.orders.values() if o.idempotency_key == key), None)
         if order is None or order.status not in ("failed", "payment_unknown"):
@@ -132,6 +136,7 @@ class FakePayments:
     charges: dict[str, Charge] = field(default_factory=dict)  # by idempotency key
     fail_on: dict[str, Exception] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
+    cards: list[dict[str, Any]] = field(default_factory=list)  # every card it was sent
     ids: Any = field(default_factory=lambda: itertools.count(1))
     capture_happens_before_failure: bool = False
 
@@ -145,8 +150,9 @@ class FakePayments:
         return next(k for k, c in self.charges.items() if c.charge_id == charge_id)
 
     def authorize(self, key: str, order_id: str, amount: int, card: dict[str, Any],
-                  deadline: Deadline) -> Charge:
+                  deadline: Deadline, merchant_initiated: bool = False) -> Charge:
         self.calls.append("authorize")
+        self.cards.append(dict(card))
         if "authorize" in self.fail_on:  # a processor that is down cannot decline
             raise self.fail_on["authorize"]
         if card.get("number") == "4000000000000002":

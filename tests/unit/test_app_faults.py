@@ -20,7 +20,8 @@ def test_the_admin_endpoint_is_absent_unless_enabled(tmp_path: Path) -> None:
 
 
 def test_the_admin_endpoint_answers_loopback_only(tmp_path: Path) -> None:
-    app = payments_app({"DB_PATH": str(tmp_path / "p.sqlite3"), "SERVICE_ADMIN": True})
+    app = payments_app({"DB_PATH": str(tmp_path / "p.sqlite3"), "SERVICE_ADMIN": True,
+                        "FINGERPRINT_KEY": "k" * 32})
     client = app.test_client()
     far = client.post("/_admin/faults", json={"errors": {"rate": 1}},
                       environ_base={"REMOTE_ADDR": "10.1.2.3"})

@@ -8,7 +8,7 @@ import pytest
 
 from loadtests.run import LoadInputError, parse_duration, plan
 from loadtests.shapes import Ticker, build, users_at
-from loadtests.timeline import Timeline, percentile
+from loadtests.timeline import Timeline, TimelineReportInvalid, percentile
 
 
 def day_curve(peak: int = 200, day: float = 60.0) -> list[tuple[float, int, str]]:
@@ -84,7 +84,42 @@ def test_timeline_merges_workers_and_fills_gaps() -> None:
     assert rows[1]["requests"] == 0 and rows[1]["users"] == 5
     assert rows[0]["checkout_hist"] == {"50": 1}  # the checkout's own latency, merged
     assert worker.drain() == {"counts": {}, "latencies": {}, "checkouts": {},
-                              "checkout_latencies": {}}
+                              "checkout_latencies": {}, "reclassed": {},
+                              "reclassed_checkouts": {}}
+
+
+def test_a_page_judged_again_in_a_later_report_moves_between_classes() -> None:
+    master, worker = Timeline(), Timeline()
+    worker.record("ok", 10.0, checkout=True, now=1000.2)
+    master.merge(worker.drain())
+    worker.reclass(1000, "ok", "ungraceful", checkout=True)  # the banner was wrong
+    report = worker.drain()
+    assert all(n >= 0 for by_class in report["counts"].values() for n in by_class.values())
+    master.merge(report)
+    row = master.rows()[0]
+    assert (row["ok"], row["ungraceful"], row["checkout_ungraceful"]) == (0, 1, 1)
+    local = Timeline()  # one process: its own moves apply when it writes rows
+    local.record("ok", 10.0, now=1000.2)
+    local.reclass(1000, "ok", "ungraceful")
+    assert local.rows()[0]["ungraceful"] == 1
+
+
+@pytest.mark.parametrize("forged", [
+    {"counts": {"1000": {"ok": -500}}},  # a negative count would hide failures
+    {"counts": {"1000": {"totally_fine": 9}}},
+    {"latencies": {"1000": [-1.0]}},
+    {"latencies": {"1000": ["fast"]}},
+    {"reclassed": {"1000": {"ungraceful>ok": 50}}} | {"counts": {"1000": {"nope": 1}}},
+    {"reclassed": {"1000": {"ungraceful>great": 1}}},
+    {"surprise": {}},
+    ["not", "a", "report"],
+])
+def test_a_forged_worker_report_is_refused_whole(forged: object) -> None:
+    master = Timeline()
+    master.record("ungraceful", 10.0, now=1000.2)
+    with pytest.raises(TimelineReportInvalid):
+        master.merge(forged)
+    assert master.rows()[0]["ungraceful"] == 1 and master.rows()[0]["requests"] == 1
 
 
 def test_percentile_nearest_rank() -> None:
@@ -117,6 +152,7 @@ def test_bad_load_input_names_what_to_fix(kwargs: dict, message: str) -> None:
 def test_processes_use_locusts_own_distributed_mode() -> None:
     cmd = plan("http://127.0.0.1:8000", "labor-day", "50", "2m", "2", Path("/tmp/x")).command()
     assert cmd[cmd.index("--processes") + 1] == "2" and "-t" in cmd and "--headless" in cmd
+    assert cmd[cmd.index("--master-bind-host") + 1] == "127.0.0.1"  # never all interfaces
 
 
 def test_a_held_shape_keeps_its_last_users_until_the_harness_stops_the_load() -> None:

@@ -1,0 +1,212 @@
+"""The API's request and answer models: pydantic validates every request with them and
+flask-openapi3 turns the same models into the OpenAPI 3.1 document at /api/openapi.json.
+
+Request models are strict (no "12" for 12, no unknown fields): what the document says is
+what the shop takes. A request that does not fit is answered 400 problem+json naming the
+field (`validation_problem`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from flask import Response, request
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
+
+from .errors import Trouble, render_trouble
+
+CART_ID_PATTERN = r"^[a-f0-9]{32}$"
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class CardIn(_Request):
+    """A card as the shopper typed it. Luhn and expiry are checked too (400 naming the
+    field); the CVC is used for this authorization only and never stored."""
+
+    number: str = Field(pattern=r"^[0-9 ]{12,23}$", description="12-19 digits, spaces allowed")
+    exp_month: int = Field(ge=1, le=12)
+    exp_year: int = Field(ge=2000, le=2100)
+    cvc: str = Field(pattern=r"^[0-9]{3,4}$")
+
+
+class CheckoutIn(_Request):
+    """The checkout's body."""
+
+    card: CardIn
+
+
+class CartItemIn(_Request):
+    """One catalog sku and how many to add (the cart holds at most 99 of each)."""
+
+    sku: str = Field(min_length=1, max_length=64)
+    qty: int = Field(ge=1, le=99)
+
+
+class CartHeaders(BaseModel):
+    """How an API client names its cart."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    x_cart_id: str | None = Field(
+        default=None, pattern=CART_ID_PATTERN, alias="X-Cart-Id",
+        description="The cart_id the shop answered; leave out for a new cart. Anything "
+        "else is refused (400), never silently a new cart.")
+    x_cart_token: str | None = Field(
+        default=None, max_length=8192, alias="X-Cart-Token",
+        description="Send back the last X-Cart-Token the shop answered (while its cart "
+        "store is down the cart travels in it); forget it when answered empty.")
+
+
+class CheckoutHeaders(CartHeaders):
+    """The cart, and the key that makes a retried checkout the same order."""
+
+    idempotency_key: str = Field(
+        min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$", alias="Idempotency-Key",
+        description="Unique per order. Bound to the cart and the card it was first sent "
+        "with: the same key with another cart or card answers 422.")
+
+
+class OrderPath(BaseModel):
+    """An order's id."""
+
+    order_id: str = Field(max_length=64)
+
+
+_CART_TOKEN_HEADER = {"X-Cart-Token": {
+    "description": "While the cart store is down: the cart, signed. Send it back as "
+    "X-Cart-Token; an empty value means forget it.",
+    "schema": {"type": "string"}}}
+
+
+class CartLineAnswer(BaseModel):
+    """A line of a cart or an order."""
+
+    sku: str
+    qty: int = Field(ge=1, le=99)
+
+
+class CartAnswer(BaseModel):
+    """A cart with its total in cents."""
+
+    model_config = ConfigDict(openapi_extra={"headers": _CART_TOKEN_HEADER})  # type: ignore[typeddict-unknown-key]
+
+    cart_id: str = Field(pattern=CART_ID_PATTERN)
+    items: list[CartLineAnswer]
+    total_cents: int = Field(ge=0)
+
+
+class CheckoutAnswer(BaseModel):
+    """The order taken: confirmed, or accepted with its payment taken later."""
+
+    order_id: str
+    status: Literal["confirmed", "payment_pending"]
+    total_cents: int = Field(ge=0)
+
+
+class OrderAnswer(CheckoutAnswer):
+    """An order and its items."""
+
+    status: Literal["pending", "confirmed", "declined", "failed", "payment_unknown",  # type: ignore[assignment]
+                    "payment_pending", "cancelled"]
+    items: list[CartLineAnswer]
+
+
+class ProductAnswer(BaseModel):
+    """A product at its sale price; available is null while stock is unknown."""
+
+    sku: str
+    name: str
+    price_cents: int
+    sale_price_cents: int
+    available: int | None
+
+    @classmethod
+    def listed(cls) -> type[BaseModel]:
+        """The catalog: a list of products."""
+        return RootModel[list[cls]]  # type: ignore[valid-type]
+
+
+class DependencyAnswer(BaseModel):
+    """One dependency as shoppers are told."""
+
+    state: Literal["operational", "degraded", "down"]
+    since: str
+    message: str
+
+
+class StatusAnswer(BaseModel):
+    """Every dependency, and the shop overall."""
+
+    overall: Literal["operational", "degraded", "major_outage"]
+    dependencies: dict[str, DependencyAnswer]
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of the API is answered."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    request_id: str
+    field: str | None = Field(default=None, description="The request field to fix (400)")
+    retry_after: int | None = None
+    cart_saved: bool | None = None
+    charged: bool | None = Field(default=None, description="false: not charged; null: "
+                                 "unknown yet (never charged twice)")
+
+
+_DESCRIPTIONS = {
+    400: "The request is not valid: `detail` says what to fix, `field` names it",
+    402: "The card was declined; nothing was charged",
+    404: "No such product or order",
+    409: "Sold out, or this order is being placed right now",
+    422: "The Idempotency-Key was used for another cart or request",
+    429: "Too busy to start a checkout now: retry after Retry-After seconds",
+    503: "A dependency is down: retry after Retry-After seconds; `charged` and "
+         "`cart_saved` say what is true",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, Any]:
+    """The error answers an operation documents, each application/problem+json."""
+    schema = Problem.model_json_schema()
+    out: dict[int | str, Any] = {
+        status: {"description": _DESCRIPTIONS[status],
+                 "content": {"application/problem+json": {"schema": schema}}}
+        for status in statuses}
+    # Whatever else (405, 413, 415, 500) is a problem+json too.
+    out["default"] = {"description": "Any other error",
+                      "content": {"application/problem+json": {"schema": schema}}}
+    return out
+
+
+def validation_problem(error: ValidationError) -> Response:
+    """A request that does not fit its model: 400 problem+json naming the first field."""
+    first = error.errors(include_url=False, include_context=False)[0]
+    field = ".".join(str(part) for part in first["loc"]) or "body"
+    if field == "body" or first["type"] == "model_attributes_type":
+        if not request.is_json:
+            detail = "send a JSON body with Content-Type: application/json"
+        elif request.get_json(silent=True) is None:
+            detail = "the body is not valid JSON"
+        else:
+            detail = "the body must be a JSON object"
+    elif first["type"] == "extra_forbidden":
+        detail = f"{field} is not a field this request takes"
+    elif first["type"] == "missing":
+        detail = f"{field} is required"
+    else:
+        detail = f"{field}: {first['msg']}"
+    return render_trouble(Trouble(400, "bad_input", "Something in the request is not right",
+                                  detail, field=field))
+
+
+__all__ = [
+    "CartAnswer", "CartHeaders", "CartItemIn", "CheckoutAnswer", "CheckoutHeaders",
+    "CheckoutIn", "OrderAnswer", "OrderPath", "Problem", "ProductAnswer", "StatusAnswer",
+    "problems", "validation_problem",
+]

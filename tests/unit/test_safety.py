@@ -1,0 +1,56 @@
+"""What a run may signal and when a command may touch the stack (issue 14, point 6)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from chaos.cli import main
+from chaos.run import run_lock
+from chaos.run.safety import kill_leftover_load, record_process
+from chaos.waiting import eventually
+
+
+@pytest.fixture
+def sleeper():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_a_recorded_process_is_stopped_at_the_next_start(tmp_path: Path, sleeper) -> None:
+    record_process(tmp_path / "load.pid", sleeper.pid)
+    assert kill_leftover_load(tmp_path) == [f"stopped leftover load (pid {sleeper.pid})"]
+    eventually(lambda: sleeper.poll() is not None, 10, "the leftover stopped")
+    assert not (tmp_path / "load.pid").exists()
+
+
+def test_a_reused_pid_is_never_signalled(tmp_path: Path, sleeper) -> None:
+    """The pid file names a pid that now belongs to another process (its start time
+    differs): whatever its command line says, it is left alone."""
+    record_process(tmp_path / "load.pid", sleeper.pid)
+    data = json.loads((tmp_path / "load.pid").read_text())
+    (tmp_path / "load.pid").write_text(json.dumps({**data, "started": data["started"] - 50}))
+    assert kill_leftover_load(tmp_path) == []
+    assert sleeper.poll() is None and not (tmp_path / "load.pid").exists()
+
+
+def test_an_old_style_pid_file_signals_nothing(tmp_path: Path, sleeper) -> None:
+    (tmp_path / "load.pid").write_text(str(sleeper.pid))
+    assert kill_leftover_load(tmp_path) == [] and sleeper.poll() is None
+
+
+def test_sweep_is_refused_while_another_run_holds_the_stack(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CC_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("CC_TOXIPROXY_PORT", "9")  # nothing may be called: refused first
+    with run_lock(tmp_path, "experiment"):
+        result = CliRunner().invoke(main, ["sweep"])
+    assert result.exit_code == 2, result.output
+    assert "another run holds this stack (experiment, pid" in result.output
