@@ -68,6 +68,10 @@ mutants: setup ## The harness's mutation score: each shop defect must fail its e
 matrix: setup ## The resiliency matrix (dependency x degraded/down x feature; SHOP=fragile to compare)
 	@$(CLI) matrix --manage-stack $(if $(SHOP),--shop "$(SHOP)",) --out reports/matrix$(if $(SHOP),-$(SHOP),)
 
+fuzz: setup ## Schemathesis on the live shop's own OpenAPI document, through Toxiproxy (EXAMPLES=25; LONG=1: 300 per operation)
+	@$(CLI) fuzz --manage-stack --examples "$(or $(EXAMPLES),$(if $(LONG),300,25))" \
+		--seconds "$(if $(LONG),3600,300)" --out reports/fuzz
+
 bench: setup ## Benchmarks side by side in one run (own stack, ~15 min; QUICK=1 ~3 min): reports/bench/
 	@QUICK=$(QUICK) $(PY) benchmarks/bench.py
 

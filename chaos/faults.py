@@ -98,6 +98,12 @@ class FaultInjector:
         for spec in specs:
             self.enable(spec.name)
 
+    def remove_proxy(self, name: str) -> None:
+        """Delete a proxy the harness made for one run (a no-op when it is gone)."""
+        proxies = self._call("listing proxies", self._server.proxies)
+        if name in proxies:
+            self._call(f"removing proxy {name}", proxies[name].destroy)
+
     def proxy_names(self) -> dict[str, bool]:
         """Every proxy's name and whether it is enabled."""
         proxies = self._call("listing proxies", self._server.proxies)

@@ -1,4 +1,4 @@
-"""Checkout: reserve stock, write the order as pending, authorize, capture, confirm,
+"""Checkout: write the order as pending, reserve stock, authorize, capture, confirm,
 commit the reservation, clear the cart — and compensate on every failure path.
 
 The order of operations keeps one promise above all: a shopper is never charged
@@ -227,15 +227,16 @@ class _Checkout:
             total_cents=total, items=lines, cart_id=cart_id, attempt=1,
             reservation_id=f"{order_id}-1", created_at=time.time(), request_digest=digest,
         )
-        self._reserve(order, persisted=False)
+        # The order row comes first, then the hold on stock: a worker that dies between the
+        # two leaves a pending order the reconciler finds (and gives its stock back), never
+        # a hold that nobody knows of and only expiry can return.
         try:
             inserted = deps.orders.insert_pending(order, prices, work)
         except DependencyUnavailable as exc:
-            self._release(order)
             raise CheckoutFailed(exc.dependency, charged=False, cart_saved=True) from exc
         if not inserted:
-            self._release(order)
             raise CheckoutInProgress(idempotency_key)
+        self._reserve(order, persisted=True)
         return self._pay_and_confirm(order, card)
 
     def _replay_or_retry(self, existing: Order, card: dict[str, Any]) -> CheckoutResult:
@@ -314,28 +315,9 @@ class _Checkout:
         try:
             deps.orders.save(order, work)
         except StaleOrder:
-            # Another settler (the reconciler, a worker that outlived us) changed the order
-            # first: it stands as they left it. Confirmed with this charge: the same answer.
-            settled = self._reread(order)
-            if settled is not None and settled.status is OrderStatus.CONFIRMED:
-                return CheckoutResult(settled)
-            refunded = self._quietly(
-                lambda d: deps.payments.refund(charge.charge_id, d), "refund", order.order_id
-            )
-            raise CheckoutFailed("database", charged=False if refunded else None,
-                                 cart_saved=True) from None
+            order = self._settled_elsewhere(order)
         except DependencyUnavailable as exc:
-            # Money moved but the order cannot be confirmed: give the money back.
-            refunded = self._quietly(
-                lambda d: deps.payments.refund(charge.charge_id, d), "refund", order.order_id
-            )
-            order.status = OrderStatus.FAILED if refunded else OrderStatus.PAYMENT_UNKNOWN
-            self._save_quietly(order)
-            if refunded:
-                self._release(order)
-            raise CheckoutFailed(
-                exc.dependency, charged=False if refunded else None, cart_saved=True
-            ) from exc
+            order = self._confirmation_lost(order, charge, exc)
 
         assert order.reservation_id is not None
         rid = order.reservation_id
@@ -344,6 +326,39 @@ class _Checkout:
             self._save_quietly(order)
         self._quietly(lambda d: deps.carts.clear(order.cart_id), "clear_cart", order.order_id)
         return CheckoutResult(order)
+
+    def _settled_elsewhere(self, order: Order) -> Order:
+        """Another settler (the reconciler, a worker that outlived its deadline) changed the
+        order first: it stands as they left it. Confirmed: the same answer. Otherwise the
+        money is theirs to settle — the shopper hears the truth: not known yet."""
+        settled = self._reread(order)
+        if settled is not None and settled.status is OrderStatus.CONFIRMED:
+            return settled
+        raise CheckoutFailed("database", charged=None, cart_saved=True)
+
+    def _confirmation_lost(self, order: Order, charge: Charge,
+                           exc: DependencyUnavailable) -> Order:
+        """Money moved and the confirmation's outcome is unknown: it may have landed, or
+        still land (a commit in flight when the connection broke). A refund is safe only
+        once the order is taken back first, conditionally on the version read — a late
+        confirmation then changes nothing. Cannot take it back: keep the money and the
+        order; the reconciler confirms it from its captured charge."""
+        deps = self.deps
+        order.status = OrderStatus.PAYMENT_UNKNOWN
+        try:
+            deps.orders.save(order, Deadline(self.deadline.cap(COMPENSATION_STEP_SECONDS)))
+        except StaleOrder:
+            return self._settled_elsewhere(order)  # the confirmation landed after all
+        except DependencyUnavailable:
+            raise CheckoutFailed(exc.dependency, charged=None, cart_saved=True) from exc
+        refunded = self._quietly(
+            lambda d: deps.payments.refund(charge.charge_id, d), "refund", order.order_id)
+        if refunded:
+            order.status = OrderStatus.FAILED
+            self._save_quietly(order)
+            self._release(order)
+        raise CheckoutFailed(exc.dependency, charged=False if refunded else None,
+                             cart_saved=True) from exc
 
     def _settle_authorize_failure(self, order: Order, charge_key: str,
                                   exc: DependencyUnavailable) -> Charge | None:
@@ -440,7 +455,7 @@ class _Checkout:
         step_deadline = Deadline(self.deadline.cap(COMPENSATION_STEP_SECONDS))
         try:
             action(step_deadline)
-        except (DependencyUnavailable, PaymentDeclined) as exc:
+        except (DependencyUnavailable, PaymentDeclined, ReservationClosed) as exc:
             log.warning("compensation failed", extra={"step": what, "ref": ref, "error": str(exc)})
             return False
         return True

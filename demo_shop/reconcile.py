@@ -182,7 +182,8 @@ class Reconciler:
         if charge is not None and charge.status == "authorized":
             self._deps.payments.void(charge.charge_id, Deadline(2.0))
         if order.reservation_id:
-            self._deps.inventory.release(order.reservation_id, Deadline(2.0))
+            with contextlib.suppress(ReservationClosed):  # expired, or never made
+                self._deps.inventory.release(order.reservation_id, Deadline(2.0))
         order.transition(status)
         self._deps.orders.save(order, Deadline(2.0))
         return str(status)

@@ -74,4 +74,8 @@ if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; the
 else
   say "Python dependencies up to date"
 fi
+# This install's own secrets (cookie and vault keys, store passwords), made once, mode 0600,
+# in the run folder git ignores; `make up` would make them too.
+"$VENV/bin/python" -c 'import sys; from chaos.stack.secrets import main; main(sys.argv[1:])' \
+  "${CC_RUN_DIR:-.run}"
 say "ready"

@@ -188,3 +188,34 @@ def matrix(shop_text: str, expected: Path | None, tries: int, out: Path | None,
     Console().print(Markdown(paths["markdown"].read_text()))
     console.print(f"matrix: {paths['html']}")
     sys.exit(1 if result.failures else 0)
+
+
+@main.command()
+@click.option("--examples", type=click.IntRange(1, 10_000), default=25, show_default=True,
+              help="Examples per operation (the long mode: 300).")
+@click.option("--seconds", type=click.FloatRange(10, 7200), default=300, show_default=True,
+              help="The whole run's limit.")
+@click.option("--seed", type=int, default=None, help="Replay a run (its log names the seed).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for the log and JUnit (default reports/fuzz-<time>).")
+@click.option("--manage-stack", is_flag=True,
+              help="Bring the stack up if it is down, and down again afterwards.")
+@friendly
+def fuzz(examples: int, seconds: float, seed: int | None, out: Path | None,
+         manage_stack: bool) -> None:
+    """Schemathesis against the live shop's OpenAPI document, through Toxiproxy: no 5xx,
+    every answer as documented, every error problem+json. Exit 1 on any failure."""
+    from ..fuzz import run_fuzz
+    from ..run import run_lock
+    from ..session import managed_stack
+
+    out = report_dir(out, "fuzz")
+    with managed_stack(env_stack(), manage_stack, say) as stack, \
+            run_lock(stack.run_dir, "fuzz"):
+        say(f"fuzzing {stack.config.shop_url}/api/openapi.json ({examples} examples per "
+            f"operation, at most {seconds:.0f} s)")
+        result = run_fuzz(stack.faults, stack.config.ports.shop, out, examples, seconds, seed)
+    console.print(("[green]" if result.passed else "[red]") + result.summary() + "[/]")
+    if not result.passed:
+        console.print(result.log.read_text()[-6000:])
+    sys.exit(0 if result.passed else 1)

@@ -12,6 +12,7 @@ import hashlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import httpx
+import psutil
 
 from ..appfaults import AppFaultClient
 from ..errors import StackError
@@ -281,6 +283,22 @@ class Stack:
         self.config.extra_shop_env = {**self.config.extra_shop_env, **env}
         started = self._start_shop()
         self._save([p for p in procs if p.name != "shop"] + [started])
+
+    def restart_postgres(self) -> None:
+        """Stop PostgreSQL (fast shutdown: open transactions are cut, as in a failover or a
+        crash-restart) and start it again on the same data and port; the others keep
+        running. A fault of the harness's own making, under load."""
+        procs = self._procs.load()
+        self._procs.stop([p for p in procs if p.name == "postgres"], how=signal.SIGINT)
+        started = self._start_postgres(postgres_bin("initdb"), postgres_bin("postgres"))
+        self._save([p for p in procs if p.name != "postgres"] + [started])
+
+    def workers(self, name: str) -> list[int]:
+        """The worker pids of a gunicorn the stack started (shop, payments, inventory)."""
+        proc = next((p for p in self._procs.load() if p.name == name and alive(p)), None)
+        if proc is None:
+            raise StackError(f"{name} is not running")
+        return [child.pid for child in psutil.Process(proc.pid).children()]
 
     def shop_env(self) -> dict[str, str]:
         """The environment the shop runs with: every dependency through its proxy."""

@@ -173,12 +173,14 @@ class ProcessTable:
             return f"no log at {proc.log}"
         return f"last lines of {proc.log}:\n  " + "\n  ".join(text)
 
-    def stop(self, procs: list[Running], grace: float = 10.0) -> list[str]:
-        """SIGTERM each live process group (newest first), then SIGKILL what lingers."""
+    def stop(self, procs: list[Running], grace: float = 10.0,
+             how: signal.Signals = signal.SIGTERM) -> list[str]:
+        """Signal each live process group (newest first; SIGTERM unless `how` says, e.g.
+        SIGINT for PostgreSQL's fast shutdown), then SIGKILL what lingers."""
         live = [p for p in reversed(procs) if alive(p)]
         for proc in live:
             try:
-                os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, how)
             except ProcessLookupError:
                 continue
         poll(lambda: not any(alive(p) for p in live), grace, every=0.05)

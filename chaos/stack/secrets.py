@@ -4,8 +4,7 @@ by every restart, never committed (the run folder is in .gitignore).
 The shop signs its cookies (cart, CSRF) with one key and seals stored cards with another;
 payments keys its card fingerprints; PostgreSQL and Redis each have a generated password.
 No install shares a secret with another, so a cart forged or a card unsealed on one proves
-nothing about the next. Run `python -m chaos.stack.secrets [RUN_DIR]` (`make setup` does)
-to create them ahead of `make up`.
+nothing about the next. `make setup` makes them (`main`); `make up` would too.
 """
 
 from __future__ import annotations
@@ -70,7 +69,9 @@ def _secret(data: dict[str, object], name: str) -> str:
     return value
 
 
-if __name__ == "__main__":
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else ".run").resolve()
+def main(argv: list[str] | None = None) -> None:
+    """Make (or keep) the run folder's secrets: `make setup` calls this."""
+    args = sys.argv[1:] if argv is None else argv
+    folder = Path(args[0] if args else ".run").resolve()
     Secrets.load_or_create(folder)
     print(f"secrets: {folder / FILE_NAME} (mode 0600)")

@@ -26,6 +26,9 @@ class InventoryClient(DependencyClient):
         if response.status_code == 409 and isinstance(body.get("reservation"), dict):
             found = body["reservation"]
             raise ReservationClosed(str(found.get("reservation_id")), str(found.get("state")))
+        if response.status_code == 404 and body.get("reservation_id"):
+            # Never made (its checkout died before reserving): nothing is held.
+            raise ReservationClosed(str(body["reservation_id"]), "missing")
 
     def reserve_stock(
         self, reservation_id: str, lines: list[CartLine], ttl_seconds: int, deadline: Deadline

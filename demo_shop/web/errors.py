@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from flask import Flask, Response, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from ..cards import InvalidCard
 from ..checkout import CheckoutFailed, CheckoutInProgress, IdempotencyKeyReused
@@ -175,7 +175,10 @@ def register_error_handlers(app: Flask) -> None:
         if trouble.status >= 500:
             log.warning("answered %s", trouble.reason, extra={"reason": trouble.reason,
                                                              "error": repr(exc)})
-        return render_trouble(trouble)
+        response = render_trouble(trouble)
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)  # RFC 9110
+        return response
 
     def handle_unexpected(exc: Exception) -> Response:
         if isinstance(exc, HTTPException):

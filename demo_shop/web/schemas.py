@@ -8,10 +8,18 @@ field (`validation_problem`).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from flask import Response, request
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    StringConstraints,
+    ValidationError,
+)
 
 from .errors import Trouble, render_trouble
 
@@ -22,13 +30,35 @@ class _Request(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
+def _whole_float(value: Any) -> Any:
+    """JSON Schema counts 74.0 as an integer: take it as 74 (and still no "74")."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Whole = Annotated[int, BeforeValidator(_whole_float)]
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def _optional_header(**kwargs: Any) -> Any:
+    """A header that may be left out: documented as a string (never "null" — a header
+    has no null); absent means None (a default pydantic does not validate)."""
+    return Field(default=None, json_schema_extra=_no_default, **kwargs)
+
+
+CartId = Annotated[str, StringConstraints(pattern=CART_ID_PATTERN)]
+CartToken = Annotated[str, StringConstraints(max_length=4096)]  # a cart of 50 lines fits
+
+
 class CardIn(_Request):
     """A card as the shopper typed it. Luhn and expiry are checked too (400 naming the
     field); the CVC is used for this authorization only and never stored."""
 
     number: str = Field(pattern=r"^[0-9 ]{12,23}$", description="12-19 digits, spaces allowed")
-    exp_month: int = Field(ge=1, le=12)
-    exp_year: int = Field(ge=2000, le=2100)
+    exp_month: Whole = Field(ge=1, le=12)
+    exp_year: Whole = Field(ge=2000, le=2100)
     cvc: str = Field(pattern=r"^[0-9]{3,4}$")
 
 
@@ -42,7 +72,7 @@ class CartItemIn(_Request):
     """One catalog sku and how many to add (the cart holds at most 99 of each)."""
 
     sku: str = Field(min_length=1, max_length=64)
-    qty: int = Field(ge=1, le=99)
+    qty: Whole = Field(ge=1, le=99)
 
 
 class CartHeaders(BaseModel):
@@ -50,12 +80,12 @@ class CartHeaders(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    x_cart_id: str | None = Field(
-        default=None, pattern=CART_ID_PATTERN, alias="X-Cart-Id",
+    x_cart_id: CartId = _optional_header(
+        alias="X-Cart-Id",
         description="The cart_id the shop answered; leave out for a new cart. Anything "
         "else is refused (400), never silently a new cart.")
-    x_cart_token: str | None = Field(
-        default=None, max_length=8192, alias="X-Cart-Token",
+    x_cart_token: CartToken = _optional_header(
+        alias="X-Cart-Token",
         description="Send back the last X-Cart-Token the shop answered (while its cart "
         "store is down the cart travels in it); forget it when answered empty.")
 

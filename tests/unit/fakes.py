@@ -7,7 +7,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from demo_shop.domain import Cart, CartLine, Charge, Order, OrderStatus
+from demo_shop.domain import Cart, CartLine, Charge, Order, OrderStatus, StaleOrder
 from demo_shop.errors import (
     DependencyUnavailable,
     OutcomeUnknown,
@@ -85,8 +85,16 @@ class FakeOrders:
         self.orders[order.order_id] = copy.deepcopy(order)
         return True
 
+    def _bump(self, order: Order) -> None:
+        """As the real store: a change is made only on the version read (StaleOrder)."""
+        stored = self.orders.get(order.order_id)
+        if stored is not None and stored.version != order.version:
+            raise StaleOrder(order.order_id)
+        order.version += 1
+
     def save(self, order: Order, deadline: Deadline) -> None:
         self._maybe_fail(f"save:{order.status}")
+        self._bump(order)
         self.saves.append(str(order.status))
         self.orders[order.order_id] = copy.deepcopy(order)
         if order.status is not OrderStatus.PAYMENT_PENDING:
@@ -94,6 +102,7 @@ class FakeOrders:
 
     def park_for_payment(self, order: Order, sealed_card: str, deadline: Deadline) -> None:
         self._maybe_fail("park")
+        self._bump(order)
         stored = copy.deepcopy(order)
         stored.status = OrderStatus.PAYMENT_PENDING
         self.orders[order.order_id] = stored
@@ -128,6 +137,7 @@ class FakeOrders:
         if order is None or order.status not in ("failed", "payment_unknown"):
             return None
         order.status = OrderStatus.PENDING
+        order.version += 1
         return copy.deepcopy(order)
 
 
