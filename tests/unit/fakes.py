@@ -256,3 +256,18 @@ class FakeInventory:
 
     def states(self) -> list[str]:
         return [state for state, _ in self.reservations.values()]
+
+
+def fake_app(deps: Any = None) -> Any:
+    """The shop's Flask app on fake adapters (a fresh set unless `deps` are given)."""
+    from demo_shop.app import create_app
+    from demo_shop.checkout import CheckoutDeps
+    from demo_shop.health import HealthBoard, Periodic
+    from demo_shop.wiring import Shop
+
+    ids = itertools.count(1)
+    deps = deps or CheckoutDeps(carts=FakeCarts(), orders=FakeOrders(), payments=FakePayments(),
+                                inventory=FakeInventory(), new_id=lambda: f"o{next(ids)}")
+    board = HealthBoard()
+    shop = Shop(deps, deps.orders, deps.carts, board, Periodic({}, board, 0))
+    return create_app({"SHOP": shop, "TESTING": True, "SECRET_KEY": "test"})

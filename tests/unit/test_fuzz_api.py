@@ -4,29 +4,17 @@ shop with a bug of the kind it guards against (a check that cannot fail is a def
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, settings
 from schemathesis.core.failures import FailureGroup
 
-from demo_shop.app import create_app
-from demo_shop.checkout import CheckoutDeps
-from demo_shop.health import HealthBoard, Periodic
-from demo_shop.wiring import Shop
-
-from .fakes import FakeCarts, FakeInventory, FakeOrders, FakePayments
+from .fakes import fake_app
 
 
 def fake_shop_app() -> Flask:
-    ids = itertools.count(1)
-    deps = CheckoutDeps(carts=FakeCarts(), orders=FakeOrders(), payments=FakePayments(),
-                        inventory=FakeInventory(), new_id=lambda: f"o{next(ids)}")
-    board = HealthBoard()
-    shop = Shop(deps, deps.orders, deps.carts, board, Periodic({}, board, 0))  # type: ignore[arg-type]
-    return create_app({"SHOP": shop, "TESTING": True, "SECRET_KEY": "test"})
+    return fake_app()
 
 
 APP = fake_shop_app()

@@ -4,32 +4,21 @@ with a traceback: a form gets a page or a clear 400, a file a clear ExperimentEr
 
 from __future__ import annotations
 
-import itertools
-
 import yaml
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaos.experiment import ExperimentError, parse_experiment
-from demo_shop.app import create_app
-from demo_shop.checkout import CheckoutDeps
-from demo_shop.health import HealthBoard, Periodic
-from demo_shop.wiring import Shop
 
-from .fakes import FakeCarts, FakeInventory, FakeOrders, FakePayments
+from .fakes import fake_app
 
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def _app() -> Flask:
-    ids = itertools.count(1)
-    deps = CheckoutDeps(carts=FakeCarts(), orders=FakeOrders(), payments=FakePayments(),
-                        inventory=FakeInventory(), new_id=lambda: f"o{next(ids)}")
-    board = HealthBoard()
-    shop = Shop(deps, deps.orders, deps.carts, board, Periodic({}, board, 0))  # type: ignore[arg-type]
-    app = create_app({"SHOP": shop, "TESTING": True, "SECRET_KEY": "test"})
+    app = fake_app()
     app.config["WTF_CSRF_ENABLED"] = False  # the token is tested elsewhere; fuzz what is behind it
     return app
 
