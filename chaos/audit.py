@@ -252,13 +252,17 @@ def check_captures_have_orders(ledgers: Ledgers, told: dict[str, dict[str, Any]]
 
 def check_refunds_and_voids(ledgers: Ledgers, told: dict[str, dict[str, Any]],
                             add: list[Violation]) -> None:
-    """Money given back, or a hold let go, only for orders that ended without a sale."""
+    """Money given back, or a hold let go, only for orders that ended without a sale —
+    or for an earlier attempt of an order the shopper retried (its charge is another one;
+    the confirmed-captured check judges that one)."""
     for charge in ledgers.recent_charges:
         if charge["status"] not in ("refunded", "voided"):
             continue
         order = ledgers.order_of(charge)
         if order is None or order["status"] in ENDED:
             continue  # no order at all: the orphan and missing-order checks speak to it
+        if order.get("charge_id") and order["charge_id"] != charge["charge_id"]:
+            continue  # an earlier attempt's charge, given back before the retry
         add.append(Violation("refund or void of a live order", f"a {charge['status']} charge "
                              f"for an order that is {order['status']}",
                              {"charge_id": charge["charge_id"], "order_id": order["order_id"]}))

@@ -351,6 +351,8 @@ class _Checkout:
             return self._settled_elsewhere(order)  # the confirmation landed after all
         except DependencyUnavailable:
             raise CheckoutFailed(exc.dependency, charged=None, cart_saved=True) from exc
+        log.warning("confirmation lost: order taken back, refunding",
+                    extra={"ref": order.order_id, "version": order.version})
         refunded = self._quietly(
             lambda d: deps.payments.refund(charge.charge_id, d), "refund", order.order_id)
         if refunded:

@@ -144,6 +144,9 @@ class Reconciler:
         return self._give_up(order, charge, OrderStatus.FAILED)
 
     def _confirm(self, order: Order, charge_id: str) -> str:
+        log.info("reconciled: confirmed", extra={"order_id": order.order_id,
+                                                 "from": str(order.status),
+                                                 "version": order.version})
         order.charge_id = charge_id
         order.transition(OrderStatus.CONFIRMED)
         self._deps.orders.save(order, Deadline(2.0))

@@ -173,6 +173,26 @@ def test_refunds_and_voids_belong_to_orders_that_ended(ledgers: Stack) -> None:
     assert not any(ids["charge_id"] == fine for ids in found["refund or void of a live order"])
 
 
+def test_an_earlier_attempts_refund_on_a_retried_order_is_not_a_live_refund(
+        ledgers: Stack) -> None:
+    """A shopper retried a failed order (its first charge given back): the confirmed order
+    stands on its second charge. Its own charge refunded is still a violation."""
+    since = time.time()
+    retried = plant_order(ledgers, "confirmed", stock_committed=True)
+    first = charge(ledgers, retried)
+    move(ledgers, first, "refund")
+    second = charge(ledgers, retried)
+    broken = plant_order(ledgers, "confirmed", stock_committed=True)
+    own = charge(ledgers, broken)
+    move(ledgers, own, "refund")
+    with psycopg.connect(ledgers.config.direct_database_url, autocommit=True) as conn:
+        conn.execute("UPDATE orders SET charge_id = %s WHERE order_id = %s", (second, retried))
+        conn.execute("UPDATE orders SET charge_id = %s WHERE order_id = %s", (own, broken))
+    found = rules(audit(ledgers, since)).get("refund or void of a live order", [])
+    assert {"charge_id": own, "order_id": broken} in found
+    assert not any(ids["order_id"] == retried for ids in found)
+
+
 def test_no_hold_outlives_its_order_or_the_pending_limit(ledgers: Stack) -> None:
     since = time.time()
     failed = plant_order(ledgers, "failed")
