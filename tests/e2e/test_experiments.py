@@ -149,7 +149,7 @@ def test_a_second_run_on_the_same_stack_is_refused(stack: Stack, tmp_path: Path,
     with run_lock(stack.config.run_dir):
         result = run("short-pass", tmp_path, cli_env)
     assert result.returncode == 2
-    assert "another experiment is running" in result.stderr
+    assert "another run holds this stack (experiment, pid" in result.stderr
     assert_clean(stack)
 
 

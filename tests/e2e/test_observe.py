@@ -137,3 +137,10 @@ def wait_for_rules(url: str, after: float, timeout: float = 15.0) -> None:
 
     eventually(evaluated, timeout, "Prometheus evaluates its rules after the run", every=0.2)
 
+
+
+def test_prometheus_has_no_lifecycle_api(prometheus: str) -> None:
+    """Nobody on the machine can stop or reload the Prometheus the verdicts are read from."""
+    for action in ("quit", "reload"):
+        answer = httpx.post(f"{prometheus}/-/{action}", timeout=5)
+        assert answer.status_code == 403 and "Lifecycle API is not enabled" in answer.text

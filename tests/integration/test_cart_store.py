@@ -48,3 +48,13 @@ def test_redis_down_is_a_dependency_error(carts_via_proxy: CartStore, cache_faul
     with pytest.raises(DependencyUnavailable) as info:
         carts_via_proxy.load(uuid.uuid4().hex)
     assert info.value.dependency == "cache"
+
+
+def test_redis_takes_no_command_without_its_generated_password(cache) -> None:  # type: ignore[no-untyped-def]
+    """Neither directly nor through its proxy: the cart store is no open door."""
+    import redis
+
+    for port in (cache.config.ports.redis, cache.config.ports.proxy_redis):
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            redis.Redis(host="127.0.0.1", port=port, socket_timeout=2).ping()
+        assert redis.Redis.from_url(cache.config.redis_url(port), socket_timeout=2).ping()

@@ -150,3 +150,17 @@ def test_racing_claims_on_the_real_store_have_one_winner(orders_via_proxy: Order
         wins = [f.result() for f in [pool.submit(reconcile, c) for c in copies]
                 + [pool.submit(retry, i) for i in range(8)]]
     assert sum(wins) == 1
+
+
+def test_postgres_takes_only_its_generated_password(database) -> None:  # type: ignore[no-untyped-def]
+    """scram-sha-256, directly and through its proxy; no trust, no other password."""
+    import psycopg
+
+    for port in (database.config.ports.postgres, database.config.ports.proxy_postgres):
+        for dsn in (f"postgresql://postgres@127.0.0.1:{port}/shop",
+                    f"postgresql://postgres:guess@127.0.0.1:{port}/shop"):
+            with pytest.raises(psycopg.OperationalError, match="password"):
+                psycopg.connect(dsn, connect_timeout=3)
+        with psycopg.connect(database.config.postgres_url(port), connect_timeout=3) as conn:
+            method = conn.execute("SELECT current_setting('password_encryption')").fetchone()
+            assert method == ("scram-sha-256",)
