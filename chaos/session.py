@@ -4,6 +4,7 @@ safeguard proof over many."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -84,11 +85,29 @@ class GateOutcome:
     """The gate over the chosen experiments: each run, in order."""
 
     runs: list[tuple[str, Ran]] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)  # each run's wall time
 
     @property
     def exit_code(self) -> int:
         """The worst run's: 0 all held, 1 some failed, 2 some could not run."""
         return max((ran.result.exit_code for _, ran in self.runs), default=0)
+
+
+def gate_line(index: int, total: int, name: str, verdict: str, score: float,
+              seconds: float) -> str:
+    """One experiment of the gate as it ends: verdict, score and wall time, one line."""
+    return (f"{index:>3}/{total} {name:<42} {verdict:<8} {score:>5.0f} "
+            f"{seconds // 60:>3.0f}:{seconds % 60:04.1f}")
+
+
+def gate_total(outcome: GateOutcome) -> str:
+    """The gate's last line: how many held, and how long it all took."""
+    verdicts = [ran.result.verdict for _, ran in outcome.runs]
+    seconds = sum(outcome.seconds)
+    others = len(verdicts) - verdicts.count("passed")
+    return (f"gate: {verdicts.count('passed')} of {len(verdicts)} passed"
+            f"{f' ({others} failed, aborted or errored)' if others else ''}, "
+            f"{seconds // 60:.0f} min {seconds % 60:.0f} s")
 
 
 def run_gate(chosen: Sequence[tuple[Path, Experiment]], stack: Stack, out: Path,
@@ -98,8 +117,13 @@ def run_gate(chosen: Sequence[tuple[Path, Experiment]], stack: Stack, out: Path,
     outcome = GateOutcome()
     for index, (path, _) in enumerate(chosen, 1):
         progress(f"[bold]{index}/{len(chosen)}[/] {path.stem}")
-        outcome.runs.append((path.stem, run_experiment(
-            str(path), stack, out / path.stem, view_for, time_scale, shop)))
+        started = time.monotonic()
+        ran = run_experiment(str(path), stack, out / path.stem, view_for, time_scale, shop)
+        outcome.runs.append((path.stem, ran))
+        outcome.seconds.append(time.monotonic() - started)
+        progress(gate_line(index, len(chosen), path.stem, ran.result.verdict,
+                           ran.result.score, outcome.seconds[-1]))
+    progress(gate_total(outcome))
     out.mkdir(parents=True, exist_ok=True)
     write_junit([junit_suite(ran.result, name) for name, ran in outcome.runs],
                 out / "junit.xml")
