@@ -18,7 +18,7 @@ from .web import api, pages
 from .web.errors import register_error_handlers
 from .web.fallbacks import CheckoutGate, mark_degraded
 from .web.requestlog import configure_logging, init_request_log
-from .web.schemas import Problem, validation_problem
+from .web.schemas import Problem, problem_content, validation_problem
 from .web.shopping import remember_cart, shop
 from .wiring import Shop, build_shop
 
@@ -41,12 +41,11 @@ def described(app: OpenAPI) -> dict[str, Any]:
     components = doc.get("components", {})
     if not components.get("securitySchemes"):
         components.pop("securitySchemes", None)
-    problem = {"application/problem+json": {"schema": Problem.model_json_schema()}}
     for operations in doc["paths"].values():
         for operation in operations.values():
             bad = operation.get("responses", {}).get("400")
             if bad is not None and "application/json" in bad.get("content", {}):
-                bad["content"] = problem
+                bad["content"] = problem_content()
     return doc
 
 
@@ -80,8 +79,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     @app.get("/api/openapi.json", doc_ui=False)
     def openapi_document() -> Response:
-        """The API described by the models that validate it (OpenAPI 3.1)."""
-        return jsonify(described(app))
+        """The API described by the models that validate it (OpenAPI 3.1), made once."""
+        if "openapi" not in app.extensions:
+            app.extensions["openapi"] = described(app)
+        return jsonify(app.extensions["openapi"])
 
     app.register_blueprint(pages.bp)
     pages.register_filters(app)

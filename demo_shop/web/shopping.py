@@ -18,9 +18,10 @@ from ..resilience import Deadline
 from ..wiring import Shop
 from .errors import BadInput
 from .fallbacks import CheckoutGate, forget_cart, load_cart, note_fallback, resilient, save_cart
+from .schemas import CART_ID_PATTERN
 
 CART_COOKIE = "cart_id"
-_CART_ID = re.compile(r"[a-f0-9]{32}")
+_CART_ID = re.compile(CART_ID_PATTERN)
 
 
 def shop() -> Shop:
