@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import select
 import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +24,7 @@ from ..catalog import PRODUCTS
 from ..domain import CartLine, Order, OrderStatus, StaleOrder
 from ..errors import DependencyUnavailable
 from ..resilience import Deadline, Timeouts
+from ..watchdog import WATCHDOG
 
 DEPENDENCY = "database"
 
@@ -84,13 +84,14 @@ def translate_pg(exc: BaseException) -> DependencyUnavailable | None:
 
 
 class _SocketGuard:
-    """Shuts a connection's socket down if the guarded block outlives its time."""
+    """Shuts a connection's socket down if the guarded block outlives its time (armed on
+    the process's one watchdog thread, not a timer thread per transaction)."""
 
     def __init__(self, conn: psycopg.Connection[Any], seconds: float) -> None:
         self._conn = conn
+        self._seconds = seconds
         self.fired = False
-        self._timer = threading.Timer(seconds, self._sever)
-        self._timer.daemon = True
+        self._token: int | None = None
 
     def _sever(self) -> None:
         self.fired = True
@@ -103,11 +104,12 @@ class _SocketGuard:
             return
 
     def __enter__(self) -> _SocketGuard:
-        self._timer.start()
+        self._token = WATCHDOG.arm(self._seconds, self._sever)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
+        if self._token is not None:
+            WATCHDOG.disarm(self._token)
 
 
 def check_idle_socket(conn: psycopg.Connection[Any]) -> None:
