@@ -50,7 +50,7 @@ from loadtests.classify import (  # noqa: E402
     classify,
 )
 from loadtests.shapes import PROFILES, Ticker  # noqa: E402
-from loadtests.timeline import Timeline, TimelineReportInvalid  # noqa: E402
+from loadtests.timeline import FRESH_FILE, Timeline, TimelineReportInvalid  # noqa: E402
 
 FALLBACK_SKUS = ["LAMP-001", "TOWL-001", "BOTL-001", "CHAIR-001", "SUNS-001"]
 # The share of journeys that go through the HTML storefront rather than the JSON API.
@@ -118,7 +118,7 @@ def _init(environment: Environment, **_: Any) -> None:
     if not isinstance(environment.runner, WorkerRunner):
         run_dir.mkdir(parents=True, exist_ok=True)
         for stale in (*run_dir.glob("evidence-*.jsonl"), run_dir / "timeline.jsonl",
-                      run_dir / "live.jsonl"):
+                      run_dir / "live.jsonl", run_dir / FRESH_FILE):
             stale.unlink(missing_ok=True)
         (run_dir / "stop").unlink(missing_ok=True)
 
@@ -182,7 +182,8 @@ def _start_sampling(environment: Environment, **_: Any) -> None:
             timeline = environment.cc_timeline  # type: ignore[attr-defined]
             if runner is not None:
                 timeline.set_users(runner.user_count)
-            timeline.flush_live(live, lag_seconds=JUDGING_LAG + (2 if distributed else 0))
+            late = 2 if distributed else 0  # workers report each second
+            timeline.flush_live(live, lag_seconds=JUDGING_LAG + late, fresh_lag=1 + late)
             gevent.sleep(0.5)
 
     environment.cc_sampler = gevent.spawn(sample_users)  # type: ignore[attr-defined]

@@ -23,6 +23,10 @@ BUCKETS_MS = (5, 10, 25, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 1500, 
               5000, 7500, 10000, 30000, 10**9)
 
 
+# Beside the live file: the complete seconds not yet final, replaced as they come.
+FRESH_FILE = "fresh.json"
+
+
 def bucket_of(ms: float) -> int:
     """The histogram bucket (its upper edge in ms) that a latency falls in."""
     for edge in BUCKETS_MS:
@@ -183,16 +187,21 @@ class Timeline:
         self.reclassed.clear()
         self.reclassed_checkouts.clear()
 
-    def rows(self, until: int | None = None) -> list[dict[str, Any]]:
-        """One row per second from the first up to `until` (exclusive) or the last."""
+    def rows(self, until: int | None = None, since: int | None = None) -> list[dict[str, Any]]:
+        """One row per second from the first (or `since`) up to `until` (exclusive) or the
+        last. Only the seconds asked for are computed: the live file asks for a few each
+        half second, not the whole run again."""
         if self.reclassed or self.reclassed_checkouts:
             self.apply_own_reclasses()
         seconds = set(self.counts) | set(self.users)
         if not seconds:
             return []
         first, last = min(seconds), max(seconds) if until is None else until - 1
-        rows, users = [], 0
-        for second in range(first, last + 1):
+        start = first if since is None else max(first, since)
+        earlier = [s for s in self.users if s < start]
+        users = self.users[max(earlier)] if earlier else 0
+        rows = []
+        for second in range(start, last + 1):
             users = self.users.get(second, users)
             rows.append(self._row(second, first, users))
         return rows
@@ -215,16 +224,24 @@ class Timeline:
             row[key] = {str(edge): n for edge, n in sorted(hist.items())}
         return row
 
-    def flush_live(self, path: Path, lag_seconds: int, now: float | None = None) -> int:
-        """Append the seconds that can no longer change (older than now - lag) to path."""
-        until = int(now if now is not None else time.time()) - lag_seconds
-        rows = [r for r in self.rows(until=until)
-                if self._flushed_upto is None or r["ts"] >= self._flushed_upto]
+    def flush_live(self, path: Path, lag_seconds: int, now: float | None = None,
+                   fresh_lag: int | None = None) -> int:
+        """Append the seconds that can no longer change (older than now - lag) to path.
+        With `fresh_lag`, the newer seconds that are complete but may still be judged again
+        (a page's banner) are written beside it (`fresh.json`, replaced each time): a run
+        may plan on them, and judges only the final ones."""
+        moment = int(now if now is not None else time.time())
+        rows = self.rows(until=moment - lag_seconds, since=self._flushed_upto)
         if rows:
             with path.open("a") as out:
                 for row in rows:
                     out.write(json.dumps(row) + "\n")
             self._flushed_upto = rows[-1]["ts"] + 1
+        if fresh_lag is not None and self._flushed_upto is not None:
+            fresh = self.rows(until=moment - fresh_lag, since=self._flushed_upto)
+            spare = path.with_name(FRESH_FILE + ".tmp")
+            spare.write_text(json.dumps(fresh))
+            spare.replace(path.with_name(FRESH_FILE))
         return len(rows)
 
     def write(self, path: Path) -> None:

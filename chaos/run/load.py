@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from loadtests.classify import CLASSES
 from loadtests.run import LoadPlan
+from loadtests.timeline import FRESH_FILE, read_timeline
 
 from ..errors import HarnessError
 from .journal import Live
@@ -19,9 +20,11 @@ from .safety import record_process
 
 
 class Load(Protocol):
-    """What the runner needs of a load generator."""
+    """What the runner needs of a load generator: `rows` are final (judged), `fresh` the
+    complete seconds after them that may still be judged again (planned on only)."""
 
     rows: list[dict[str, Any]]
+    fresh: list[dict[str, Any]]
 
     def start(self) -> None: ...
 
@@ -43,6 +46,7 @@ class LoadProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._offset = 0
         self.rows: list[dict[str, Any]] = []
+        self.fresh: list[dict[str, Any]] = []
 
     def start(self) -> None:
         """Start Locust (bounded by its own -t)."""
@@ -70,7 +74,16 @@ class LoadProcess:
         self._offset += len(complete.encode())
         new = [json.loads(line) for line in complete.splitlines() if line.strip()]
         self.rows.extend(new)
+        self._read_fresh()
         return new
+
+    def _read_fresh(self) -> None:
+        try:
+            fresh = json.loads((self.plan.run_dir / FRESH_FILE).read_text())
+        except (FileNotFoundError, ValueError):
+            fresh = []  # not written yet (or being replaced: the next read has it)
+        last = self.rows[-1]["ts"] if self.rows else None
+        self.fresh = [r for r in fresh if last is None or r["ts"] > last]
 
     def stop(self, graceful: float = 20.0) -> None:
         """Ask the load shape to end (users finish their journeys, every answer recorded),
@@ -90,6 +103,14 @@ class LoadProcess:
                 continue
         self._pid_path.unlink(missing_ok=True)
         self.poll()
+        # Locust writes the whole timeline as it quits, every late judgement in it: the
+        # run is judged on that, so it need not wait for the live file to catch up.
+        final = self.plan.run_dir / "timeline.jsonl"
+        if final.exists():
+            whole = read_timeline(final)
+            if whole:
+                self.rows = whole
+        self.fresh = []
 
 
 class Feed:
@@ -106,8 +127,14 @@ class Feed:
 
     @property
     def rows(self) -> list[dict[str, Any]]:
-        """Every second read so far."""
+        """Every final second read so far: what phases are judged on."""
         return self.load.rows
+
+    @property
+    def latest(self) -> list[dict[str, Any]]:
+        """The final seconds and the fresh ones after them: what a run plans on (when a
+        window is over, whether the shop has recovered), never what it judges by."""
+        return self.load.rows + self.load.fresh if self.load.fresh else self.load.rows
 
     def tick(self) -> list[dict[str, Any]]:
         """Read new timeline rows, update the view; the load must still be running."""
@@ -116,17 +143,21 @@ class Feed:
             for key in CLASSES:
                 self._live.totals[key] = self._live.totals.get(key, 0) + row.get(key, 0)
             self._live.last_row = row
+        if self.load.fresh:
+            self._live.last_row = self.load.fresh[-1]
         self._notify(self._live)
         if not self.load.alive and not new:
             raise HarnessError(f"the load generator stopped early; see {self._hint}")
         return new
 
     def wait_rows_until(self, until: float, margin: float = 15.0) -> None:
-        """Wait until the timeline has rows up to `until` (bounded by a margin)."""
+        """Wait until the timeline has rows, fresh ones included, up to `until` (bounded
+        by a margin)."""
         deadline = until + margin
         while time.time() < deadline:
             self.tick()
-            if self.rows and self.rows[-1]["ts"] + 1 >= until:
+            latest = self.latest
+            if latest and latest[-1]["ts"] + 1 >= until:
                 return
             time.sleep(self.poll_interval)
         raise HarnessError(f"the load timeline stopped arriving; see {self._hint}")

@@ -59,7 +59,7 @@ def wait_recovered(feed: Feed, since: float, recovery: Recovery) -> float | None
     recovered_at: float | None = None
     while time.time() < deadline and recovered_at is None:
         feed.tick()
-        recovered_at = recovered_from(feed.rows, since, recovery)
+        recovered_at = recovered_from(feed.latest, since, recovery)
         feed.pause()
     return None if recovered_at is None else round(max(0.0, recovered_at - since), 2)
 

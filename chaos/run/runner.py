@@ -34,7 +34,7 @@ from .journal import Journal, Live, RunResult
 from .judge import communication, judge_phase
 from .load import Feed, Load, LoadProcess
 from .method import FaultDriver, Method, stack_drivers, sweep
-from .recovery import recovery_hypotheses, wait_cleared, wait_recovered
+from .recovery import recovered_from, recovery_hypotheses, wait_cleared, wait_recovered
 from .safety import Interrupted, interruptible, kill_leftover_load, run_lock, signals_held
 
 
@@ -251,10 +251,14 @@ class Runner:
         with self.journal.step("steady-state-before", "steady state before the method"):
             feed.wait_rows_until(before.end)
             self.result.windows["baseline"] = before
-            held = judge_phase("baseline", exp.steady_state.hypotheses, before, feed.rows,
+            # Judged on the seconds as they stand now, to decide whether to go on; the
+            # verdict is the judgement of the final seconds (a page's banner may still be
+            # judged again), made once the load has stopped.
+            held = judge_phase("baseline", exp.steady_state.hypotheses, before, feed.latest,
                                self._evidence())
-            self.result.results.extend(held)
+            self._late.append(("baseline", list(exp.steady_state.hypotheses), before))
             if not all(r.held for r in held):
+                self.result.results.extend(held)
                 failed = ", ".join(f"{r.name} ({_fmt(r.value)}, wanted {r.tolerance})"
                                    for r in held if not r.held)
                 raise SteadyStateNotMet(
@@ -296,15 +300,15 @@ class Runner:
         cleared_at = wait_cleared(feed, self.c.status, exp.targets(), t_r,
                                   t_r + exp.recovery.clear_within)
         recovered_at = None if result.recovery_time is None else t_r + result.recovery_time
-        start = max(time.time(), (recovered_at or t_r + exp.recovery.deadline) + 1,
-                    (cleared_at or 0.0) + 1)
+        # The window starts when the shop was back and said so, however late the harness
+        # learnt it: the seconds it covers may already be in.
+        start = max((recovered_at or t_r + exp.recovery.deadline) + 1,
+                    (cleared_at if cleared_at is not None else time.time()) + 1)
         after = Window("after", start, start + exp.steady_state.duration)
         feed.wait_rows_until(after.end)
         result.windows["after"] = after
-        result.results.extend(judge_phase(
-            "recovery", [h.model_copy(update={"name": f"after: {h.name}"})
-                         for h in exp.steady_state.hypotheses], after, feed.rows,
-            self._evidence()))
+        self._late.append(("recovery", [h.model_copy(update={"name": f"after: {h.name}"})
+                                        for h in exp.steady_state.hypotheses], after))
         return {"recovery_time": result.recovery_time, "last_rollback": t_r}
 
     def _stop_load(self) -> None:
@@ -320,7 +324,13 @@ class Runner:
         """The fault and recovery phases, judged once the load has stopped: a hang counts
         when its shopper gives up, after the fault, and the status samples of the whole
         run are in."""
-        rows, evidence = self.result.rows, self._evidence()
+        rows = self.result.rows
+        t_r = self.method.last_rollback
+        if self.result.recovery_time is not None and t_r is not None:
+            # Planned on the fresh seconds; judged on the final ones.
+            back = recovered_from(rows, t_r, self.experiment.recovery)
+            self.result.recovery_time = None if back is None else round(max(0.0, back - t_r), 2)
+        evidence = self._evidence()
         for phase, hypotheses, window in self._late:
             self.result.results.extend(judge_phase(phase, hypotheses, window, rows, evidence))
         self._late = []

@@ -55,6 +55,7 @@ class FakeLoad:
     def __init__(self, per_second: int = 10, classes: dict[str, int] | None = None,
                  sigterm_when: Callable[[], bool] | None = None) -> None:
         self.rows: list[dict[str, Any]] = []
+        self.fresh: list[dict[str, Any]] = []  # this fake's seconds are final at once
         self._per_second = per_second
         self._classes = classes
         self._next = int(time.time()) - 1
@@ -185,6 +186,31 @@ def test_a_failing_steady_state_injects_nothing(tmp_path: Path) -> None:
     result, toxic, down = run(EXPERIMENT, FakeLoad(classes={"graceful_error": 10}), tmp_path)
     assert result.verdict == "failed" and "no fault was injected" in result.reason
     assert not toxic.log and not down.log
+
+
+class LateJudgedLoad(FakeLoad):
+    """Every second arrives fresh first; when the load stops, the final timeline has the
+    baseline's answers judged again as ungraceful (a page's banner, judged late)."""
+
+    def poll(self) -> list[dict[str, Any]]:
+        super().poll()
+        self.fresh, self.rows = self.fresh + self.rows, []
+        return []
+
+    def stop(self) -> None:
+        super().stop()
+        final = [dict(r) for r in self.fresh]
+        for row in final[:3]:
+            row.update(ok=0, checkout_ok=0, ungraceful=row["requests"],
+                       checkout_ungraceful=row["requests"])
+        self.rows, self.fresh = final, []
+
+
+def test_the_verdict_is_made_on_the_final_seconds_not_the_fresh_ones(tmp_path: Path) -> None:
+    result, toxic, _ = run(EXPERIMENT, LateJudgedLoad(), tmp_path)
+    assert toxic.log  # the fresh seconds held: the method ran
+    assert result.verdict == "failed", result.reason
+    assert "baseline: checkouts succeed" in result.reason
 
 
 class Rows:

@@ -123,6 +123,20 @@ def test_live_timeline_appends_only_finished_seconds_once(tmp_path: Path) -> Non
     assert written[0]["hist"] == {"5": 1, "50": 1} and written[1]["hist"] == {"750": 1}
 
 
+def test_the_seconds_not_yet_final_are_written_fresh_beside_the_live_file(
+        tmp_path: Path) -> None:
+    timeline, live = Timeline(), tmp_path / "live.jsonl"
+    for at in (100.1, 101.2, 102.3, 103.4):
+        timeline.record("ok", 5, now=at)
+    timeline.set_users(7, now=100.0)
+    assert timeline.flush_live(live, lag_seconds=3, now=104.0, fresh_lag=1) == 1
+    fresh = json.loads((tmp_path / "fresh.json").read_text())
+    assert [r["ts"] for r in fresh] == [101, 102]  # 103 is not over at 104.0 - 1
+    assert all(r["users"] == 7 for r in fresh)  # carried from before the fresh seconds
+    assert timeline.flush_live(live, lag_seconds=3, now=106.0, fresh_lag=1) == 2
+    assert [r["ts"] for r in json.loads((tmp_path / "fresh.json").read_text())] == [103, 104]
+
+
 def test_histogram_percentiles_are_bucket_edges() -> None:
     hist = {"50": 90, "500": 9, "5000": 1}
     assert histogram_percentile(hist, 0.5) == 50.0
