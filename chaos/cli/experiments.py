@@ -62,9 +62,12 @@ def run(experiment: str, out: Path | None, manage_stack: bool, shop_text: str | 
 @click.option("--manage-stack", is_flag=True)
 @click.option("--shop", "shop_text", default=None, help=SHOP_HELP)
 @click.option("--observe", is_flag=True, help=OBSERVE_HELP)
+@click.option("--lanes", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="Run the experiments over this many stacks in parallel, each on its own "
+                   "free loopback ports (1: the stack of `make up`).")
 @friendly
 def gate(tags: tuple[str, ...], names: tuple[str, ...], time_scale: float, out: Path | None,
-         manage_stack: bool, shop_text: str | None, observe: bool) -> None:
+         manage_stack: bool, shop_text: str | None, observe: bool, lanes: int) -> None:
     """Run the catalog as a CI gate: one JUnit file and one summary; exit 1 if any failed."""
     from ..experiment import catalog
     from ..session import managed_stack, run_gate
@@ -76,6 +79,14 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], time_scale: float, out: 
         raise HarnessError(f"no experiment matches tag {', '.join(tags) or '(any)'} and "
                            f"name {', '.join(names) or '(any)'}: see `checkout-chaos list`")
     out = report_dir(out, "gate")
+    if lanes > 1 and len(chosen) > 1:
+        from ..lanes import run_lanes
+
+        if observe:
+            raise HarnessError("--observe watches one stack: use it with --lanes 1")
+        code = run_lanes(chosen, out, lanes, time_scale, shop_text, say)
+        console.print(f"gate: {out / 'summary.md'}  junit: {out / 'junit.xml'}")
+        sys.exit(code)
     with managed_stack(env_stack(), manage_stack, say) as stack:
         if observe:
             stack.observe()

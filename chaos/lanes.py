@@ -1,0 +1,198 @@
+"""The gate in parallel lanes: the catalog split over N stacks, each on its own free
+loopback ports and run folder, each running its share one experiment after another.
+
+A lane is a `checkout-chaos gate` child process with its own stack (brought up and down by
+it), so every run keeps its own signal handling, run lock and rollback. The experiments
+are dealt longest first onto the lane with the least planned time. The parent relays each
+lane's per-experiment lines as they come, a progress line every few seconds, forwards
+Ctrl-C and SIGTERM to the lanes (each rolls its faults back), then merges the reports:
+every experiment's folder under the gate's, one JUnit file, one summary, in catalog order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from .experiment import Experiment
+from .report import gate_markdown, write_junit
+from .session import Progress, gate_line
+from .stack import PROJECT_ROOT, Ports
+
+# A lane's per-experiment line, as `gate_line` prints it.
+_GATE_LINE = re.compile(r"^\s*\d+/\d+ \S+\s+(passed|failed|aborted|error)\b")
+_PROGRESS_LINE = re.compile(r"^\[(?P<phase>[a-z-]+)\] ~(?P<left>\d+)s left")
+PROGRESS_EVERY = 10.0
+
+
+@dataclass(slots=True)
+class Lane:
+    """One child gate: its experiments, report folder, log and process."""
+
+    index: int
+    chosen: list[tuple[Path, Experiment]] = field(default_factory=list)
+    out: Path = Path(".")
+    log: Path = Path(".")
+    proc: subprocess.Popen[bytes] | None = None
+    offset: int = 0
+    current: str = ""
+    last_progress: str = ""
+
+    @property
+    def planned(self) -> float:
+        """Seconds its experiments plan to take."""
+        return sum(e.planned_seconds() for _, e in self.chosen)
+
+
+def deal(chosen: Sequence[tuple[Path, Experiment]], lanes: int,
+         time_scale: float) -> list[Lane]:
+    """Longest first, each onto the lane with the least planned time so far; empty lanes
+    dropped. Within a lane, experiments keep the catalog's order."""
+    order = {path: i for i, (path, _) in enumerate(chosen)}
+    dealt = [Lane(i) for i in range(max(1, lanes))]
+    for path, experiment in sorted(chosen, key=lambda pe: -pe[1].scaled(time_scale)
+                                   .planned_seconds()):
+        lane = min(dealt, key=lambda lane: sum(e.scaled(time_scale).planned_seconds()
+                                               for _, e in lane.chosen))
+        lane.chosen.append((path, experiment))
+    for lane in dealt:
+        lane.chosen.sort(key=lambda pe: order[pe[0]])
+    return [lane for lane in dealt if lane.chosen]
+
+
+def lane_env(index: int) -> dict[str, str]:
+    """The environment of a lane: its own run folder and free loopback ports."""
+    env = dict(os.environ)
+    env["CC_RUN_DIR"] = str(PROJECT_ROOT / ".run" / "lanes" / str(index))
+    for name, port in asdict(Ports.free()).items():
+        env[f"CC_{name.upper()}_PORT"] = str(port)
+    return env
+
+
+def lane_command(lane: Lane, time_scale: float, shop: str | None) -> list[str]:
+    """The child gate of a lane (it manages its own stack)."""
+    cmd = [sys.executable, "-m", "chaos.cli", "gate", "--manage-stack", "--lanes", "1",
+           "--time-scale", str(time_scale), "--out", str(lane.out)]
+    for path, _ in lane.chosen:
+        cmd += ["--name", path.stem]
+    if shop:
+        cmd += ["--shop", shop]
+    return cmd
+
+
+def run_lanes(chosen: Sequence[tuple[Path, Experiment]], out: Path, lanes: int,
+              time_scale: float, shop: str | None, progress: Progress) -> int:
+    """Every chosen experiment over `lanes` parallel stacks; the merged reports in `out`;
+    the gate's exit code (the worst run's, 2 when an experiment has no result)."""
+    dealt = deal(chosen, lanes, time_scale)
+    work = out / "lanes"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    started = time.monotonic()
+    progress(f"{len(chosen)} experiments over {len(dealt)} lanes, each its own stack")
+    for lane in dealt:
+        lane.out, lane.log = work / str(lane.index), work / f"{lane.index}.log"
+        with lane.log.open("wb") as log:
+            lane.proc = subprocess.Popen(
+                lane_command(lane, time_scale, shop), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env=lane_env(lane.index), cwd=PROJECT_ROOT,
+                start_new_session=True)  # a signal reaches a lane once: from here
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        for lane in dealt:
+            if lane.proc is not None and lane.proc.poll() is None:
+                lane.proc.send_signal(signal.SIGTERM)
+        progress("stopping every lane (each rolls its faults back)")
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _follow(dealt, progress)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return _merge(chosen, dealt, out, time.monotonic() - started, progress)
+
+
+def _follow(dealt: list[Lane], progress: Progress) -> None:
+    """Relay each lane's lines until every lane has ended."""
+    said = time.monotonic()
+    while True:
+        running = [lane for lane in dealt if lane.proc and lane.proc.poll() is None]
+        for lane in dealt:
+            _relay(lane, progress)
+        if not running:
+            return
+        if time.monotonic() - said >= PROGRESS_EVERY:
+            said = time.monotonic()
+            progress("  " + " | ".join(f"lane {lane.index}: {lane.current or '-'} "
+                                      f"{lane.last_progress}" for lane in running))
+        time.sleep(0.5)
+
+
+def _relay(lane: Lane, progress: Progress) -> None:
+    try:
+        with lane.log.open("rb") as log:
+            log.seek(lane.offset)
+            chunk = log.read()
+    except FileNotFoundError:
+        return
+    complete = chunk[: chunk.rfind(b"\n") + 1]
+    lane.offset += len(complete)
+    for line in complete.decode(errors="replace").splitlines():
+        text = line.strip()
+        progress_line = _PROGRESS_LINE.match(text)
+        if progress_line:
+            lane.last_progress = (f"[{progress_line['phase']}] "
+                                  f"~{progress_line['left']}s left")
+        elif re.match(r"^\d+/\d+ \S+$", text):
+            lane.current = text.split()[1]
+        elif _GATE_LINE.match(text) or text.startswith(("error:", "unexpected error:")):
+            progress(f"lane {lane.index} {text}")
+
+
+def _merge(chosen: Sequence[tuple[Path, Experiment]], dealt: list[Lane], out: Path,
+           seconds: float, progress: Progress) -> int:
+    """Each experiment's folder under `out`, one JUnit file and one summary in catalog
+    order, a line per experiment and the total."""
+    lane_of = {path.stem: lane for lane in dealt for path, _ in lane.chosen}
+    suites: list[ET.Element] = []
+    summaries: list[str] = []
+    verdicts: list[str] = []
+    exit_code = max((lane.proc.returncode or 0 for lane in dealt if lane.proc), default=0)
+    for index, (path, _) in enumerate(chosen, 1):
+        source = lane_of[path.stem].out / path.stem
+        target = out / path.stem
+        journal = source / "journal.json"
+        if not journal.exists():
+            progress(gate_line(index, len(chosen), path.stem, "not run", 0, 0))
+            verdicts.append("not run")
+            exit_code = max(exit_code, 2)
+            continue
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.move(str(source), str(target))
+        ran = json.loads((target / "journal.json").read_text())
+        verdicts.append(ran["verdict"])
+        progress(gate_line(index, len(chosen), path.stem, ran["verdict"], ran["score"],
+                           ran["ended"] - ran["started"]))
+        if (target / "junit.xml").exists():
+            suites.extend(ET.parse(target / "junit.xml").getroot().iter("testsuite"))
+        if (target / "summary.md").exists():
+            summaries.append((target / "summary.md").read_text())
+    write_junit(suites, out / "junit.xml")
+    (out / "summary.md").write_text(gate_markdown(summaries))
+    others = len(verdicts) - verdicts.count("passed")
+    progress(f"gate: {verdicts.count('passed')} of {len(verdicts)} passed"
+             f"{f' ({others} failed, aborted, errored or not run)' if others else ''}, "
+             f"{seconds // 60:.0f} min {seconds % 60:.0f} s over {len(dealt)} lanes")
+    return exit_code
