@@ -6,7 +6,8 @@ CLI := $(VENV)/bin/checkout-chaos
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup up down status observe grafana dashboards load chaos gate compare matrix proof mutants \
+.PHONY: help setup up down status observe grafana dashboards load load-worker chaos gate smoke compare matrix \
+	proof mutants \
 	bench profile test test-unit lint clean
 
 help: ## List the targets
@@ -37,10 +38,16 @@ PROFILE ?= steady
 USERS ?= 20
 DURATION ?= 60s
 PROCESSES ?= 1
-load: setup ## Shopping load on the running stack: PROFILE=steady|ramp|labor-day USERS= DURATION= PROCESSES= UI=1
+MASTER_PORT ?= 5557
+load: setup ## Shopping load on the running stack: PROFILE=steady|ramp|labor-day USERS= DURATION= PROCESSES= UI=1 WORKERS_EXPECT=N
 	@$(CLI) load --profile "$(PROFILE)" --users "$(USERS)" --duration "$(DURATION)" \
 		--processes "$(PROCESSES)" $(if $(UI),--ui,) $(if $(SPAWN_RATE),--spawn-rate "$(SPAWN_RATE)",) \
-		$(if $(DAY_MINUTES),--day-minutes "$(DAY_MINUTES)",)
+		$(if $(DAY_MINUTES),--day-minutes "$(DAY_MINUTES)",) \
+		$(if $(WORKERS_EXPECT),--workers-expect "$(WORKERS_EXPECT)" --master-port "$(MASTER_PORT)",)
+
+MASTER ?= 127.0.0.1
+load-worker: setup ## One Locust worker for `make load WORKERS_EXPECT=N` (MASTER=host MASTER_PORT=5557)
+	@$(CLI) load-worker --master-host "$(MASTER)" --master-port "$(MASTER_PORT)"
 
 EXPERIMENT ?= labor-day-payments-brownout
 chaos: setup ## Run one experiment (default the flagship; EXPERIMENT=name): stack up if needed, report, stack down
@@ -49,9 +56,14 @@ chaos: setup ## Run one experiment (default the flagship; EXPERIMENT=name): stac
 TAG ?=
 TIME_SCALE ?= 0.4
 SHOP ?=
-gate: setup ## The whole catalog as a CI gate (short durations; TAG= to filter; SHOP=fragile): JUnit + summary
+LANES ?= 3
+gate: setup ## The whole catalog as a CI gate over LANES=3 parallel stacks (TAG=, SHOP=fragile): JUnit + summary
 	@$(CLI) gate --manage-stack --time-scale "$(TIME_SCALE)" $(if $(TAG),--tag "$(TAG)",) \
-		$(if $(SHOP),--shop "$(SHOP)",) --out reports/gate$(if $(SHOP),-$(SHOP),)
+		--lanes "$(LANES)" $(if $(SHOP),--shop "$(SHOP)",) --out reports/gate$(if $(SHOP),-$(SHOP),)
+
+smoke: setup ## The pull-request gate: one experiment per dependency and fault class (tag smoke)
+	@$(CLI) gate --manage-stack --time-scale "$(TIME_SCALE)" --tag smoke --lanes "$(LANES)" \
+		$(if $(SHOP),--shop "$(SHOP)",) --out reports/smoke$(if $(SHOP),-$(SHOP),)
 
 compare: setup ## Each dependency hard down, resilient vs fragile shop, side by side (table + chart)
 	-@$(CLI) gate --manage-stack --time-scale "$(TIME_SCALE)" --tag hard-down --out reports/compare/resilient

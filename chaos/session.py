@@ -66,7 +66,9 @@ class Ran:
 
 
 def run_experiment(name: str, stack: Stack, out: Path, view_for: ViewFor,
-                   time_scale: float = 1.0, shop: ShopProfile | None = None) -> Ran:
+                   time_scale: float = 1.0, shop: ShopProfile | None = None,
+                   workers_expect: int = 0, master_port: int = 5557,
+                   workers_wait: float = 120.0) -> Ran:
     """Run one experiment (a catalog name or a file) against the stack, with the live view
     and the harness's metrics, and write its reports."""
     path, experiment = load_experiment(name)
@@ -75,8 +77,9 @@ def run_experiment(name: str, stack: Stack, out: Path, view_for: ViewFor,
         experiment = experiment.model_copy(update={"shop": shop})
     with view_for(path.stem) as view:
         observers: list[RunObserver] = [ViewObserver(view), *stack_observers(stack)]
-        result = Runner.on_stack(experiment, str(path), stack, out,
-                                 observers=observers).run()
+        result = Runner.on_stack(experiment, str(path), stack, out, observers=observers,
+                                 workers_expect=workers_expect, master_port=master_port,
+                                 workers_wait=workers_wait).run()
     return Ran(result, write_reports(result, path.stem))
 
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
+import re
 import sys
 import time
 import uuid
@@ -49,6 +49,7 @@ from loadtests.classify import (  # noqa: E402
     Verdict,
     classify,
 )
+from loadtests.evidence import Evidence, EvidenceInvalid, valid_evidence  # noqa: E402
 from loadtests.shapes import PROFILES, Ticker  # noqa: E402
 from loadtests.timeline import FRESH_FILE, Timeline, TimelineReportInvalid  # noqa: E402
 
@@ -88,26 +89,6 @@ def _options(parser: Any) -> None:
                         help="Share of checkouts made with a card that is declined")
 
 
-class Evidence:
-    """This process's evidence file: one JSON line per checkout attempt."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self._path = run_dir / f"evidence-{os.getpid()}.jsonl"
-        self._file: Any = None
-
-    def write(self, **fields: Any) -> None:
-        """Append one line (opened on first use, line-buffered: one write per line)."""
-        if self._file is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self._path.open("a", buffering=1)
-        self._file.write(json.dumps(fields) + "\n")
-
-    def close(self) -> None:
-        """Close the file."""
-        if self._file is not None:
-            self._file.close()
-
-
 @events.init.add_listener
 def _init(environment: Environment, **_: Any) -> None:
     options = environment.parsed_options
@@ -118,7 +99,7 @@ def _init(environment: Environment, **_: Any) -> None:
     if not isinstance(environment.runner, WorkerRunner):
         run_dir.mkdir(parents=True, exist_ok=True)
         for stale in (*run_dir.glob("evidence-*.jsonl"), run_dir / "timeline.jsonl",
-                      run_dir / "live.jsonl", run_dir / FRESH_FILE):
+                      run_dir / "live.jsonl", run_dir / FRESH_FILE, run_dir / "workers.json"):
             stale.unlink(missing_ok=True)
         (run_dir / "stop").unlink(missing_ok=True)
 
@@ -128,6 +109,7 @@ def _send_timeline(client_id: str, data: dict[str, Any]) -> None:
     environment = _environment()
     if environment is not None:
         data["cc_timeline"] = environment.cc_timeline.drain()  # type: ignore[attr-defined]
+        data["cc_evidence"] = environment.cc_evidence.drain()  # type: ignore[attr-defined]
 
 
 @events.worker_report.add_listener
@@ -142,9 +124,13 @@ def _merge_timeline(client_id: str, data: dict[str, Any]) -> None:
         logging.warning("timeline report from unknown client %r refused", client_id)
         return
     try:
+        evidence = valid_evidence(data.get("cc_evidence", []))
         environment.cc_timeline.merge(data.get("cc_timeline", {}))  # type: ignore[attr-defined]
-    except TimelineReportInvalid as exc:
-        logging.warning("timeline report from %s refused: %s", client_id, exc)
+    except (TimelineReportInvalid, EvidenceInvalid) as exc:
+        logging.warning("report from %s refused: %s", client_id, exc)
+        return
+    environment.cc_evidence.flush(  # type: ignore[attr-defined]
+        re.sub(r"[^A-Za-z0-9_.-]", "_", client_id), evidence)
 
 
 _ENVIRONMENT: list[Environment] = []
@@ -184,6 +170,11 @@ def _start_sampling(environment: Environment, **_: Any) -> None:
                 timeline.set_users(runner.user_count)
             late = 2 if distributed else 0  # workers report each second
             timeline.flush_live(live, lag_seconds=JUDGING_LAG + late, fresh_lag=1 + late)
+            environment.cc_evidence.flush()  # type: ignore[attr-defined]
+            if runner is not None and not isinstance(runner, locust.runners.LocalRunner):
+                workers = len(getattr(runner, "clients", {}))
+                (environment.cc_run_dir / "workers.json").write_text(  # type: ignore[attr-defined]
+                    json.dumps({"connected": workers, "at": time.time()}))
             gevent.sleep(0.5)
 
     environment.cc_sampler = gevent.spawn(sample_users)  # type: ignore[attr-defined]
@@ -191,8 +182,8 @@ def _start_sampling(environment: Environment, **_: Any) -> None:
 
 @events.quitting.add_listener
 def _write_outputs(environment: Environment, **_: Any) -> None:
-    environment.cc_evidence.close()  # type: ignore[attr-defined]
     if not isinstance(environment.runner, WorkerRunner):
+        environment.cc_evidence.flush()  # type: ignore[attr-defined]
         environment.cc_timeline.write(environment.cc_run_dir / "timeline.jsonl")  # type: ignore[attr-defined]
 
 

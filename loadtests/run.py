@@ -57,6 +57,11 @@ class LoadPlan:
     # whether the last users stay until the run time is up.
     shape_seconds: int | None = None
     hold: bool = False
+    # Distributed: this process is only the master; the users run in `workers_expect`
+    # workers started elsewhere (`worker_command`), and nothing starts before they report.
+    workers_expect: int = 0
+    master_port: int = 5557
+    workers_wait: int = 120
 
     def command(self, python: str = sys.executable) -> list[str]:
         """The locust command line."""
@@ -74,7 +79,12 @@ class LoadPlan:
             cmd += ["--shape-seconds", str(self.shape_seconds)]
         if self.hold:
             cmd += ["--hold"]
-        if self.processes > 1:
+        if self.workers_expect:
+            cmd += ["--master", "--master-bind-host", "127.0.0.1",
+                    "--master-bind-port", str(self.master_port),
+                    "--expect-workers", str(self.workers_expect),
+                    "--expect-workers-max-wait", str(self.workers_wait)]
+        elif self.processes > 1:
             # The master takes its workers' reports on loopback only: a peer on the network
             # must not be able to join as a worker and forge the verdict's timeline.
             cmd += ["--processes", str(self.processes), "--master-bind-host", "127.0.0.1"]
@@ -85,9 +95,24 @@ class LoadPlan:
         return cmd
 
 
+def worker_command(master_host: str, master_port: int, run_dir: Path,
+                   python: str = sys.executable) -> list[str]:
+    """One load worker (on this host or another): it runs users and sends its timeline and
+    evidence to the master; `run_dir` only holds its own log."""
+    return [python, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+            "--master-host", master_host, "--master-port", str(master_port),
+            "--run-dir", str(run_dir)]
+
+
 def plan(host: str, profile: str, users: str, duration: str, processes: str, run_dir: Path,
-         spawn_rate: str = "", ui: bool = False, day_minutes: str = "") -> LoadPlan:
+         spawn_rate: str = "", ui: bool = False, day_minutes: str = "",
+         workers_expect: int = 0, master_port: int = 5557) -> LoadPlan:
     """Validate every input; LoadInputError says what to fix."""
+    if workers_expect < 0 or (workers_expect and processes.strip() not in ("", "1")):
+        raise LoadInputError("WORKERS_EXPECT runs the users in workers started apart: use it "
+                             "with PROCESSES=1 (and a whole number of at least 1)")
+    if not 0 < master_port < 65536:
+        raise LoadInputError(f"MASTER_PORT must be a port number, got {master_port}")
     if profile not in PROFILES:
         raise LoadInputError(f"PROFILE {profile!r} is unknown: use one of {', '.join(PROFILES)}")
     if not users.strip().isdigit() or int(users) < 1:
@@ -105,7 +130,7 @@ def plan(host: str, profile: str, users: str, duration: str, processes: str, run
     if not re.match(r"^https?://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/?$", host):
         raise LoadInputError(f"HOST {host!r} must be a loopback URL such as http://127.0.0.1:8000")
     return LoadPlan(host.rstrip("/"), profile, int(users), rate, seconds, int(processes),
-                    run_dir, ui, day)
+                    run_dir, ui, day, workers_expect=workers_expect, master_port=master_port)
 
 
 def check_host(host: str) -> None:
@@ -165,7 +190,7 @@ def summarise(run_dir: Path) -> LoadSummary:
 def run(load: LoadPlan) -> int:
     """Run locust as a child process (bounded by -t and a hard timeout); its exit code."""
     load.run_dir.mkdir(parents=True, exist_ok=True)
-    hard_limit = load.duration + 60
+    hard_limit = load.duration + 60 + (load.workers_wait if load.workers_expect else 0)
     try:
         return subprocess.run(load.command(), timeout=hard_limit).returncode
     except subprocess.TimeoutExpired:

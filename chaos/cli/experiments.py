@@ -32,9 +32,16 @@ from .common import (
               help="Bring the stack up if it is down, and down again afterwards.")
 @click.option("--shop", "shop_text", default=None, help=SHOP_HELP)
 @click.option("--observe", is_flag=True, help=OBSERVE_HELP)
+@click.option("--workers-expect", type=click.IntRange(min=0), default=0,
+              help="Run the load's users on this many Locust workers started apart "
+                   "(`make load-worker`); nothing is judged until they all report.")
+@click.option("--master-port", type=click.IntRange(1, 65535), default=5557, show_default=True,
+              help="The port the Locust master takes its workers on (loopback).")
+@click.option("--workers-wait", type=click.FloatRange(1, 3600), default=120.0, show_default=True,
+              help="Seconds to wait for the workers before refusing to run.")
 @friendly
 def run(experiment: str, out: Path | None, manage_stack: bool, shop_text: str | None,
-        observe: bool) -> None:
+        observe: bool, workers_expect: int, master_port: int, workers_wait: float) -> None:
     """Run one experiment (a file or a catalog name). Exit 0 held, 1 failed, 2 not run."""
     from ..experiment import load_experiment
     from ..session import managed_stack, run_experiment
@@ -45,7 +52,9 @@ def run(experiment: str, out: Path | None, manage_stack: bool, shop_text: str | 
     with managed_stack(env_stack(), manage_stack, say) as stack:
         if observe:
             stack.observe()
-        ran = run_experiment(str(path), stack, out, view_for, shop=shop)
+        ran = run_experiment(str(path), stack, out, view_for, shop=shop,
+                             workers_expect=workers_expect, master_port=master_port,
+                             workers_wait=workers_wait)
     Console().print(Markdown(ran.paths["summary"].read_text()))
     console.print(f"report: {ran.paths['html']}\njunit:  {ran.paths['junit']}")
     if ran.result.exit_code == 2:

@@ -3,6 +3,7 @@ resiliency matrix, the catalog."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 from ..errors import HarnessError
-from ..stack import StackConfig
+from ..stack import PROJECT_ROOT, StackConfig
 from ..vocabulary import STATUS_NAME
 from .common import (
     SHOP_HELP,
@@ -68,28 +69,61 @@ def outage(dependency: str, checkouts: int, out: Path | None, manage_stack: bool
 @click.option("--ui", is_flag=True, help="Locust's web UI instead of headless.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run folder (default reports/load-<time>).")
+@click.option("--workers-expect", type=click.IntRange(min=0), default=0,
+              help="Be only the master: wait for this many workers (`make load-worker`, "
+                   "on this host or others) and run the users on them.")
+@click.option("--master-port", type=click.IntRange(1, 65535), default=5557, show_default=True,
+              help="The port the master takes its workers on (loopback).")
 @friendly
 def load(profile: str, users: str, duration: str, processes: str, spawn_rate: str,
-         day_minutes: str, host: str | None, ui: bool, out: Path | None) -> None:
+         day_minutes: str, host: str | None, ui: bool, out: Path | None,
+         workers_expect: int, master_port: int) -> None:
     """Labor Day-scale shopping load with Locust; exit 1 if any answer was ungraceful."""
     from loadtests import run as load_run
 
     out = report_dir(out, "load")
     try:
         plan = load_run.plan(host or StackConfig.from_env().shop_url, profile, users, duration,
-                             processes, out, spawn_rate, ui, day_minutes)
+                             processes, out, spawn_rate, ui, day_minutes,
+                             workers_expect=workers_expect, master_port=master_port)
         load_run.check_host(plan.host)
     except load_run.LoadInputError as exc:
         raise HarnessError(str(exc)) from exc
     console.print(f"load: {plan.profile}, {plan.users} users, {plan.duration}s, "
                   f"{plan.processes} process(es) -> {out}")
+    if workers_expect:
+        console.print(f"waiting up to {plan.workers_wait} s for {workers_expect} worker(s); "
+                      "start each with:\n  " + " ".join(load_run.worker_command(
+                          "127.0.0.1", master_port, Path("reports/load-worker"))))
     code = load_run.run(plan)
+    if workers_expect and not (out / "timeline.jsonl").exists():
+        raise HarnessError(f"not all {workers_expect} workers connected within "
+                           f"{plan.workers_wait} s, so no load ran and nothing was judged")
     if not (out / "timeline.jsonl").exists():
         raise HarnessError(f"locust wrote no timeline (exit code {code}); see its output above")
     summary = load_run.summarise(out)
     Console().print(Markdown(summary.table()))
     console.print(f"timeline: {out / 'timeline.jsonl'}  locust report: {out / 'locust.html'}")
     sys.exit(1 if summary.ungraceful or code not in (0,) else 0)
+
+
+@main.command("load-worker")
+@click.option("--master-host", default="127.0.0.1", show_default=True,
+              help="The master's address (loopback here; another load host's elsewhere).")
+@click.option("--master-port", type=click.IntRange(1, 65535), default=5557, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for this worker's own log (default reports/load-worker).")
+@friendly
+def load_worker(master_host: str, master_port: int, out: Path | None) -> None:
+    """One Locust worker for `load --workers-expect N` or `run --workers-expect N`: it runs
+    users and sends its timeline and evidence to the master; it quits when the master does."""
+    from loadtests import run as load_run
+
+    out = out or PROJECT_ROOT / "reports" / "load-worker"
+    out.mkdir(parents=True, exist_ok=True)
+    console.print(f"worker for the master at {master_host}:{master_port} (Ctrl-C to stop)")
+    code = subprocess.run(load_run.worker_command(master_host, master_port, out)).returncode
+    sys.exit(code)
 
 
 @main.command()

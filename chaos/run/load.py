@@ -47,6 +47,7 @@ class LoadProcess:
         self._offset = 0
         self.rows: list[dict[str, Any]] = []
         self.fresh: list[dict[str, Any]] = []
+        self.workers: int | None = None  # distributed: workers connected, as the master says
 
     def start(self) -> None:
         """Start Locust (bounded by its own -t)."""
@@ -75,6 +76,12 @@ class LoadProcess:
         new = [json.loads(line) for line in complete.splitlines() if line.strip()]
         self.rows.extend(new)
         self._read_fresh()
+        if self.plan.workers_expect:
+            try:
+                said = json.loads((self.plan.run_dir / "workers.json").read_text())
+                self.workers = int(said["connected"])
+            except (FileNotFoundError, ValueError, KeyError, TypeError):
+                pass  # not written yet (or being written): the next read has it
         return new
 
     def _read_fresh(self) -> None:
@@ -165,3 +172,19 @@ class Feed:
     def pause(self) -> None:
         """Between two reads."""
         time.sleep(self.poll_interval)
+
+    def wait_workers(self, expected: int, seconds: float, hint: str) -> float:
+        """Distributed load: wait until `expected` workers report to the master (nothing is
+        judged before); the seconds it took, or HarnessError naming the worker command."""
+        started = time.time()
+        while time.time() < started + seconds:
+            self.load.poll()
+            if (getattr(self.load, "workers", None) or 0) >= expected:
+                return round(time.time() - started, 2)
+            if not self.load.alive:
+                break
+            self._notify(self._live)
+            time.sleep(self.poll_interval)
+        found = getattr(self.load, "workers", None) or 0
+        raise HarnessError(f"{found} of {expected} load workers reported within {seconds:.0f} s,"
+                           f" so nothing was judged; start each with: {hint}")

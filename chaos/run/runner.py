@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from loadtests.run import LoadPlan
+from loadtests.run import LoadPlan, worker_command
 
 from ..audit import read_evidence, run_audit
 from ..errors import FaultError, HarnessError
@@ -36,6 +36,9 @@ from .load import Feed, Load, LoadProcess
 from .method import FaultDriver, Method, stack_drivers, sweep
 from .recovery import recovered_from, recovery_hypotheses, wait_cleared, wait_recovered
 from .safety import Interrupted, interruptible, kill_leftover_load, run_lock, signals_held
+
+# Seconds a distributed run waits for its workers before it refuses to go on.
+WORKERS_WAIT = 120.0
 
 
 class SteadyStateNotMet(HarnessError):
@@ -82,10 +85,15 @@ class Collaborators:
     audit_once: Callable[[float], AuditOnce]  # run start -> one audit of the evidence
     observers: Sequence[RunObserver] = field(default_factory=tuple)
     run_dir: Path = Path(".")
+    # Distributed load: the users run in this many workers started apart (0: Locust here).
+    workers_expect: int = 0
+    master_port: int = 5557
+    workers_wait: float = WORKERS_WAIT
 
     @classmethod
-    def for_stack(cls, stack: Stack, out_dir: Path,
-                  observers: Sequence[RunObserver] = ()) -> Collaborators:
+    def for_stack(cls, stack: Stack, out_dir: Path, observers: Sequence[RunObserver] = (),
+                  workers_expect: int = 0, master_port: int = 5557,
+                  workers_wait: float = WORKERS_WAIT) -> Collaborators:
         """The real thing: the stack's Toxiproxy and the services' fault endpoints, Locust,
         the shop (restarted through the stack when the experiment wants other safeguards)."""
         config, injector = stack.config, stack.faults
@@ -108,7 +116,9 @@ class Collaborators:
                    shop=shop,
                    profile=SafeguardSwitch(shop, stack.restart_shop),
                    status=StatusPoller(config.shop_url), start_load=start_load,
-                   audit_once=audit_once, observers=tuple(observers), run_dir=config.run_dir)
+                   audit_once=audit_once, observers=tuple(observers), run_dir=config.run_dir,
+                   workers_expect=workers_expect, master_port=master_port,
+                   workers_wait=workers_wait)
 
 
 def stack_preflight(config: StackConfig, injector: FaultInjector, shop: ShopClient,
@@ -158,10 +168,12 @@ class Runner:
 
     @classmethod
     def on_stack(cls, experiment: Experiment, source: str, stack: Stack, out_dir: Path,
-                 observers: Sequence[RunObserver] = ()) -> Runner:
+                 observers: Sequence[RunObserver] = (), workers_expect: int = 0,
+                 master_port: int = 5557, workers_wait: float = WORKERS_WAIT) -> Runner:
         """A run against a running stack."""
         return cls(experiment, source, out_dir,
-                   Collaborators.for_stack(stack, out_dir, observers))
+                   Collaborators.for_stack(stack, out_dir, observers, workers_expect,
+                                           master_port, workers_wait))
 
     # ---- the run --------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -234,8 +246,17 @@ class Runner:
             LoadPlan(self.c.shop.base_url, exp.load.profile, exp.load.users,
                      exp.load.spawn_rate, int(exp.load_seconds()) + 1, exp.load.processes,
                      self.out_dir / "load", storefront_share=exp.load.storefront_share,
-                     shape_seconds=int(exp.planned_seconds()) + 1, hold=True))
+                     shape_seconds=int(exp.planned_seconds()) + 1, hold=True,
+                     workers_expect=self.c.workers_expect, master_port=self.c.master_port,
+                     workers_wait=int(self.c.workers_wait) + 1))
         self.feed = Feed(load, self.live, self._notify, self.out_dir / "locust.log")
+        if self.c.workers_expect:
+            with self.journal.step("preflight", f"wait for {self.c.workers_expect} load "
+                                   "workers to report") as entry:
+                hint = " ".join(worker_command("127.0.0.1", self.c.master_port,
+                                               Path("reports/load-worker")))
+                entry.output = {"waited": self.feed.wait_workers(
+                    self.c.workers_expect, self.c.workers_wait, hint)}
         self.c.status.start()
         if any(h.probe == "shop_metric_rate" for h in exp.all_hypotheses()):
             self.shop_metrics = MetricsPoller(f"{self.c.shop.base_url}/metrics")

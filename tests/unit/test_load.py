@@ -175,3 +175,47 @@ def test_the_load_outlasts_the_longest_recovery_an_experiment_may_wait_for() -> 
         worst = max(e.recovery.deadline + e.recovery.window + 3, e.recovery.clear_within)
         assert e.load_seconds() >= after_rollback + worst + 1 + e.steady_state.duration + 5
         assert e.planned_seconds() < e.load_seconds()  # the shape itself is unchanged
+
+
+def test_a_master_for_workers_started_apart_waits_for_them_on_loopback() -> None:
+    cmd = plan("http://127.0.0.1:8000", "steady", "50", "2m", "1", Path("/tmp/x"),
+               workers_expect=2, master_port=6123).command()
+    assert "--master" in cmd and "--processes" not in cmd
+    assert cmd[cmd.index("--expect-workers") + 1] == "2"
+    assert cmd[cmd.index("--master-bind-host") + 1] == "127.0.0.1"
+    assert cmd[cmd.index("--master-bind-port") + 1] == "6123"
+    with pytest.raises(LoadInputError, match="WORKERS_EXPECT"):
+        plan("http://127.0.0.1:8000", "steady", "50", "2m", "2", Path("/tmp/x"),
+             workers_expect=2)
+
+
+def test_evidence_is_written_in_batches_and_a_workers_travels_whole(tmp_path: Path) -> None:
+    from loadtests.evidence import Evidence
+
+    local = Evidence(tmp_path)
+    for n in range(3):
+        local.write(idempotency_key=f"k{n}", status=201)
+    assert not list(tmp_path.glob("evidence-*.jsonl"))  # nothing written per checkout
+    assert local.flush() == 3 and local.flush() == 0
+    worker = Evidence(tmp_path / "worker")
+    worker.write(idempotency_key="w1", status=503)
+    sent = worker.drain()  # what the worker's report carries
+    assert worker.drain() == [] and not (tmp_path / "worker").exists()
+    assert local.flush("host-a_1f", sent) == 1
+    written = sorted(p.name for p in tmp_path.glob("evidence-*.jsonl"))
+    assert len(written) == 2 and "evidence-host-a_1f.jsonl" in written
+
+
+@pytest.mark.parametrize("forged", [
+    {"idempotency_key": "k"},  # not a list
+    [{"status": 201}],  # no key
+    [{"idempotency_key": 7}],
+    [{"idempotency_key": "k", "order_id": {"nested": 1}}],
+    ["a line"],
+])
+def test_a_forged_workers_evidence_is_refused_whole(forged: object) -> None:
+    from loadtests.evidence import EvidenceInvalid, valid_evidence
+
+    with pytest.raises(EvidenceInvalid):
+        valid_evidence(forged)
+    assert valid_evidence([{"idempotency_key": "k", "status": 201, "charged": None}])
