@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from rich.markup import escape
+
 from .experiment import Experiment
 from .report import gate_markdown, write_junit
 from .session import Progress, gate_line
@@ -136,7 +138,7 @@ def _follow(dealt: list[Lane], progress: Progress) -> None:
         if time.monotonic() - said >= PROGRESS_EVERY:
             said = time.monotonic()
             progress("  " + " | ".join(f"lane {lane.index}: {lane.current or '-'} "
-                                      f"{lane.last_progress}" for lane in running))
+                                      f"{escape(lane.last_progress)}" for lane in running))
         time.sleep(0.5)
 
 
@@ -158,7 +160,7 @@ def _relay(lane: Lane, progress: Progress) -> None:
         elif re.match(r"^\d+/\d+ \S+$", text):
             lane.current = text.split()[1]
         elif _GATE_LINE.match(text) or text.startswith(("error:", "unexpected error:")):
-            progress(f"lane {lane.index} {text}")
+            progress(f"lane {lane.index} {escape(text)}")
 
 
 def _merge(chosen: Sequence[tuple[Path, Experiment]], dealt: list[Lane], out: Path,

@@ -64,7 +64,7 @@ def _alarm(count: int) -> str:
 def _line(live: Live) -> str:
     row = live.last_row
     left = max(0.0, live.planned - (time.time() - live.started))
-    return (f"[{live.phase}] ~{left:.0f}s left · {row.get('requests', 0)} req/s · "
+    return (f"\\[{live.phase}] ~{left:.0f}s left · {row.get('requests', 0)} req/s · "
             f"ok {live.totals.get('ok', 0)} graceful {live.totals.get('graceful_error', 0)} "
             f"ungraceful {live.totals.get('ungraceful', 0)} false decline "
             f"{live.totals.get('false_decline', 0)} · faults: "

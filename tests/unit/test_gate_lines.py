@@ -3,11 +3,15 @@ smoke set, and how its lanes are dealt."""
 
 from __future__ import annotations
 
+import json
+import xml.etree.ElementTree as ET
 from collections import Counter
+from pathlib import Path
 from types import SimpleNamespace
 
 from chaos.experiment import catalog
-from chaos.lanes import deal
+from chaos.lanes import Lane, _merge, _relay, deal
+from chaos.report import write_junit
 from chaos.session import GateOutcome, gate_line, gate_total
 from chaos.vocabulary import TARGETS
 
@@ -54,3 +58,46 @@ def test_lanes_get_the_longest_first_and_keep_catalog_order() -> None:
     longest = max(e.scaled(0.4).planned_seconds() for _, e in experiments)
     assert max(planned) - min(planned) <= longest
     assert len(deal(experiments[:2], 3, 0.4)) == 2  # no empty lane
+
+
+def test_lanes_reports_merge_in_catalog_order_and_a_missing_run_is_not_passed(
+        tmp_path: Path) -> None:
+    experiments = catalog()[:3]
+    lanes = deal(experiments, 2, 0.4)
+    for lane in lanes:
+        lane.out = tmp_path / "lanes" / str(lane.index)
+        lane.proc = SimpleNamespace(returncode=0)  # type: ignore[assignment]
+    ran = [p.stem for p, _ in experiments][:2]  # the third never ran (its lane was killed)
+    for lane in lanes:
+        for path, _ in lane.chosen:
+            if path.stem not in ran:
+                continue
+            folder = lane.out / path.stem
+            folder.mkdir(parents=True)
+            (folder / "journal.json").write_text(json.dumps(
+                {"verdict": "passed", "score": 100, "started": 0.0, "ended": 30.0}))
+            (folder / "summary.md").write_text(f"## {path.stem}\n")
+            write_junit([ET.Element("testsuite", name=path.stem, tests="1")],
+                        folder / "junit.xml")
+    said: list[str] = []
+    code = _merge(experiments, lanes, tmp_path, 90.0, said.append)
+    assert code == 2  # an experiment without a result is not a pass
+    assert [line.split()[1] for line in said[:3]] == [p.stem for p, _ in experiments]
+    assert "not run" in said[2] and said[-1].startswith("gate: 2 of 3 passed")
+    suites = ET.parse(tmp_path / "junit.xml").getroot().findall("testsuite")
+    assert [s.get("name") for s in suites] == ran
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.index(ran[0]) < summary.index(ran[1])
+    assert (tmp_path / ran[0] / "journal.json").exists()  # moved under the gate's folder
+
+
+def test_a_lanes_progress_is_relayed_without_its_markup_eaten(tmp_path: Path) -> None:
+    lane = Lane(0, log=tmp_path / "0.log")
+    lane.log.write_text("1/2 inventory-flaky\n[method] ~12s left · 9 req/s\n"
+                        "  1/2 inventory-flaky                          passed   100   0:30.0\n"
+                        "half a line")
+    said: list[str] = []
+    _relay(lane, said.append)
+    assert lane.current == "inventory-flaky" and lane.last_progress == "[method] ~12s left"
+    assert said == ["lane 0 1/2 inventory-flaky                          passed   100   0:30.0"]
+    assert lane.offset < len(lane.log.read_bytes())  # the half line waits for its end
