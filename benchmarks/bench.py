@@ -296,16 +296,19 @@ def bandwidth(stack: Stack, report: Report) -> None:
 
 
 def locust(stack: Stack, user: str, users: int, seconds: int, out: Path,
-           host: str | None = None) -> tuple[dict[str, Any], float]:
+           host: str | None = None, wrap: list[str] | None = None,
+           root: Path = PROJECT_ROOT) -> tuple[dict[str, Any], float]:
     """A headless Locust run of one user class from benchmarks/locust_bench.py: its
-    aggregate figures and the CPU seconds Locust used."""
+    aggregate figures and the CPU seconds Locust used (`wrap`: a command it runs under,
+    such as a profiler)."""
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "locust", "-f", str(HERE / "locust_bench.py"), user,
+    cmd = [*(wrap or []), sys.executable, "-m", "locust", "-f",
+           str(root / "benchmarks" / "locust_bench.py"), user,
            "--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds}s",
            "--host", host or stack.config.shop_url, "--run-dir", str(out),
            "--json-file", str(out / "locust"), "--stop-timeout", "5", "--loglevel", "WARNING"]
-    _, _, cpu = run_counted(cmd, seconds + 60, cwd=PROJECT_ROOT,
-                            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    _, _, cpu = run_counted(cmd, seconds + 60, cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root)})
     stats = json.loads((out / "locust.json").read_text())
     requests = sum(entry["num_requests"] for entry in stats)
     failures = sum(entry["num_failures"] for entry in stats)
@@ -621,11 +624,87 @@ def cli_env(stack: Stack) -> dict[str, str]:
     return env
 
 
+# ---- before and after -------------------------------------------------------------------------
+# The commit the figures changed from (issue 15's start); BENCH_BEFORE=<rev> for another.
+BEFORE = os.environ.get("BENCH_BEFORE", "0600bb2")
+
+
+def code_at(rev: str, into: Path) -> Path | None:
+    """The shop, services, load generator and harness as they were at `rev` (None: this
+    clone does not have it, e.g. a shallow CI clone)."""
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(PROJECT_ROOT), "archive", rev, "demo_shop",
+                              "loadtests", "chaos", "benchmarks"], capture_output=True)
+    if archive.returncode != 0:
+        return None
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
+
+
+def journey_costs(root: Path, users: int, seconds: int, scratch: Path) -> dict[str, Any]:
+    """On a stack running the code under `root`: checkout journeys at a fixed load (rate,
+    p95, CPU per journey of every process, Locust's own included) and Locust's requests per
+    CPU-second on the no-op route (its user classes as that code has them)."""
+    with own_stack(root) as stack:
+        noop, noop_cpu = locust(stack, "NoopFast", 32, seconds, scratch / "noop", root=root)
+        before = process_cpu(stack)
+        figures, locust_cpu = locust(stack, "Buyer", users, seconds * 2, scratch / "buy",
+                                     root=root)
+        after = process_cpu(stack)
+    cpu = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    cpu["locust"] = locust_cpu
+    journeys = max(figures["checkouts"], 1)
+    return {**figures, "per_journey_ms": {k: v / journeys * 1000 for k, v in cpu.items()},
+            "noop_per_cpu_s": noop["requests"] / noop_cpu if noop_cpu else 0.0}
+
+
+def before_after(report: Report, scratch: Path) -> None:
+    """10: the base commit's shop and load generator against this code's, each on its own
+    stack, alternated in this one run: checkout rate and p95 at the same load, CPU per
+    checkout journey per process, Locust's no-op requests per CPU-second."""
+    old = code_at(BEFORE, scratch / "before")
+    if old is None:
+        report.add("10 Before/after", f"against {BEFORE}", "not measured: this clone does not "
+                   "have that commit (fetch it, or BENCH_BEFORE=<rev>)")
+        return
+    users, seconds, rounds = (30, 6, 1) if QUICK else (60, 8, 2)
+    runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+    for index in range(rounds):
+        for name, root in (("before", old), ("after", PROJECT_ROOT)):
+            runs[name].append(journey_costs(root, users, seconds,
+                                            scratch / f"ba-{name}-{index}"))
+            last = runs[name][-1]
+            print(f"    {name} #{index + 1}: {last['checkouts_per_s']:.1f} checkouts/s, p95 "
+                  f"{last['p95_ms']:.0f} ms, shop {last['per_journey_ms'].get('shop', 0):.1f} "
+                  f"ms, locust {last['per_journey_ms']['locust']:.1f} ms per journey",
+                  flush=True)
+    report.data["before_after"] = {"rev": BEFORE, **runs}
+
+    def med(name: str, pick: Callable[[dict[str, Any]], float]) -> float:
+        return statistics.median(pick(r) for r in runs[name])
+
+    how = (f"{users} Buyer users {seconds * 2} s on a stack of each code, {rounds} round(s) "
+           f"alternated, medians; before = {BEFORE}")
+    for figure, pick, unit in (
+        ("checkouts/s at the same load", lambda r: r["checkouts_per_s"], ""),
+        ("p95 of the journeys' requests", lambda r: r["p95_ms"], " ms"),
+        ("shop CPU per checkout journey", lambda r: r["per_journey_ms"].get("shop", 0.0), " ms"),
+        ("Locust CPU per checkout journey", lambda r: r["per_journey_ms"]["locust"], " ms"),
+        ("all processes' CPU per checkout journey",
+         lambda r: sum(r["per_journey_ms"].values()), " ms"),
+        ("Locust requests per CPU-second, no-op route", lambda r: r["noop_per_cpu_s"], ""),
+    ):
+        b, a = med("before", pick), med("after", pick)
+        report.add("10 Before/after", figure,
+                   f"before {b:.1f}{unit}, after {a:.1f}{unit} (after/before "
+                   f"{a / b if b else float('nan'):.2f})", how)
+
+
 @contextlib.contextmanager
-def own_stack() -> Iterator[Stack]:
+def own_stack(code_root: Path = PROJECT_ROOT) -> Iterator[Stack]:
     run_dir = PROJECT_ROOT / ".run" / f"bench-{uuid.uuid4().hex[:6]}"
     stack = Stack(StackConfig(run_dir=run_dir, ports=Ports.free(), shop_workers=3,
-                              shop_threads=8), progress=lambda m: None)
+                              shop_threads=8, code_root=code_root), progress=lambda m: None)
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -665,6 +744,9 @@ def main() -> int:
                     continue
                 print(f"[{time.monotonic() - started:5.0f}s] {name}", flush=True)
                 section(stack)
+        if not only or "before-after" in only:
+            print(f"[{time.monotonic() - started:5.0f}s] before-after", flush=True)
+            before_after(report, scratch)
     except KeyboardInterrupt:
         print("interrupted: the stack was stopped", file=sys.stderr)
         return 130

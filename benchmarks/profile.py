@@ -1,8 +1,9 @@
 """`make profile`: where the shop's CPU goes during checkout journeys.
 
 Starts its own stack, runs py-spy on every gunicorn worker of the shop while Locust drives
-checkout journeys (benchmarks/locust_bench.py Buyer), and writes reports/profile/shop.svg
-(a flame graph) and shop.txt (the functions where most samples were, self and total).
+checkout journeys (benchmarks/locust_bench.py Buyer), and on Locust itself, and writes
+reports/profile/shop.svg (a flame graph), shop.txt and locust.txt (the functions where most
+samples were, self and total).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def summary(collapsed: Path, top: int = 25) -> str:
     lines += ["", "total %  function (file), this project's code only"]
     ours = [(f, c) for f, c in total.most_common() if any(
         part in f for part in ("demo_shop", "checkout.py", "api.py", "metrics.py", "app.py",
-                               "orders.py", "requestlog.py", "resilience.py", "observe.py"))]
+                               "orders.py", "requestlog.py", "resilience.py", "observe.py",
+                               "locustfile.py", "classify.py", "pages.py", "timeline.py",
+                               "banner.py", "locust_bench.py"))]
     lines += [f"{100 * c / samples:5.1f}  {f}" for f, c in ours[:top]]
     return "\n".join(lines) + "\n"
 
@@ -63,15 +66,22 @@ def main() -> int:
              str(SECONDS), "--rate", "200", "--format", fmt, "--output", str(path),
              "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for fmt, path in (("raw", raw), ("flamegraph", OUT / "shop.svg"))]
-        figures, _ = locust(stack, "Buyer", 40, SECONDS, scratch / "load")
+        # The load generator is profiled in the same run: what a journey costs inside
+        # Locust (classifying, parsing pages, the timeline, the evidence, the status watch).
+        load_raw = OUT / "locust.collapsed"
+        figures, _ = locust(stack, "Buyer", 40, SECONDS, scratch / "load", wrap=[
+            spy, "record", "--rate", "200", "--format", "raw", "--output", str(load_raw),
+            "--nonblocking", "--"])
         for recorder in recorders:
             recorder.wait(timeout=120)
     shutil.rmtree(scratch, ignore_errors=True)
-    text = (f"{figures['checkouts']} checkouts, {figures['rps']:.0f} req/s, p95 "
-            f"{figures['p95_ms']:.0f} ms\n" + summary(raw))
-    (OUT / "shop.txt").write_text(text)
-    print(text)
-    print(f"flame graph: {OUT / 'shop.svg'}")
+    head = (f"{figures['checkouts']} checkouts, {figures['rps']:.0f} req/s, p95 "
+            f"{figures['p95_ms']:.0f} ms\n")
+    for name, collapsed in (("shop", raw), ("locust", load_raw)):
+        text = head + summary(collapsed)
+        (OUT / f"{name}.txt").write_text(text)
+        print(f"== {name}\n{text}")
+    print(f"flame graph: {OUT / 'shop.svg'}; summaries: {OUT}/shop.txt, {OUT}/locust.txt")
     return 0
 
 
