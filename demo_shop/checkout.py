@@ -370,22 +370,22 @@ class _Checkout:
                                   exc: DependencyUnavailable) -> Charge | None:
         """The charge (hold and capture in one call) failed. Its answer lost, or resuming
         an unknown payment, the money may have moved: go on with a capture the processor
-        shows; when the processor cannot be asked, the order stays unknown and the shopper
-        hears exactly that — never "not charged (yet)". Otherwise nothing moved: the
-        payment is taken later (None) when the fallback is on — a hold found stays, the
-        later payment reuses it by key — else a hold is voided and the order fails."""
+        shows. Otherwise the payment is taken later (None) when the fallback is on — a
+        hold found stays, the later payment reuses the same key, which finds any capture
+        made meanwhile — else a hold is voided and the order fails, "not charged" only when
+        the processor said so; when it could not be asked, the order stays unknown."""
         answered, found = True, None
         if isinstance(exc, OutcomeUnknown) or self.resuming:
             answered, found = self._lookup(charge_key)
         if found is not None and found.status == "captured":
             return found
-        if not answered:
-            self._still_unknown(order, exc.dependency)
         if not self.resuming and self._may_take_payment_later():
             order.charge_id = found.charge_id if found is not None else None
             return None
         if found is not None and found.status == "authorized":
             self._void_quietly(found.charge_id)
+        if not answered:
+            self._still_unknown(order, exc.dependency)
         self._fail(order, exc.dependency, charged=False)
 
     def _may_take_payment_later(self) -> bool:
