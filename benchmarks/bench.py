@@ -244,8 +244,8 @@ def fault_precision(stack: Stack, report: Report) -> None:
             report.add("2 Fault precision",
                        f"latency {latency} ms ± {jitter} ms: added to the whole checkout",
                        f"median {ms(statistics.median(whole))}, p99 {ms(pct(whole, 0.99))} "
-                       f"(n={checkouts})", "POST /api/checkout: it calls payments once "
-                       "(the hold and the capture in one call)")
+                       f"(n={checkouts})", "POST /api/checkout: it calls payments twice "
+                       "(authorize, capture)")
     shopper.close()
     bandwidth(stack, report)
 

@@ -79,7 +79,6 @@ class PaymentsPort(Protocol):
     def authorize(
         self, idempotency_key: str, order_id: str, amount_cents: int,
         card: dict[str, Any], deadline: Deadline, merchant_initiated: bool = False,
-        capture: bool = False,
     ) -> Charge: ...
     def capture(self, charge_id: str, deadline: Deadline) -> Charge: ...
     def void(self, charge_id: str, deadline: Deadline) -> Charge: ...
@@ -291,11 +290,8 @@ class _Checkout:
         deps, work = self.deps, self.work
         charge_key = f"{order.order_id}:{order.attempt}"
         try:
-            # The order row exists, so the money may move in the same call as the hold: one
-            # round trip to the processor, not two. A lost answer may have taken the money;
-            # what settles it is the processor's record, found by the same key.
             charge = deps.payments.authorize(
-                charge_key, order.order_id, order.total_cents, card, work, capture=True
+                charge_key, order.order_id, order.total_cents, card, work
             )
         except PaymentDeclined:
             self._release(order)
@@ -368,12 +364,11 @@ class _Checkout:
 
     def _settle_authorize_failure(self, order: Order, charge_key: str,
                                   exc: DependencyUnavailable) -> Charge | None:
-        """The charge (hold and capture in one call) failed. Its answer lost, or resuming
-        an unknown payment, the money may have moved: go on with a capture the processor
-        shows. Otherwise the payment is taken later (None) when the fallback is on — a
-        hold found stays, the later payment reuses the same key, which finds any capture
-        made meanwhile — else a hold is voided and the order fails, "not charged" only when
-        the processor said so; when it could not be asked, the order stays unknown."""
+        """Authorize failed. On a fresh attempt only a hold can exist, and a hold moves no
+        money: the payment is taken later (None) when the fallback is on — a hold found
+        stays, the later payment reuses it by key — else the hold is voided and the order
+        fails. When resuming an unknown payment an earlier capture may exist: go on with it
+        if the processor shows it, keep the order unknown if the processor cannot be asked."""
         answered, found = True, None
         if isinstance(exc, OutcomeUnknown) or self.resuming:
             answered, found = self._lookup(charge_key)
@@ -384,7 +379,7 @@ class _Checkout:
             return None
         if found is not None and found.status == "authorized":
             self._void_quietly(found.charge_id)
-        if not answered:
+        if self.resuming and not answered:
             self._still_unknown(order, exc.dependency)
         self._fail(order, exc.dependency, charged=False)
 

@@ -169,8 +169,7 @@ class Reconciler:
         try:
             if charge is None:
                 charge = deps.payments.authorize(key, order.order_id, order.total_cents, card,
-                                                 Deadline(2.0), merchant_initiated=True,
-                                                 capture=True)
+                                                 Deadline(2.0), merchant_initiated=True)
             if charge.status != "captured":
                 charge = deps.payments.capture(charge.charge_id, Deadline(2.0))
         except PaymentDeclined:

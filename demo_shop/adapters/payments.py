@@ -51,15 +51,13 @@ class PaymentsClient(DependencyClient):
         card: dict[str, Any],
         deadline: Deadline,
         merchant_initiated: bool = False,
-        capture: bool = False,
     ) -> Charge:
-        """Place a hold for amount on card — with `capture`, take the money in the same
-        call; the same key never charges twice. merchant_initiated: a payment the shop
-        takes later with a stored card (no CVC)."""
+        """Place a hold for amount on card; the same key never authorizes twice.
+        merchant_initiated: a payment the shop takes later with a stored card (no CVC)."""
         body = self._call(
             "authorize", "POST", "/v1/charges", deadline,
             json={"order_id": order_id, "amount_cents": amount_cents, "currency": "usd",
-                  "card": card, "capture": capture, "merchant_initiated": merchant_initiated},
+                  "card": card, "capture": False, "merchant_initiated": merchant_initiated},
             headers={"Idempotency-Key": idempotency_key},
         )
         return charge_from_json(body)

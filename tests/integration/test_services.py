@@ -190,25 +190,3 @@ def test_a_stored_card_is_charged_without_cvc_only_when_merchant_initiated(tmp_p
                     json=body).status_code == 400
     assert app.post("/v1/charges", headers={"Idempotency-Key": "k1"},
                     json={**body, "merchant_initiated": True}).status_code == 201
-
-
-def test_a_charge_taken_in_one_call_has_its_answer_lost_and_replayed_lost_but_found(
-        tmp_path) -> None:
-    """The `capture_lost` fault strikes wherever money moves: the answer to a charge that
-    captured in one call is lost, and so is its replay; the processor's record shows it."""
-    from demo_shop.upstreams import payments
-
-    client = payments.create_app({"DB_PATH": str(tmp_path / "p.sqlite3"), "PROCESSING_MS": 0,
-                                  "PROCESSING_JITTER_MS": 0,
-                                  "FINGERPRINT_KEY": "k" * 32,
-                                  "SERVICE_ADMIN": True}).test_client()
-    assert client.post("/_admin/faults", json={"capture_lost": {"rate": 1}}).status_code == 200
-    body = {"order_id": "o1", "amount_cents": 500, "card": GOOD_CARD, "capture": True}
-    first = client.post("/v1/charges", headers={"Idempotency-Key": "k1"}, json=body)
-    again = client.post("/v1/charges", headers={"Idempotency-Key": "k1"}, json=body)
-    assert (first.status_code, again.status_code) == (500, 500)
-    found = client.get("/v1/charges", query_string={"idempotency_key": "k1"}).get_json()
-    assert [c["status"] for c in found["charges"]] == ["captured"]
-    held = client.post("/v1/charges", headers={"Idempotency-Key": "k2"},
-                       json={**body, "order_id": "o2", "capture": False})
-    assert held.status_code == 201  # a hold alone moves no money: its answer arrives

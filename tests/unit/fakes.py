@@ -160,28 +160,15 @@ class FakePayments:
         return next(k for k, c in self.charges.items() if c.charge_id == charge_id)
 
     def authorize(self, key: str, order_id: str, amount: int, card: dict[str, Any],
-                  deadline: Deadline, merchant_initiated: bool = False,
-                  capture: bool = False) -> Charge:
-        """A hold, or with `capture` the hold and the capture in one call; a failure set for
-        "capture" then strikes between the two (after it, with
-        `capture_happens_before_failure`)."""
+                  deadline: Deadline, merchant_initiated: bool = False) -> Charge:
         self.calls.append("authorize")
         self.cards.append(dict(card))
         if "authorize" in self.fail_on:  # a processor that is down cannot decline
             raise self.fail_on["authorize"]
         if card.get("number") == "4000000000000002":
             raise PaymentDeclined("card_declined")
-        failure = self.fail_on.get("capture") if capture else None
-        if failure is not None and not isinstance(failure, OutcomeUnknown):
-            raise failure  # not sent: nothing was made
         if key not in self.charges:
             self.charges[key] = Charge(f"ch_{next(self.ids)}", "authorized", amount, key, order_id)
-        if capture and self.charges[key].status == "authorized":
-            if failure is not None:  # the answer lost: a hold made, or the money taken too
-                if self.capture_happens_before_failure:
-                    self._charge(key, status="captured")
-                raise failure
-            return self._charge(key, status="captured")
         return self.charges[key]
 
     def capture(self, charge_id: str, deadline: Deadline) -> Charge:
