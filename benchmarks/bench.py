@@ -321,7 +321,7 @@ def locust(stack: Stack, user: str, users: int, seconds: int, out: Path,
 
 def process_cpu(stack: Stack) -> dict[str, float]:
     """CPU seconds so far of each stack process with its workers."""
-    return {p.name: tree_cpu(p.pid) for p in stack._load()}
+    return {p.name: tree_cpu(p.pid) for p in stack.processes()}
 
 
 def capacity(stack: Stack, report: Report, scratch: Path) -> None:
@@ -492,7 +492,8 @@ def communicate(stack: Stack) -> tuple[list[float], list[float]]:
             back = time.monotonic()
             if took is not None:
                 told.append(took)
-            if wait_until(lambda b=back: confirmed_at[0] > b, 60, 0.02) is not None:
+            if wait_until(lambda b=back: bool(confirmed_at[0] > b), 60,  # type: ignore[misc]
+                          0.02) is not None:
                 recovered.append(confirmed_at[0] - back)
     finally:
         stop.set()

@@ -59,7 +59,7 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="cc-profile-"))
     with own_stack() as stack:
-        shop = next(p for p in stack._load() if p.name == "shop")
+        shop = next(p for p in stack.processes() if p.name == "shop")
         raw = OUT / "shop.collapsed"
         recorders = [subprocess.Popen(
             [spy, "record", "--pid", str(shop.pid), "--subprocesses", "--duration",

@@ -293,6 +293,11 @@ class Stack:
         started = self._start_postgres(postgres_bin("initdb"), postgres_bin("postgres"))
         self._save([p for p in procs if p.name != "postgres"] + [started])
 
+    def processes(self) -> list[Running]:
+        """Every process the stack started that still runs (name and pid), for the
+        benchmarks' CPU accounting and profiler."""
+        return [p for p in self._procs.load() if alive(p)]
+
     def workers(self, name: str) -> list[int]:
         """The worker pids of a gunicorn the stack started (shop, payments, inventory)."""
         proc = next((p for p in self._procs.load() if p.name == name and alive(p)), None)
