@@ -297,13 +297,14 @@ def bandwidth(stack: Stack, report: Report) -> None:
 
 def locust(stack: Stack, user: str, users: int, seconds: int, out: Path,
            host: str | None = None, wrap: list[str] | None = None,
-           root: Path = PROJECT_ROOT) -> tuple[dict[str, Any], float]:
+           root: Path = PROJECT_ROOT, locustfile: str = "locust_bench.py",
+           ) -> tuple[dict[str, Any], float]:
     """A headless Locust run of one user class from benchmarks/locust_bench.py: its
     aggregate figures and the CPU seconds Locust used (`wrap`: a command it runs under,
     such as a profiler)."""
     out.mkdir(parents=True, exist_ok=True)
     cmd = [*(wrap or []), sys.executable, "-m", "locust", "-f",
-           str(root / "benchmarks" / "locust_bench.py"), user,
+           str(root / "benchmarks" / locustfile), user,
            "--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds}s",
            "--host", host or stack.config.shop_url, "--run-dir", str(out),
            "--json-file", str(out / "locust"), "--stop-timeout", "5", "--loglevel", "WARNING"]
@@ -331,6 +332,8 @@ def capacity(stack: Stack, report: Report, scratch: Path) -> None:
     noop = f"{stack.config.shop_url}/healthz"
     limit = wrk(noop, seconds, 32)
     fast, fast_cpu = locust(stack, "NoopFast", 32, seconds, scratch / "noop-fast")
+    bare, bare_cpu = locust(stack, "NoopBare", 32, seconds, scratch / "noop-bare",
+                            locustfile="locust_bare.py")
     slow, slow_cpu = locust(stack, "NoopHttp", 32, seconds, scratch / "noop-http")
     limit2 = wrk(noop, seconds, 32)
     wrk_rps = (limit["rps"] + limit2["rps"]) / 2
@@ -342,11 +345,18 @@ def capacity(stack: Stack, report: Report, scratch: Path) -> None:
                "no wait time, one Locust process")
     per_cpu = {"wrk": (limit["requests"] + limit2["requests"]) / (limit["cpu"] + limit2["cpu"]),
                "FastHttpUser": fast["requests"] / fast_cpu,
+               "FastHttpUser, bare Locust": bare["requests"] / bare_cpu,
                "HttpUser": slow["requests"] / slow_cpu}
     report.add("4 Load generator", "requests per CPU-second on /healthz",
                ", ".join(f"{k} {v:.0f}" for k, v in per_cpu.items()) +
                f"; FastHttpUser / HttpUser = {per_cpu['FastHttpUser'] / per_cpu['HttpUser']:.1f}x"
-               " (anchor: about 4x)", "CPU of the generator's process tree (wait4 rusage)")
+               " (anchor: about 4x)", "CPU of the generator's process tree (wait4 rusage); "
+               "FastHttpUser with the shop's locustfile loaded (its listeners: timeline, "
+               "status watch), bare: Locust alone")
+    report.add("4 Load generator", "FastHttpUser's requests per CPU-second as a share of wrk's",
+               f"{per_cpu['FastHttpUser'] / per_cpu['wrk']:.2f} with the shop's locustfile, "
+               f"{per_cpu['FastHttpUser, bare Locust'] / per_cpu['wrk']:.2f} bare Locust "
+               "(goal: 0.25)", "same runs")
     report.data["load_generators"] = per_cpu
 
     for user, steps, what in (
