@@ -216,6 +216,90 @@ def toxiproxy_cost(stack: Stack, report: Report) -> None:
                    f"wrk -t1 -c8 -d{seconds}s, A/B/A/B")
 
 
+ECHO_SERVER = """
+import socket, sys
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", 0))
+server.listen()
+print(server.getsockname()[1], flush=True)
+while True:  # one connection at a time: the bench's blocks are sequential
+    conn, _ = server.accept()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with conn:
+        while data := conn.recv(4096):
+            conn.sendall(data)
+"""
+
+
+def round_trips(port: int, count: int, size: int = 64) -> list[float]:
+    """Seconds per send-and-echo of `size` bytes on one kept connection."""
+    payload = b"x" * size
+    with socket.create_connection((LOOPBACK, port), timeout=10) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            sock.sendall(payload)
+            got = 0
+            while got < size:
+                got += len(sock.recv(size - got))
+            times.append(time.perf_counter() - started)
+    return times
+
+
+def hop_cost(stack: Stack, report: Report) -> None:
+    """1. What one proxy hop costs on this box, on the cheapest upstream: a TCP echo
+    directly, through Toxiproxy, and through socat (a C forwarder: one more loopback hop
+    and nothing else), alternating blocks."""
+    # In a process of its own: an echo thread in this process would share the GIL with the
+    # client and measure Python's thread switching instead.
+    echo_proc = subprocess.Popen([sys.executable, "-c", ECHO_SERVER], stdout=subprocess.PIPE,
+                                 text=True)
+    assert echo_proc.stdout is not None
+    echo_port = int(echo_proc.stdout.readline())
+    free = Ports.free()
+    spec = ProxySpec(f"{HARNESS_PREFIX}bench-echo", f"{LOOPBACK}:{free.shop}",
+                     f"{LOOPBACK}:{echo_port}")
+    stack.faults.ensure_proxies([spec])
+    socat = shutil.which("socat")
+    forwarder = subprocess.Popen(
+        [socat, f"TCP-LISTEN:{free.payments},bind={LOOPBACK},fork,reuseaddr,nodelay",
+         f"TCP:{LOOPBACK}:{echo_port},nodelay"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL) if socat else None
+    paths = {"direct": echo_port, "Toxiproxy": free.shop}
+    if forwarder is not None:
+        paths["socat"] = free.payments
+        wait_until(lambda: not port_free(free.payments), 10)
+    n = 400 if QUICK else 3000
+    try:
+        times: dict[str, list[float]] = {name: [] for name in paths}
+        for _ in range(4):
+            for name, port in paths.items():
+                times[name] += round_trips(port, n // 4)
+    finally:
+        httpx.delete(f"{stack.config.toxiproxy_url}/proxies/{spec.name}", timeout=5)
+        if forwarder is not None:
+            forwarder.terminate()
+            forwarder.wait(10)
+        echo_proc.kill()
+        echo_proc.wait(10)
+    base = statistics.median(times["direct"])
+    added = {k: statistics.median(v) - base for k, v in times.items() if k != "direct"}
+    report.add("1 Toxiproxy cost", "64-byte TCP echo, kept connection: added p50 per hop",
+               ", ".join(f"{k} {v * 1e6:.0f} µs" for k, v in added.items()) +
+               f" (direct p50 {base * 1e6:.0f} µs)" +
+               ("" if "socat" in added else "; socat not installed (make setup)"),
+               f"{n} round trips per path, alternating blocks; socat: a C forwarder, the "
+               "cost of one more loopback hop on this box")
+    report.data["hop_cost_us"] = {k: [t * 1e6 for t in v] for k, v in times.items()}
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex((LOOPBACK, port)) != 0
+
+
 def fault_precision(stack: Stack, report: Report) -> None:
     """2. configured latency vs added latency (payments call, whole checkout); bandwidth."""
     port = stack.config.ports.proxy_payments
@@ -739,6 +823,7 @@ def main() -> int:
     report = Report()
     scratch = Path(tempfile.mkdtemp(prefix="cc-bench-"))
     sections = [("toxiproxy", lambda s: toxiproxy_cost(s, report)),
+                ("hop", lambda s: hop_cost(s, report)),
                 ("precision", lambda s: fault_precision(s, report)),
                 ("capacity", lambda s: capacity(s, report, scratch)),
                 ("fail-fast", lambda s: fail_fast(s, report)),

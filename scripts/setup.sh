@@ -21,6 +21,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v socat >/dev/null 2>&1 || missing+=(socat)
 command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates)
 have_venv || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
