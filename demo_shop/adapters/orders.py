@@ -12,7 +12,7 @@ import os
 import select
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import psycopg
@@ -169,15 +169,19 @@ class OrdersStore:
         self._calls = calls
 
     @contextmanager
-    def _transaction(self, operation: str, deadline: Deadline,
-                     probe: bool = False) -> Iterator[psycopg.Connection]:
+    def _transaction(self, operation: str, deadline: Deadline, probe: bool = False,
+                     atomic: bool = True) -> Iterator[psycopg.Connection]:
+        """A pooled connection for one guarded call: a transaction around it when it runs
+        several statements that must stand or fall together (`atomic`), none when it is
+        one statement — that is atomic by itself, and BEGIN and COMMIT would be two more
+        round trips through the proxy."""
         with self._calls.call(DEPENDENCY, operation, translate_pg, probe=probe):
             _, seconds = self._timeouts.cap(deadline)
             conn = self._pool.getconn(timeout=seconds)
             try:
                 guard = _SocketGuard(conn, seconds)
                 try:
-                    with guard, conn.transaction():
+                    with guard, (conn.transaction() if atomic else nullcontext()):
                         yield conn
                 except psycopg.Error as exc:
                     if guard.fired:
@@ -188,7 +192,7 @@ class OrdersStore:
 
     def products(self, deadline: Deadline) -> list[dict[str, Any]]:
         """Every product with its prices, by sku."""
-        with self._transaction("products", deadline) as conn:
+        with self._transaction("products", deadline, atomic=False) as conn:
             cur = conn.cursor(row_factory=dict_row)
             return list(cur.execute(
                 "SELECT sku, name, price_cents, sale_price_cents FROM products ORDER BY sku"
@@ -196,39 +200,36 @@ class OrdersStore:
 
     def unit_prices(self, skus: list[str], deadline: Deadline) -> dict[str, int]:
         """The sale price of each sku that exists."""
-        with self._transaction("prices", deadline) as conn:
+        with self._transaction("prices", deadline, atomic=False) as conn:
             rows = conn.execute(
                 "SELECT sku, sale_price_cents FROM products WHERE sku = ANY(%s)", (skus,)
             ).fetchall()
             return {sku: price for sku, price in rows}
 
     def insert_pending(self, order: Order, unit_prices: dict[str, int], deadline: Deadline) -> bool:
-        """Write a new pending order; False when its idempotency key is already taken."""
-        with self._transaction("insert_order", deadline) as conn:
-            cur = conn.execute(
-                "INSERT INTO orders (order_id, idempotency_key, cart_id, status, total_cents, "
-                "attempt, reservation_id, request_digest, version) "
+        """Write a new pending order with its items, in one statement (so one round trip,
+        and atomic); False when its idempotency key is already taken."""
+        lines = order.items
+        with self._transaction("insert_order", deadline, atomic=False) as conn:
+            return conn.execute(
+                "WITH placed AS (INSERT INTO orders (order_id, idempotency_key, cart_id, "
+                "status, total_cents, attempt, reservation_id, request_digest, version) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (idempotency_key) DO NOTHING",
+                "ON CONFLICT (idempotency_key) DO NOTHING RETURNING order_id) "
+                "INSERT INTO order_items (order_id, sku, qty, unit_price_cents) "
+                "SELECT placed.order_id, line.sku, line.qty, line.price FROM placed, "
+                "unnest(%s::text[], %s::int[], %s::int[]) AS line(sku, qty, price)",
                 (order.order_id, order.idempotency_key, order.cart_id, order.status,
                  order.total_cents, order.attempt, order.reservation_id,
-                 order.request_digest, order.version),
-            )
-            if cur.rowcount == 0:
-                return False
-            conn.cursor().executemany(
-                "INSERT INTO order_items (order_id, sku, qty, unit_price_cents) "
-                "VALUES (%s, %s, %s, %s)",
-                [(order.order_id, line.sku, line.qty, unit_prices[line.sku])
-                 for line in order.items],
-            )
-            return True
+                 order.request_digest, order.version, [line.sku for line in lines],
+                 [line.qty for line in lines], [unit_prices[line.sku] for line in lines]),
+            ).rowcount > 0  # an order has items: none written means the key was taken
 
     def save(self, order: Order, deadline: Deadline) -> None:
         """Store an order's status, attempt, reservation, charge and stock flag — only if
         nobody changed it since it was read (StaleOrder otherwise). A sealed card is erased
         as soon as the order's payment is no longer pending."""
-        with self._transaction("update_order", deadline) as conn:
+        with self._transaction("update_order", deadline, atomic=False) as conn:
             changed = conn.execute(
                 "UPDATE orders SET status = %s, attempt = %s, reservation_id = %s, "
                 "charge_id = %s, stock_committed = %s, updated_at = now(), "
@@ -243,7 +244,7 @@ class OrdersStore:
     def park_for_payment(self, order: Order, sealed_card: str, deadline: Deadline) -> None:
         """Store the order as payment_pending with the sealed card for the capture later
         (conditional on the version read, as every change)."""
-        with self._transaction("park_order", deadline) as conn:
+        with self._transaction("park_order", deadline, atomic=False) as conn:
             changed = conn.execute(
                 "UPDATE orders SET status = 'payment_pending', charge_id = %s, "
                 "card_sealed = %s, updated_at = now(), version = version + 1 "
@@ -260,7 +261,7 @@ class OrdersStore:
 
     def sealed_card(self, order_id: str, deadline: Deadline) -> str | None:
         """The sealed card of a payment_pending order, if it still has one."""
-        with self._transaction("get_card", deadline) as conn:
+        with self._transaction("get_card", deadline, atomic=False) as conn:
             row = conn.execute("SELECT card_sealed FROM orders WHERE order_id = %s",
                                (order_id,)).fetchone()
             return None if row is None else row[0]
@@ -300,7 +301,7 @@ class OrdersStore:
         """Take an order for reconciliation if nobody changed it since it was read and no
         lease is held on it: a lease longer than a settle, so no other reconciler and no
         shopper's retry settles it meanwhile (`release` ends it early)."""
-        with self._transaction("claim_order", deadline) as conn:
+        with self._transaction("claim_order", deadline, atomic=False) as conn:
             changed = conn.execute(
                 "UPDATE orders SET lease_until = now() + make_interval(secs => %s), "
                 f"version = version + 1 WHERE order_id = %s AND version = %s AND {LEASE_FREE}",
@@ -311,18 +312,18 @@ class OrdersStore:
 
     def release(self, order: Order, deadline: Deadline) -> None:
         """End a reconciler's lease on the order (it expires by itself if this fails)."""
-        with self._transaction("release_order", deadline) as conn:
+        with self._transaction("release_order", deadline, atomic=False) as conn:
             conn.execute("UPDATE orders SET lease_until = NULL WHERE order_id = %s "
                          "AND version = %s", (order.order_id, order.version))
 
     def get(self, order_id: str, deadline: Deadline) -> Order | None:
         """One order with its items, or None."""
-        with self._transaction("get_order", deadline) as conn:
+        with self._transaction("get_order", deadline, atomic=False) as conn:
             return self._load(conn, "order_id", order_id)
 
     def get_by_key(self, idempotency_key: str, deadline: Deadline) -> Order | None:
         """The order made with this idempotency key, or None."""
-        with self._transaction("get_order", deadline) as conn:
+        with self._transaction("get_order", deadline, atomic=False) as conn:
             return self._load(conn, "idempotency_key", idempotency_key)
 
     def all_orders(self, deadline: Deadline) -> list[Order]:
@@ -333,16 +334,17 @@ class OrdersStore:
 
     @staticmethod
     def _load(conn: psycopg.Connection, column: str, value: str) -> Order | None:
+        """One order and its items, in one query (one round trip)."""
         cur = conn.cursor(row_factory=dict_row)
         row = cur.execute(
-            f"SELECT * FROM orders WHERE {column} = %s", (value,)  # column is ours, not input
+            "SELECT orders.*, coalesce((SELECT json_agg(json_build_array(sku, qty) "
+            "ORDER BY sku) FROM order_items WHERE order_items.order_id = orders.order_id), "
+            f"'[]') AS items FROM orders WHERE {column} = %s",  # column is ours, not input
+            (value,),
         ).fetchone()
         if row is None:
             return None
-        items = conn.execute(
-            "SELECT sku, qty FROM order_items WHERE order_id = %s ORDER BY sku",
-            (row["order_id"],),
-        ).fetchall()
+        items = row["items"]
         return Order(
             order_id=row["order_id"], idempotency_key=row["idempotency_key"],
             status=OrderStatus(row["status"]), total_cents=row["total_cents"],
@@ -355,5 +357,6 @@ class OrdersStore:
 
     def probe(self) -> None:
         """A cheap health call for the prober."""
-        with self._transaction("health", Deadline(self._timeouts.read), probe=True) as conn:
+        with self._transaction("health", Deadline(self._timeouts.read), probe=True,
+                               atomic=False) as conn:
             conn.execute("SELECT 1")
