@@ -390,8 +390,10 @@ def locust(stack: Stack, user: str, users: int, seconds: int, out: Path,
     cmd = [*(wrap or []), sys.executable, "-m", "locust", "-f",
            str(root / "benchmarks" / locustfile), user,
            "--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds}s",
-           "--host", host or stack.config.shop_url, "--run-dir", str(out),
+           "--host", host or stack.config.shop_url,
            "--json-file", str(out / "locust"), "--stop-timeout", "5", "--loglevel", "WARNING"]
+    if locustfile == "locust_bench.py":  # the shop's locustfile: its outputs go here
+        cmd += ["--run-dir", str(out)]
     _, _, cpu = run_counted(cmd, seconds + 60, cwd=root,
                             env={**os.environ, "PYTHONPATH": str(root)})
     stats = json.loads((out / "locust.json").read_text())
