@@ -161,13 +161,14 @@ class Feed:
         """Wait until the timeline has rows, fresh ones included, up to `until` (bounded
         by a margin)."""
         deadline = until + margin
-        while time.time() < deadline:
+        while True:
             self.tick()
             latest = self.latest
             if latest and latest[-1]["ts"] + 1 >= until:
                 return
+            if time.time() >= deadline:
+                raise HarnessError(f"the load timeline stopped arriving; see {self._hint}")
             time.sleep(self.poll_interval)
-        raise HarnessError(f"the load timeline stopped arriving; see {self._hint}")
 
     def pause(self) -> None:
         """Between two reads."""

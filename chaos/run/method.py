@@ -125,10 +125,12 @@ class Method:
         self.last_rollback: float | None = None
 
     def run(self, feed: Feed, stop_conditions: list[StopCondition],
-            span: float) -> MethodOutcome:
+            span: float, shift: float = 0.0) -> MethodOutcome:
         """Inject and roll back on schedule until every fault has ended (or `span` + 1 s
-        has passed), watching the stop conditions on the method's rows."""
-        t_m = time.time()
+        has passed), watching the stop conditions on the method's rows. `shift`: seconds
+        the schedule is already into (a baseline that grew took them from the wait before
+        the first fault, which still starts when planned and lasts its whole duration)."""
+        t_m = time.time() - shift
         started: set[int] = set()
         ended: set[int] = set()
         method_rows: list[dict[str, Any]] = []

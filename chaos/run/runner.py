@@ -39,6 +39,11 @@ from .safety import Interrupted, interruptible, kill_leftover_load, run_lock, si
 
 # Seconds a distributed run waits for its workers before it refuses to go on.
 WORKERS_WAIT = 120.0
+# Judged checkouts a baseline that judges checkouts needs (as a recovery window does).
+MIN_CHECKOUTS = 3
+# About how far the fresh seconds trail the clock: a grown baseline ends this much before
+# the first fault is due.
+FRESH_LAG = 2.0
 
 
 class SteadyStateNotMet(HarnessError):
@@ -165,6 +170,7 @@ class Runner:
         self._fault_start: float | None = None
         self._metrics: dict[str, Any] = {}
         self._late: list[tuple[str, list[Hypothesis], Window]] = []  # judged once the load stopped
+        self._method_shift = 0.0  # seconds a grown baseline took from before the first fault
 
     @classmethod
     def on_stack(cls, experiment: Experiment, source: str, stack: Stack, out_dir: Path,
@@ -269,8 +275,12 @@ class Runner:
         t0 = time.time()
         before = Window("baseline", t0 + exp.load.warmup,
                         t0 + exp.load.warmup + exp.steady_state.duration)
+        planned_end = before.end
         with self.journal.step("steady-state-before", "steady state before the method"):
             feed.wait_rows_until(before.end)
+            before = self._enough_checkouts(feed, before)
+            # The faults keep their planned times, however long the baseline took.
+            self._method_shift = before.end - planned_end
             self.result.windows["baseline"] = before
             # Judged on the seconds as they stand now, to decide whether to go on; the
             # verdict is the judgement of the final seconds (a page's banner may still be
@@ -286,13 +296,32 @@ class Runner:
                     "the steady state did not hold before the method, so no fault was "
                     f"injected: {failed}")
 
+    def _enough_checkouts(self, feed: Feed, before: Window) -> Window:
+        """A baseline that judges checkouts needs some: a quiet one (the labor-day shape
+        starts at 15 % of its peak) grows a second at a time, up to three times its length
+        and never past the first fault's planned start, until it holds MIN_CHECKOUTS
+        judged checkouts. Too few after that, and the hypotheses judge what there is."""
+        exp = self.experiment
+        if not any(h.scope == "checkout" for h in exp.steady_state.hypotheses):
+            return before
+        limit = before.end + min(2 * exp.steady_state.duration,
+                                 min(f.start for f in exp.faults) - FRESH_LAG)
+        while before.end + 1 <= limit:
+            counts = WindowStats.of(before.rows(feed.latest)).checkouts
+            if sum(counts.values()) - counts["declined"] >= MIN_CHECKOUTS:
+                break
+            before = Window("baseline", before.start, before.end + 1)
+            feed.wait_rows_until(before.end)
+        return before
+
     def _method(self, feed: Feed) -> bool:
         """The faults on their timeline, always rolled back; True when a stop condition
         aborted the method."""
         exp, result = self.experiment, self.result
         try:
             with self.journal.step("method", "faults on their timeline") as entry:
-                outcome = self.method.run(feed, exp.stop_conditions, exp.method_span)
+                outcome = self.method.run(feed, exp.stop_conditions, exp.method_span,
+                                          shift=self._method_shift)
                 self._fault_start = outcome.fault_start
                 result.windows["fault"] = outcome.window
                 result.abort = outcome.abort

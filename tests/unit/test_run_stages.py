@@ -14,7 +14,7 @@ import pytest
 from chaos.audit import AuditResult
 from chaos.errors import FaultError, HarnessError
 from chaos.experiment import Experiment, Fault, StopCondition, parse_experiment
-from chaos.probes import StatusPoller
+from chaos.probes import StatusPoller, Window
 from chaos.run import Collaborators, Interrupted, Live, Runner
 from chaos.run.load import Feed
 from chaos.run.method import Method
@@ -287,3 +287,46 @@ def test_the_feed_says_when_the_load_died(tmp_path: Path) -> None:
     load._next = int(time.time()) + 10  # no whole second left to report
     with pytest.raises(HarnessError, match="stopped early"):
         feed.tick()
+
+
+class PastLoad(FakeLoad):
+    """Seconds already in: a checkout every other second (a quiet sale-day morning)."""
+
+    def __init__(self, since: int, until: int) -> None:
+        super().__init__()
+        self.rows = [{"ts": ts, "requests": 5, "ok": 5,
+                      "checkout_ok": 1 if (ts - since) % 2 == 0 else 0}
+                     for ts in range(since, until)]
+
+    def poll(self) -> list[dict[str, Any]]:
+        return []
+
+
+def grown(fault_start: str, tmp_path: Path) -> tuple[float, float]:
+    experiment = parse_experiment(f"""
+title: quiet
+description: a baseline with few checkouts
+steady_state:
+  duration: 2s
+  hypotheses:
+    - {{name: checkouts succeed, probe: success_ratio, scope: checkout, tolerance: {{min: 0.9}}}}
+faults:
+  - {{name: slow payments, target: payments, toxic: latency, attributes: {{latency: 100}},
+     start: {fault_start}, duration: 1s}}
+""", "quiet.yaml")
+    now = int(time.time())
+    load = PastLoad(now - 30, now)
+    runner = Runner(experiment, "quiet.yaml", tmp_path / "out",
+                    collaborators(load, FakeDriver(), FakeDriver(), tmp_path))
+    feed = Feed(load, Live(), lambda live: None, tmp_path / "log")
+    window = runner._enough_checkouts(feed, Window("baseline", now - 30, now - 28))
+    return window.start, window.end
+
+
+def test_a_quiet_baseline_grows_until_it_has_checkouts_to_judge(tmp_path: Path) -> None:
+    start, end = grown("20s", tmp_path)
+    assert end - start == 5  # 3 checkouts: seconds 0, 2 and 4 of the window
+    start, end = grown("4s", tmp_path)
+    assert end - start == 4  # never past the first fault's start (4 s, less the lag)
+    start, end = grown("0s", tmp_path)
+    assert end - start == 2  # a fault due at once: the baseline keeps its length
