@@ -199,7 +199,10 @@ class _Checkout:
         try:
             existing = deps.orders.get_by_key(idempotency_key, work)
         except DependencyUnavailable as exc:
-            raise CheckoutFailed(exc.dependency, charged=False, cart_saved=True) from exc
+            # Nothing is charged by this request — but it may be a retry, and the shop
+            # cannot tell without its orders: an earlier try with this key may have taken
+            # the money. "Not charged" would be a promise it cannot back.
+            raise CheckoutFailed(exc.dependency, charged=None, cart_saved=True) from exc
         if existing is not None:
             # Stripe's rule: a key answers only the request it was first used for — never
             # another cart's order, never another card charged for those items.

@@ -79,12 +79,21 @@ def test_out_of_stock_reserves_nothing_and_fails_the_order(deps: CheckoutDeps) -
     assert deps.inventory.states() == [] and deps.payments.calls == []
 
 
-def test_database_down_before_anything_says_not_charged(deps: CheckoutDeps) -> None:
-    deps.orders.fail_on["get"] = down("database")
-    with pytest.raises(CheckoutFailed) as info:
+def test_database_down_at_the_key_lookup_never_promises_not_charged(
+        deps: CheckoutDeps) -> None:
+    """Found by make mutants (the unmutated shop, postgres-hard-down): a first try took the
+    money and could not confirm it as the database went down; its retry, with the
+    database still down, was told "you have not been charged"."""
+    deps.orders.fail_on["save:confirmed"] = down("database")
+    deps.orders.fail_on["save:payment_unknown"] = down("database")
+    with pytest.raises(CheckoutFailed) as first:
         run(deps)
-    assert info.value.dependency == "database"
-    assert info.value.charged is False and info.value.cart_saved
+    assert first.value.charged is None and len(deps.payments.captured()) == 1
+    deps.orders.fail_on["get"] = down("database")
+    with pytest.raises(CheckoutFailed) as retry:
+        run(deps)
+    assert retry.value.dependency == "database"
+    assert retry.value.charged is None and retry.value.cart_saved  # never "not charged"
 
 
 def test_cache_down_does_not_claim_the_cart_is_saved(deps: CheckoutDeps) -> None:
