@@ -25,17 +25,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 
+import psutil
 from rich.markup import escape
 
 from .experiment import Experiment
 from .report import gate_markdown, write_junit
+from .run.safety import record_process, recorded_process
 from .session import Progress, gate_line
-from .stack import PROJECT_ROOT, Ports
+from .stack import PROJECT_ROOT, Ports, Stack, StackConfig
 
 # A lane's per-experiment line, as `gate_line` prints it.
 _GATE_LINE = re.compile(r"^\s*\d+/\d+ \S+\s+(passed|failed|aborted|error)\b")
 _PROGRESS_LINE = re.compile(r"^\[(?P<phase>[a-z-]+)\] ~(?P<left>\d+)s left")
 PROGRESS_EVERY = 10.0
+# Each lane's run folder (its stack, lock and pid file), whichever gate made it.
+LANES_ROOT = PROJECT_ROOT / ".run" / "lanes"
 
 
 @dataclass(slots=True)
@@ -50,11 +54,6 @@ class Lane:
     offset: int = 0
     current: str = ""
     last_progress: str = ""
-
-    @property
-    def planned(self) -> float:
-        """Seconds its experiments plan to take."""
-        return sum(e.planned_seconds() for _, e in self.chosen)
 
 
 def deal(chosen: Sequence[tuple[Path, Experiment]], lanes: int,
@@ -73,10 +72,39 @@ def deal(chosen: Sequence[tuple[Path, Experiment]], lanes: int,
     return [lane for lane in dealt if lane.chosen]
 
 
+def clear_leftover_lanes(progress: Progress, root: Path = LANES_ROOT) -> list[str]:
+    """What a killed gate's lanes left: a lane still running (only the process recorded,
+    with its start time) is stopped — it rolls its faults back and takes its stack down —
+    then any stack a lane's folder still records is taken down. Called as a gate starts,
+    and by `checkout-chaos down`."""
+    cleared = []
+    for folder in sorted(p for p in root.glob("*") if p.is_dir()):
+        process = recorded_process(folder / "lane.pid")
+        if process is not None:
+            progress(f"stopping lane {folder.name} of an earlier gate (pid {process.pid})")
+            process.terminate()
+            try:
+                process.wait(60)
+            except psutil.TimeoutExpired:
+                process.kill()
+            cleared.append(f"lane {folder.name} (pid {process.pid})")
+        (folder / "lane.pid").unlink(missing_ok=True)
+        state = folder / "stack.json"
+        if state.exists():
+            try:
+                ports = Ports(**json.loads(state.read_text())["ports"])
+            except (OSError, ValueError, TypeError, KeyError):
+                continue
+            stopped = Stack(StackConfig(run_dir=folder, ports=ports)).down()
+            if stopped:
+                cleared.append(f"lane {folder.name}'s stack ({len(stopped)} processes)")
+    return cleared
+
+
 def lane_env(index: int) -> dict[str, str]:
     """The environment of a lane: its own run folder and free loopback ports."""
     env = dict(os.environ)
-    env["CC_RUN_DIR"] = str(PROJECT_ROOT / ".run" / "lanes" / str(index))
+    env["CC_RUN_DIR"] = str(LANES_ROOT / str(index))
     for name, port in asdict(Ports.free()).items():
         env[f"CC_{name.upper()}_PORT"] = str(port)
     return env
@@ -97,6 +125,8 @@ def run_lanes(chosen: Sequence[tuple[Path, Experiment]], out: Path, lanes: int,
               time_scale: float, shop: str | None, progress: Progress) -> int:
     """Every chosen experiment over `lanes` parallel stacks; the merged reports in `out`;
     the gate's exit code (the worst run's, 2 when an experiment has no result)."""
+    for line in clear_leftover_lanes(progress):
+        progress(f"cleared from an earlier gate: {line}")
     dealt = deal(chosen, lanes, time_scale)
     work = out / "lanes"
     shutil.rmtree(work, ignore_errors=True)
@@ -110,6 +140,7 @@ def run_lanes(chosen: Sequence[tuple[Path, Experiment]], out: Path, lanes: int,
                 lane_command(lane, time_scale, shop), stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, env=lane_env(lane.index), cwd=PROJECT_ROOT,
                 start_new_session=True)  # a signal reaches a lane once: from here
+        record_process(LANES_ROOT / str(lane.index) / "lane.pid", lane.proc.pid)
 
     def forward(signum: int, frame: FrameType | None) -> None:
         for lane in dealt:
@@ -123,6 +154,8 @@ def run_lanes(chosen: Sequence[tuple[Path, Experiment]], out: Path, lanes: int,
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        for lane in dealt:
+            (LANES_ROOT / str(lane.index) / "lane.pid").unlink(missing_ok=True)
     return _merge(chosen, dealt, out, time.monotonic() - started, progress)
 
 

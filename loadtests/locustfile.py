@@ -94,6 +94,7 @@ def _init(environment: Environment, **_: Any) -> None:
     options = environment.parsed_options
     run_dir = Path(options.run_dir if options else "reports/load-latest")
     environment.cc_run_dir = run_dir  # type: ignore[attr-defined]
+    _ENVIRONMENT[:] = [environment]
     environment.cc_timeline = Timeline()  # type: ignore[attr-defined]
     environment.cc_evidence = Evidence(run_dir)  # type: ignore[attr-defined]
     if not isinstance(environment.runner, WorkerRunner):
@@ -172,12 +173,26 @@ def _start_sampling(environment: Environment, **_: Any) -> None:
             timeline.flush_live(live, lag_seconds=JUDGING_LAG + late, fresh_lag=1 + late)
             environment.cc_evidence.flush()  # type: ignore[attr-defined]
             if runner is not None and not isinstance(runner, locust.runners.LocalRunner):
-                workers = len(getattr(runner, "clients", {}))
-                (environment.cc_run_dir / "workers.json").write_text(  # type: ignore[attr-defined]
-                    json.dumps({"connected": workers, "at": time.time()}))
+                _say_workers(environment)
             gevent.sleep(0.5)
 
     environment.cc_sampler = gevent.spawn(sample_users)  # type: ignore[attr-defined]
+
+
+def _say_workers(environment: Environment, joining: str | None = None) -> None:
+    """How many workers the master has, for a harness that waits for them."""
+    workers = set(getattr(environment.runner, "clients", {})) | ({joining} if joining else set())
+    (environment.cc_run_dir / "workers.json").write_text(  # type: ignore[attr-defined]
+        json.dumps({"connected": len(workers), "at": time.time()}))
+
+
+@events.worker_connect.add_listener
+def _worker_connected(client_id: str, **_: Any) -> None:
+    """Said as each worker connects, before the run starts (it starts once all have).
+    Locust fires this before it adds the worker to its clients."""
+    environment = _environment()
+    if environment is not None:
+        _say_workers(environment, joining=client_id)
 
 
 @events.quitting.add_listener

@@ -65,8 +65,12 @@ def observe(scrape_interval: str) -> None:
 @friendly
 def down(keep_data: bool) -> None:
     """Stop every process the stack started (and only those); sweep harness toxics."""
+    from ..lanes import clear_leftover_lanes
+
     stopped = env_stack().down(keep_data=keep_data)
     console.print(f"[green]stack down[/] ({len(stopped)} processes stopped)")
+    for line in clear_leftover_lanes(lambda message: console.print(f"  {message}")):
+        console.print(f"  cleared a gate's leftover: {line}")
 
 
 @main.command()

@@ -63,7 +63,14 @@ class LoadProcess:
         return self._proc is not None and self._proc.poll() is None
 
     def poll(self) -> list[dict[str, Any]]:
-        """New finished seconds from the live timeline."""
+        """New finished seconds from the live timeline (and, distributed, how many workers
+        the master has: said before any second is, while it waits for them)."""
+        if self.plan.workers_expect:
+            try:
+                said = json.loads((self.plan.run_dir / "workers.json").read_text())
+                self.workers = int(said["connected"])
+            except (FileNotFoundError, ValueError, KeyError, TypeError):
+                pass  # not written yet (or being written): the next read has it
         path = self.plan.run_dir / "live.jsonl"
         try:
             with path.open() as f:
@@ -76,12 +83,6 @@ class LoadProcess:
         new = [json.loads(line) for line in complete.splitlines() if line.strip()]
         self.rows.extend(new)
         self._read_fresh()
-        if self.plan.workers_expect:
-            try:
-                said = json.loads((self.plan.run_dir / "workers.json").read_text())
-                self.workers = int(said["connected"])
-            except (FileNotFoundError, ValueError, KeyError, TypeError):
-                pass  # not written yet (or being written): the next read has it
         return new
 
     def _read_fresh(self) -> None:

@@ -54,3 +54,34 @@ def test_sweep_is_refused_while_another_run_holds_the_stack(
         result = CliRunner().invoke(main, ["sweep"])
     assert result.exit_code == 2, result.output
     assert "another run holds this stack (experiment, pid" in result.output
+
+
+def test_a_killed_gates_lanes_and_their_stacks_are_cleared_at_the_next_start(
+        tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from chaos.lanes import clear_leftover_lanes
+    from chaos.stack import Ports
+    from chaos.stack.processes import Running, start_ticks
+
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+    lane, server = (subprocess.Popen(sleep, start_new_session=True) for _ in range(2))
+    try:
+        folder = tmp_path / "0"
+        record_process(folder / "lane.pid", lane.pid)
+        ticks = start_ticks(server.pid)
+        assert ticks is not None
+        (folder / "stack.json").write_text(json.dumps({
+            "processes": [asdict(Running("redis", server.pid, 1, ticks, "redis.log"))],
+            "ports": asdict(Ports.free())}))
+        cleared = clear_leftover_lanes(lambda message: None, root=tmp_path)
+        eventually(lambda: lane.poll() is not None and server.poll() is not None, 30,
+                   "the lane and its stack stopped")
+        assert cleared == [f"lane 0 (pid {lane.pid})", "lane 0's stack (1 processes)"]
+        assert not (folder / "lane.pid").exists() and not (folder / "stack.json").exists()
+        assert clear_leftover_lanes(lambda message: None, root=tmp_path) == []
+    finally:
+        for proc in (lane, server):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
