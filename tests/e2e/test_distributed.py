@@ -22,6 +22,15 @@ from loadtests.timeline import read_timeline
 pytestmark = pytest.mark.e2e
 
 
+def ended(proc: subprocess.Popen, within: float = 30) -> None:  # type: ignore[type-arg]
+    """The process has ended: waited for up to `within` seconds, then killed."""
+    try:
+        proc.wait(within)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def test_a_master_and_two_workers_started_apart_gather_evidence_and_timeline(
         stack: Stack, cli_env: dict[str, str], tmp_path: Path) -> None:
     port = Ports.free().harness  # any free loopback port
@@ -39,13 +48,8 @@ def test_a_master_and_two_workers_started_apart_gather_evidence_and_timeline(
         output, _ = master.communicate(timeout=150)
     finally:
         for worker in workers:
-            try:
-                worker.wait(timeout=30)  # a worker quits when its master does
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
-        if master.poll() is None:
-            master.kill()
+            ended(worker)  # a worker quits when its master does
+        ended(master, within=0)
     assert master.returncode == 0, output
     assert all(w.returncode is not None for w in workers)
 
@@ -82,13 +86,8 @@ def test_a_run_refuses_to_judge_until_its_workers_report(
         output, _ = run.communicate(timeout=120)
     finally:
         worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-        if run.poll() is None:
-            run.kill()
+        ended(worker)
+        ended(run, within=0)
     assert run.returncode == 2, output
     journal = json.loads((out / "journal.json").read_text())
     assert journal["verdict"] == "error"
