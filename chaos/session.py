@@ -10,6 +10,8 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loadtests.run import MASTER_PORT, WORKERS_WAIT
+
 from .errors import HarnessError
 from .experiment import Experiment, ShopProfile, load_experiment
 from .exporter import stack_observers
@@ -67,8 +69,8 @@ class Ran:
 
 def run_experiment(name: str, stack: Stack, out: Path, view_for: ViewFor,
                    time_scale: float = 1.0, shop: ShopProfile | None = None,
-                   workers_expect: int = 0, master_port: int = 5557,
-                   workers_wait: float = 120.0) -> Ran:
+                   workers_expect: int = 0, master_port: int = MASTER_PORT,
+                   workers_wait: float = WORKERS_WAIT) -> Ran:
     """Run one experiment (a catalog name or a file) against the stack, with the live view
     and the harness's metrics, and write its reports."""
     path, experiment = load_experiment(name)

@@ -20,6 +20,10 @@ from .shapes import PROFILES
 from .timeline import percentile, read_timeline
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+# Distributed load: the port the master takes its workers on, and how long it waits for
+# them before it gives up (the harness waits as long, then refuses to judge).
+MASTER_PORT = 5557
+WORKERS_WAIT = 120
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$")
 
 
@@ -60,8 +64,8 @@ class LoadPlan:
     # Distributed: this process is only the master; the users run in `workers_expect`
     # workers started elsewhere (`worker_command`), and nothing starts before they report.
     workers_expect: int = 0
-    master_port: int = 5557
-    workers_wait: int = 120
+    master_port: int = MASTER_PORT
+    workers_wait: int = WORKERS_WAIT
 
     def command(self, python: str = sys.executable) -> list[str]:
         """The locust command line."""
@@ -106,7 +110,7 @@ def worker_command(master_host: str, master_port: int, run_dir: Path,
 
 def plan(host: str, profile: str, users: str, duration: str, processes: str, run_dir: Path,
          spawn_rate: str = "", ui: bool = False, day_minutes: str = "",
-         workers_expect: int = 0, master_port: int = 5557) -> LoadPlan:
+         workers_expect: int = 0, master_port: int = MASTER_PORT) -> LoadPlan:
     """Validate every input; LoadInputError says what to fix."""
     if workers_expect < 0 or (workers_expect and processes.strip() not in ("", "1")):
         raise LoadInputError("WORKERS_EXPECT runs the users in workers started apart: use it "

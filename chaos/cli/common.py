@@ -67,6 +67,15 @@ SHOP_HELP = ("The shop to run against: resilient, fragile (every safeguard off) 
              "without:<safeguard>[,...]. Default: what each experiment declares.")
 
 
+def master_port_option(func: F) -> F:
+    """--master-port: where a Locust master takes its workers (loopback)."""
+    from loadtests.run import MASTER_PORT
+
+    return click.option("--master-port", type=click.IntRange(1, 65535), default=MASTER_PORT,
+                        show_default=True,
+                        help="The port the Locust master takes its workers on.")(func)
+
+
 def shop_option(text: str | None) -> Any:
     from ..experiment import ShopProfile
 

@@ -9,6 +9,8 @@ import click
 from rich.console import Console
 from rich.markdown import Markdown
 
+from loadtests.run import WORKERS_WAIT
+
 from ..errors import HarnessError
 from .common import (
     OBSERVE_HELP,
@@ -17,6 +19,7 @@ from .common import (
     env_stack,
     friendly,
     main,
+    master_port_option,
     report_dir,
     say,
     shop_option,
@@ -35,9 +38,9 @@ from .common import (
 @click.option("--workers-expect", type=click.IntRange(min=0), default=0,
               help="Run the load's users on this many Locust workers started apart "
                    "(`make load-worker`); nothing is judged until they all report.")
-@click.option("--master-port", type=click.IntRange(1, 65535), default=5557, show_default=True,
-              help="The port the Locust master takes its workers on (loopback).")
-@click.option("--workers-wait", type=click.FloatRange(1, 3600), default=120.0, show_default=True,
+@master_port_option
+@click.option("--workers-wait", type=click.FloatRange(1, 3600), default=float(WORKERS_WAIT),
+              show_default=True,
               help="Seconds to wait for the workers before refusing to run.")
 @friendly
 def run(experiment: str, out: Path | None, manage_stack: bool, shop_text: str | None,

@@ -22,6 +22,7 @@ from .common import (
     env_stack,
     friendly,
     main,
+    master_port_option,
     report_dir,
     say,
     shop_option,
@@ -72,8 +73,7 @@ def outage(dependency: str, checkouts: int, out: Path | None, manage_stack: bool
 @click.option("--workers-expect", type=click.IntRange(min=0), default=0,
               help="Be only the master: wait for this many workers (`make load-worker`, "
                    "on this host or others) and run the users on them.")
-@click.option("--master-port", type=click.IntRange(1, 65535), default=5557, show_default=True,
-              help="The port the master takes its workers on (loopback).")
+@master_port_option
 @friendly
 def load(profile: str, users: str, duration: str, processes: str, spawn_rate: str,
          day_minutes: str, host: str | None, ui: bool, out: Path | None,
@@ -110,7 +110,7 @@ def load(profile: str, users: str, duration: str, processes: str, spawn_rate: st
 @main.command("load-worker")
 @click.option("--master-host", default="127.0.0.1", show_default=True,
               help="The master's address (loopback here; another load host's elsewhere).")
-@click.option("--master-port", type=click.IntRange(1, 65535), default=5557, show_default=True)
+@master_port_option
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Folder for this worker's own log (default reports/load-worker).")
 @friendly

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from loadtests.run import LoadPlan, worker_command
+from loadtests.run import MASTER_PORT, WORKERS_WAIT, LoadPlan, worker_command
 
 from ..audit import read_evidence, run_audit
 from ..errors import FaultError, HarnessError
@@ -37,8 +37,6 @@ from .method import FaultDriver, Method, stack_drivers, sweep
 from .recovery import recovered_from, recovery_hypotheses, wait_cleared, wait_recovered
 from .safety import Interrupted, interruptible, kill_leftover_load, run_lock, signals_held
 
-# Seconds a distributed run waits for its workers before it refuses to go on.
-WORKERS_WAIT = 120.0
 # Judged checkouts a baseline that judges checkouts needs (as a recovery window does).
 MIN_CHECKOUTS = 3
 # About how far the fresh seconds trail the clock: a grown baseline ends this much before
@@ -92,12 +90,12 @@ class Collaborators:
     run_dir: Path = Path(".")
     # Distributed load: the users run in this many workers started apart (0: Locust here).
     workers_expect: int = 0
-    master_port: int = 5557
+    master_port: int = MASTER_PORT
     workers_wait: float = WORKERS_WAIT
 
     @classmethod
     def for_stack(cls, stack: Stack, out_dir: Path, observers: Sequence[RunObserver] = (),
-                  workers_expect: int = 0, master_port: int = 5557,
+                  workers_expect: int = 0, master_port: int = MASTER_PORT,
                   workers_wait: float = WORKERS_WAIT) -> Collaborators:
         """The real thing: the stack's Toxiproxy and the services' fault endpoints, Locust,
         the shop (restarted through the stack when the experiment wants other safeguards)."""
@@ -175,7 +173,7 @@ class Runner:
     @classmethod
     def on_stack(cls, experiment: Experiment, source: str, stack: Stack, out_dir: Path,
                  observers: Sequence[RunObserver] = (), workers_expect: int = 0,
-                 master_port: int = 5557, workers_wait: float = WORKERS_WAIT) -> Runner:
+                 master_port: int = MASTER_PORT, workers_wait: float = WORKERS_WAIT) -> Runner:
         """A run against a running stack."""
         return cls(experiment, source, out_dir,
                    Collaborators.for_stack(stack, out_dir, observers, workers_expect,
