@@ -29,19 +29,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
 from psycopg.rows import dict_row
 
-from demo_shop.catalog import PRODUCTS
-
 from .errors import HarnessError
 
-ORDER_COLUMNS = ("order_id, idempotency_key, status, total_cents, attempt, reservation_id, "
-                 "charge_id, stock_committed, extract(epoch FROM updated_at) AS updated, "
-                 "extract(epoch FROM created_at) AS created")
+if TYPE_CHECKING:
+    from .stack import StackConfig
+    from .target import Ledgers as LedgerSources
+    from .target import Source as LedgerSource
+
+# The columns an orders ledger answers (the target's query names them so).
+ORDER_COLUMNS = ("order_id", "idempotency_key", "status", "total_cents", "attempt",
+                 "reservation_id", "charge_id", "stock_committed", "updated", "created")
 ENDED = ("failed", "declined", "cancelled")
 # Rules the shop may still be settling (its reconciliation pass): the audit may wait.
 EVENTUAL_RULES = frozenset({
@@ -68,6 +71,8 @@ class AuditResult:
     told_confirmed: int = 0
     told_not_charged: int = 0
     violations: list[Violation] = field(default_factory=list)
+    # Checks not made, each with the ledger it lacked: never counted as passed.
+    not_judged: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -79,6 +84,7 @@ class AuditResult:
         return {"orders": self.orders, "charges": self.charges,
                 "told_confirmed": self.told_confirmed,
                 "told_not_charged": self.told_not_charged, "clean": self.clean,
+                "not_judged": self.not_judged,
                 "violations": [{"rule": v.rule, "detail": v.detail, "ids": v.ids}
                                for v in self.violations]}
 
@@ -95,6 +101,9 @@ class Ledgers:
     now: float
     pending_limit_seconds: float
     initial_stock: dict[str, int]
+    # The ledgers the target gave (orders, charges, reservations, stock, initial_stock).
+    given: frozenset[str] = frozenset({"orders", "charges", "reservations", "stock",
+                                       "initial_stock"})
     _orders_by_id: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -137,34 +146,51 @@ def last_answers(evidence: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return last
 
 
-def read_ledgers(database_url: str, payments_url: str, inventory_url: str, since: float,
-                 pending_limit_seconds: float = 600.0,
-                 initial_stock: dict[str, int] | None = None) -> Ledgers:
-    """Read the three stores directly; HarnessError when one cannot be read."""
+def _fetch(source: LedgerSource, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """One ledger's rows: an HTTP GET's JSON list under its key, or a SQL query's rows."""
+    if source.http is not None:
+        answer = httpx.get(source.http, timeout=30)
+        answer.raise_for_status()
+        rows = answer.json()[source.key]
+        if not isinstance(rows, list):
+            raise ValueError(f"{source.http} answered no list under {source.key!r}")
+        return rows
+    assert source.dsn is not None and source.query is not None
+    with psycopg.connect(source.dsn, connect_timeout=5, autocommit=True) as conn:
+        found: list[dict[str, Any]] = conn.cursor(row_factory=dict_row).execute(
+            source.query.encode(), params).fetchall()
+    return found
+
+
+def read_ledgers(sources: LedgerSources, since: float, pending_limit_seconds: float = 600.0
+                 ) -> Ledgers:
+    """Read every ledger the target gives (directly, not through Toxiproxy); HarnessError
+    when one given cannot be read. A ledger not given is left out, and the checks that
+    need it are not judged."""
+    given = {name for name in ("orders", "charges", "reservations", "stock")
+             if getattr(sources, name) is not None}
+    if sources.initial_stock:
+        given.add("initial_stock")
+    read: dict[str, list[dict[str, Any]]] = {}
     try:
-        with psycopg.connect(database_url, connect_timeout=5, autocommit=True) as conn:
-            cursor = conn.cursor(row_factory=dict_row)
-            orders = cursor.execute(
-                f"SELECT {ORDER_COLUMNS} FROM orders WHERE created_at >= to_timestamp(%s)",
-                (since,)).fetchall()
-            charges = httpx.get(f"{payments_url}/v1/charges", timeout=30).json()["charges"]
+        if sources.charges is not None:
+            read["charges"] = _fetch(sources.charges, {"since": since})
+        if sources.orders is not None:
             # A charge made in this window may belong to an order made before it (a payment
             # taken later for an order left pending by an earlier run): judge it with it.
-            known = {o["order_id"] for o in orders}
-            earlier = sorted({c["order_id"] for c in charges if c["created_at"] >= since}
-                             - known)
-            if earlier:
-                orders += cursor.execute(
-                    f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = ANY(%s)",
-                    (earlier,)).fetchall()
-        reservations = httpx.get(f"{inventory_url}/v1/reservations", timeout=30).json()[
-            "reservations"]
-        stock = httpx.get(f"{inventory_url}/v1/stock", timeout=30).json()["items"]
-    except (psycopg.Error, httpx.HTTPError, KeyError, ValueError) as exc:
+            earlier = sorted({c["order_id"] for c in read.get("charges", [])
+                              if c["created_at"] >= since})
+            read["orders"] = _fetch(sources.orders, {"since": since, "order_ids": earlier})
+        for name in ("reservations", "stock"):
+            source = getattr(sources, name)
+            if source is not None:
+                read[name] = _fetch(source, {"since": since})
+    except (psycopg.Error, httpx.HTTPError, KeyError, ValueError, TypeError) as exc:
         raise HarnessError(f"the audit could not read the ledgers: {exc}") from exc
-    return Ledgers(orders, charges, reservations, stock, since, datetime.now(UTC).timestamp(),
-                   pending_limit_seconds,
-                   initial_stock or {p.sku: p.initial_stock for p in PRODUCTS})
+    return Ledgers(read.get("orders", []), read.get("charges", []),
+                   read.get("reservations", []), read.get("stock", []), since,
+                   datetime.now(UTC).timestamp(), pending_limit_seconds,
+                   dict(sources.initial_stock), frozenset(given))
 
 
 # ---- promises ---------------------------------------------------------------------------------
@@ -369,34 +395,46 @@ def check_orders_settled(ledgers: Ledgers, told: dict[str, dict[str, Any]],
                                      "taken nor the order cancelled", ids))
 
 
-CHECKS: tuple[Check, ...] = (
-    check_told_orders, check_not_charged, check_confirmed_captured,
-    check_captures_have_orders, check_refunds_and_voids, check_holds, check_reservations,
-    check_stock_adds_up, check_orders_settled,
+# Each check with the ledgers it reads.
+CHECKS: tuple[tuple[Check, tuple[str, ...]], ...] = (
+    (check_told_orders, ("orders",)),
+    (check_not_charged, ("orders", "charges")),
+    (check_confirmed_captured, ("orders", "charges")),
+    (check_captures_have_orders, ("orders", "charges")),
+    (check_refunds_and_voids, ("orders", "charges")),
+    (check_holds, ("orders", "charges")),
+    (check_reservations, ("orders", "reservations")),
+    (check_stock_adds_up, ("reservations", "stock", "initial_stock")),
+    (check_orders_settled, ("orders",)),
 )
 
 
 def audit_ledgers(ledgers: Ledgers, evidence: list[dict[str, Any]]) -> AuditResult:
-    """Every check over ledgers already read."""
+    """Every check whose ledgers were given, over ledgers already read; the others are
+    listed as not judged."""
     told = last_answers(evidence)
     result = AuditResult(orders=len(ledgers.orders), charges=len(ledgers.recent_charges))
     result.told_confirmed = sum(1 for e in told.values() if e.get("status") == 201
                                 and e.get("order_status") == "confirmed")
     result.told_not_charged = sum(1 for e in told.values() if e.get("charged") is False)
-    for check in CHECKS:
+    for check, needs in CHECKS:
+        lacking = [n for n in needs if n not in ledgers.given]
+        if lacking:
+            name = (check.__doc__ or check.__name__).split("\n")[0].rstrip(".")
+            result.not_judged.append(f"{name} (no {' or '.join(lacking)} ledger)")
+            continue
         check(ledgers, told, result.violations)
     return result
 
 
-def run_audit(
-    evidence: list[dict[str, Any]],
-    database_url: str,
-    payments_url: str,
-    inventory_url: str,
-    since: float,
-    pending_limit_seconds: float = 600.0,
-) -> AuditResult:
+def run_audit(evidence: list[dict[str, Any]], sources: LedgerSources, since: float,
+              pending_limit_seconds: float = 600.0) -> AuditResult:
     """Check the ledgers against each other and against what shoppers were told."""
-    ledgers = read_ledgers(database_url, payments_url, inventory_url, since,
-                           pending_limit_seconds)
-    return audit_ledgers(ledgers, evidence)
+    return audit_ledgers(read_ledgers(sources, since, pending_limit_seconds), evidence)
+
+
+def stack_sources(config: StackConfig) -> LedgerSources:
+    """The reference shop's ledgers on a stack of the harness's (targets/reference.yaml)."""
+    from .target import load_target
+
+    return load_target(None, config).target.ledgers

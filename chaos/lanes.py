@@ -31,7 +31,7 @@ from rich.markup import escape
 from .experiment import Experiment
 from .report import gate_markdown, write_junit
 from .run.safety import record_process, recorded_process
-from .session import Progress, gate_line
+from .session import Progress, gate_line, gate_total
 from .stack import PROJECT_ROOT, Ports, Stack, StackConfig
 
 # A lane's per-experiment line, as `gate_line` prints it.
@@ -110,19 +110,23 @@ def lane_env(index: int) -> dict[str, str]:
     return env
 
 
-def lane_command(lane: Lane, time_scale: float, shop: str | None) -> list[str]:
-    """The child gate of a lane (it manages its own stack)."""
+def lane_command(lane: Lane, time_scale: float, shop: str | None,
+                 target: Path | None = None) -> list[str]:
+    """The child gate of a lane (it manages its own stack, for the target's shop)."""
     cmd = [sys.executable, "-m", "chaos.cli", "gate", "--manage-stack", "--lanes", "1",
            "--time-scale", str(time_scale), "--out", str(lane.out)]
     for path, _ in lane.chosen:
         cmd += ["--name", path.stem]
     if shop:
         cmd += ["--shop", shop]
+    if target is not None:
+        cmd += ["--target", str(target.resolve())]
     return cmd
 
 
 def run_lanes(chosen: Sequence[tuple[Path, Experiment]], out: Path, lanes: int,
-              time_scale: float, shop: str | None, progress: Progress) -> int:
+              time_scale: float, shop: str | None, progress: Progress,
+              target: Path | None = None) -> int:
     """Every chosen experiment over `lanes` parallel stacks; the merged reports in `out`;
     the gate's exit code (the worst run's, 2 when an experiment has no result)."""
     for line in clear_leftover_lanes(progress):
@@ -137,7 +141,8 @@ def run_lanes(chosen: Sequence[tuple[Path, Experiment]], out: Path, lanes: int,
         lane.out, lane.log = work / str(lane.index), work / f"{lane.index}.log"
         with lane.log.open("wb") as log:
             lane.proc = subprocess.Popen(
-                lane_command(lane, time_scale, shop), stdout=log, stderr=subprocess.STDOUT,
+                lane_command(lane, time_scale, shop, target), stdout=log,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, env=lane_env(lane.index), cwd=PROJECT_ROOT,
                 start_new_session=True)  # a signal reaches a lane once: from here
         record_process(LANES_ROOT / str(lane.index) / "lane.pid", lane.proc.pid)
@@ -226,8 +231,5 @@ def _merge(chosen: Sequence[tuple[Path, Experiment]], dealt: list[Lane], out: Pa
             summaries.append((target / "summary.md").read_text())
     write_junit(suites, out / "junit.xml")
     (out / "summary.md").write_text(gate_markdown(summaries))
-    others = len(verdicts) - verdicts.count("passed")
-    progress(f"gate: {verdicts.count('passed')} of {len(verdicts)} passed"
-             f"{f' ({others} failed, aborted, errored or not run)' if others else ''}, "
-             f"{seconds // 60:.0f} min {seconds % 60:.0f} s over {len(dealt)} lanes")
+    progress(gate_total(verdicts, seconds, f" over {len(dealt)} lanes"))
     return exit_code

@@ -13,6 +13,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests.classify import CLASSES, CONTRACT_FAILURES
+from loadtests.shape import StatusFormat
 from loadtests.timeline import histogram_percentile
 
 from .experiment import Hypothesis
@@ -151,10 +152,12 @@ class Poller:
 
 @dataclass(slots=True)
 class StatusPoller(Poller):
-    """Polls the shop's /api/status and keeps (time, state per dependency) samples."""
+    """Polls the shop's status page and keeps (time, state per dependency) samples, read
+    by the target's status format into the harness's words."""
 
     base_url: str
     interval: float = 0.25
+    status_format: StatusFormat = field(default_factory=StatusFormat)
     samples: list[tuple[float, dict[str, str]]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -162,11 +165,12 @@ class StatusPoller(Poller):
     def sample(self, client: httpx.Client) -> None:
         """One sample of every dependency's state ({} when the status page failed)."""
         try:
-            body = client.get(f"{self.base_url}/api/status").json()
-            states = {d: s["state"] for d, s in body["dependencies"].items()}
-            self.samples.append((time.time(), states))
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
-            self.samples.append((time.time(), {}))  # the status page itself failed
+            states = self.status_format.read(
+                client.get(f"{self.base_url}{self.status_format.route}").text)
+        except httpx.HTTPError:
+            states = None
+        # {}: the status page itself failed, or said what the format cannot read
+        self.samples.append((time.time(), states or {}))
 
     def state_before(self, dependency: str, at: float | None,
                      within: float = 3.0) -> str | None:

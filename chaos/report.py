@@ -51,6 +51,7 @@ def journal(result: RunResult) -> dict[str, Any]:
         "abort": result.abort,
         "communication": result.communication,
         "notes": result.notes,
+        "not_judged": result.not_judged,
         "prometheus": result.prometheus,
         "audit": result.audit.as_json() if result.audit else None,
     }
@@ -72,6 +73,16 @@ def junit_suite(result: RunResult, name: str) -> ET.Element:
                                             f"wanted {r.tolerance}"
                                             + (f" ({r.note})" if r.note else ""))
             failure.text = f"phase {r.phase}, probe {r.probe}"
+    for what in result.not_judged:
+        case = ET.SubElement(suite, "testcase", classname=f"{name}.audit", name=what, time="0")
+        cases += 1
+        skipped += 1
+        ET.SubElement(case, "skipped", message="not judged: the target gives no source")
+    if result.verdict == "skipped":
+        case = ET.SubElement(suite, "testcase", classname=f"{name}.run", name="run", time="0")
+        cases += 1
+        skipped += 1
+        ET.SubElement(case, "skipped", message=result.reason)
     if result.verdict in ("aborted", "error", "not_run"):
         case = ET.SubElement(suite, "testcase", classname=f"{name}.run", name="run completed",
                              time="0")
@@ -104,7 +115,7 @@ def write_junit(suites: list[ET.Element], path: Path) -> None:
 def markdown(result: RunResult, name: str) -> str:
     """A summary fit for a CI job summary."""
     icon = {"passed": "PASS", "failed": "FAIL", "aborted": "ABORTED", "not_run": "NOT RUN",
-            "error": "ERROR"}[result.verdict]
+            "error": "ERROR", "skipped": "SKIPPED"}[result.verdict]
     lines = [f"## {result.experiment.title} — {icon} (score {result.score:g}/100)", "",
              f"`{name}` · {result.reason}", ""]
     if result.phase_stats:
@@ -127,6 +138,9 @@ def markdown(result: RunResult, name: str) -> str:
                          f"{_fmt(c['time_to_clear'])} s after recovery"
                          for dep, c in result.communication.items())
         lines += [f"Status page: {told} (- means never).", ""]
+    if result.not_judged:
+        lines += ["Not judged (the target gives no source for them): "
+                  + "; ".join(result.not_judged) + ".", ""]
     if result.abort:
         lines.append(f"Stop condition **{result.abort['condition']}** met; every fault was "
                      f"rolled back {result.abort.get('latency', 0):.3f} s later.")
@@ -270,6 +284,9 @@ def html_report(result: RunResult, name: str, history: list[dict[str, Any]]) -> 
                     "</figcaption></figure>")
     for note in result.notes:
         body.append(f"<p class='note'>{html.escape(note)}</p>")
+    for what in result.not_judged:
+        body.append(f"<p class='note'>not judged (the target gives no source): "
+                    f"{html.escape(what)}</p>")
     body.append("<h2>Hypotheses</h2><table><tr><th>phase</th><th>hypothesis</th>"
                 "<th>measured</th><th>wanted</th><th></th></tr>")
     for r in result.results:

@@ -19,6 +19,7 @@ from .report import Proof, gate_markdown, junit_suite, write_junit, write_report
 from .run import Runner, RunObserver, RunResult, ViewObserver
 from .run.journal import View
 from .stack import Stack
+from .target import Target, load_target
 from .waiting import poll
 
 Progress = Callable[[str], None]
@@ -27,10 +28,15 @@ ViewFor = Callable[[str], AbstractContextManager[View]]
 
 
 @contextmanager
-def managed_stack(stack: Stack, manage: bool, progress: Progress) -> Iterator[Stack]:
+def managed_stack(stack: Stack, manage: bool, progress: Progress,
+                  target: Target | None = None) -> Iterator[Stack]:
     """The stack, healthy for the block: brought up when it is down and `manage` allows
     it, and then taken down again after; an error that says what to do when it is down and
-    `manage` does not."""
+    `manage` does not. A target the harness does not run (no `stack:`) is left alone: the
+    run's preflight says whether it answers."""
+    if target is not None and target.stack is None:
+        yield stack
+        return
     started_here = ensure_stack(stack, manage, progress)
     try:
         yield stack
@@ -49,6 +55,11 @@ def ensure_stack(stack: Stack, manage: bool, progress: Progress) -> bool:
             return "healthy"
         return None if all(s.running for s in found) else "down"
 
+    running = stack.running_shop()
+    if running is not None and running != stack.config.shop_app:
+        raise HarnessError(f"the stack runs the {running} shop, and the target needs the "
+                           f"{stack.config.shop_app} shop: `make down`, then `make up "
+                           "TARGET=<the target file>`")
     # A shop still recovering from a fault gets a grace.
     if poll(settled, 15, every=0.5) == "healthy":
         return False
@@ -70,18 +81,25 @@ class Ran:
 def run_experiment(name: str, stack: Stack, out: Path, view_for: ViewFor,
                    time_scale: float = 1.0, shop: ShopProfile | None = None,
                    workers_expect: int = 0, master_port: int = MASTER_PORT,
-                   workers_wait: float = WORKERS_WAIT) -> Ran:
-    """Run one experiment (a catalog name or a file) against the stack, with the live view
-    and the harness's metrics, and write its reports."""
+                   workers_wait: float = WORKERS_WAIT, target: Target | None = None) -> Ran:
+    """Run one experiment (a catalog name or a file) against the target (the reference
+    shop on the stack by default), with the live view and the harness's metrics, and
+    write its reports. An experiment the target cannot take is skipped, with the reason."""
     path, experiment = load_experiment(name)
     experiment = experiment.scaled(time_scale)
     if shop is not None:
         experiment = experiment.model_copy(update={"shop": shop})
+    target = target or load_target(None, stack.config).target
+    skip = target.skip_reason(experiment)
+    if skip is not None:
+        result = RunResult(experiment, str(path), out, verdict="skipped", reason=skip)
+        result.ended = result.started
+        return Ran(result, write_reports(result, path.stem))
     with view_for(path.stem) as view:
         observers: list[RunObserver] = [ViewObserver(view), *stack_observers(stack)]
         result = Runner.on_stack(experiment, str(path), stack, out, observers=observers,
                                  workers_expect=workers_expect, master_port=master_port,
-                                 workers_wait=workers_wait).run()
+                                 workers_wait=workers_wait, target=target).run()
     return Ran(result, write_reports(result, path.stem))
 
 
@@ -105,30 +123,32 @@ def gate_line(index: int, total: int, name: str, verdict: str, score: float,
             f"{seconds // 60:>3.0f}:{seconds % 60:04.1f}")
 
 
-def gate_total(outcome: GateOutcome) -> str:
-    """The gate's last line: how many held, and how long it all took."""
-    verdicts = [ran.result.verdict for _, ran in outcome.runs]
-    seconds = sum(outcome.seconds)
-    others = len(verdicts) - verdicts.count("passed")
+def gate_total(verdicts: Sequence[str], seconds: float, where: str = "") -> str:
+    """The gate's last line: how many held, how many the target could not take, and how
+    long it all took (`where`: e.g. " over 3 lanes")."""
+    skipped = verdicts.count("skipped")
+    others = len(verdicts) - verdicts.count("passed") - skipped
     return (f"gate: {verdicts.count('passed')} of {len(verdicts)} passed"
-            f"{f' ({others} failed, aborted or errored)' if others else ''}, "
-            f"{seconds // 60:.0f} min {seconds % 60:.0f} s")
+            f"{f' ({others} failed, aborted, errored or not run)' if others else ''}"
+            f"{f', {skipped} skipped (not in the target)' if skipped else ''}, "
+            f"{seconds // 60:.0f} min {seconds % 60:.0f} s{where}")
 
 
 def run_gate(chosen: Sequence[tuple[Path, Experiment]], stack: Stack, out: Path,
              view_for: ViewFor, time_scale: float, shop: ShopProfile | None,
-             progress: Progress) -> GateOutcome:
+             progress: Progress, target: Target | None = None) -> GateOutcome:
     """Every chosen experiment in turn; one JUnit file and one summary in `out`."""
     outcome = GateOutcome()
     for index, (path, _) in enumerate(chosen, 1):
         progress(f"[bold]{index}/{len(chosen)}[/] {path.stem}")
         started = time.monotonic()
-        ran = run_experiment(str(path), stack, out / path.stem, view_for, time_scale, shop)
+        ran = run_experiment(str(path), stack, out / path.stem, view_for, time_scale, shop,
+                             target=target)
         outcome.runs.append((path.stem, ran))
         outcome.seconds.append(time.monotonic() - started)
         progress(gate_line(index, len(chosen), path.stem, ran.result.verdict,
                            ran.result.score, outcome.seconds[-1]))
-    progress(gate_total(outcome))
+    progress(gate_total([ran.result.verdict for _, ran in outcome.runs], sum(outcome.seconds)))
     out.mkdir(parents=True, exist_ok=True)
     write_junit([junit_suite(ran.result, name) for name, ran in outcome.runs],
                 out / "junit.xml")

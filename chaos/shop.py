@@ -19,13 +19,16 @@ from .waiting import poll
 class ShopClient:
     """Plain reads of one running shop (each a fresh short request)."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, ready_route: str = "/readyz",
+                 metrics_route: str | None = "/metrics") -> None:
         self.base_url = base_url
+        self.ready_route = ready_route
+        self.metrics_route = metrics_route
 
     def ready(self) -> bool:
-        """/readyz answers 200."""
+        """The ready route (/readyz) answers 2xx."""
         try:
-            return httpx.get(f"{self.base_url}/readyz", timeout=2).is_success
+            return httpx.get(f"{self.base_url}{self.ready_route}", timeout=2).is_success
         except httpx.HTTPError:
             return False
 
@@ -47,8 +50,10 @@ class ShopClient:
         return str(found.get("state", "operational"))
 
     def metrics(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-        """Every sample on /metrics ({} when it cannot be read)."""
-        return scrape(f"{self.base_url}/metrics")
+        """Every sample on /metrics ({} when it cannot be read, or the shop has none)."""
+        if self.metrics_route is None:
+            return {}
+        return scrape(f"{self.base_url}{self.metrics_route}")
 
     def breaker_state(self, dependency: str) -> float | None:
         """The highest breaker state across workers (0 closed, 1 half-open, 2 open)."""

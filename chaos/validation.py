@@ -107,6 +107,11 @@ def _friendly(error: Any) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
+def line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """The line a key path of a YAML text is on (or its nearest parent's)."""
+    return _nearest_line(_line_map(text), loc)
+
+
 def problems_of(exc: ValidationError, text: str) -> list[str]:
     """Each validation error of a YAML file, as "where: what to fix (line n)"."""
     lines = _line_map(text)

@@ -9,7 +9,6 @@ whose gevent makes these sleeps and sockets cooperative.
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.request
 from collections import deque
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .classify import banner_expected
+from .shape import StatusFormat
 
 
 class BannerWrong(Exception):
@@ -41,8 +41,10 @@ class StatusWatch:
     samples `before` it to `after` it (see classify.banner_expected)."""
 
     def __init__(self, base_url: str, before: float, on_wrong: Callable[[Seen, str], None],
-                 after: float = 2.5, interval: float = 0.5) -> None:
-        self.url = f"{base_url.rstrip('/')}/api/status"
+                 status_format: StatusFormat | None = None, after: float = 2.5,
+                 interval: float = 0.5) -> None:
+        self.format = status_format or StatusFormat()
+        self.url = f"{base_url.rstrip('/')}{self.format.route}"
         self.before, self.after, self.interval = before, after, interval
         self.samples: deque[tuple[float, bool | None]] = deque(maxlen=400)
         self.pending: deque[Seen] = deque(maxlen=20_000)
@@ -53,9 +55,10 @@ class StatusWatch:
         troubled: bool | None
         try:
             with urllib.request.urlopen(self.url, timeout=2) as answer:
-                states = [d["state"] for d in json.loads(answer.read())["dependencies"].values()]
-            troubled = any(state != "operational" for state in states)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                states = self.format.read(answer.read().decode("utf-8", "replace"))
+            troubled = None if states is None else \
+                any(state != "operational" for state in states.values())
+        except (OSError, ValueError):
             troubled = None
         self.samples.append((time.time(), troubled))
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .pages import Page, read_page
+from .shape import Markers
 
 OK, DEGRADED, GRACEFUL, DECLINED, UNGRACEFUL, FALSE_DECLINE = (
     "ok", "degraded", "graceful_error", "declined", "ungraceful", "false_decline"
@@ -99,6 +100,7 @@ class Expect:
     total_cents: int | None = None
     banner: Banner | None = None
     host: str = ""
+    markers: Markers | None = None  # the shop's brand and banner (None: the reference's)
 
 
 ANY = Expect()
@@ -227,7 +229,7 @@ def classify(
     if leaks(body):
         return Verdict(UNGRACEFUL, "internals_in_body")
     content_type = _header(headers, "Content-Type").split(";")[0].strip().lower()
-    page = read_page(body) if content_type == "text/html" and body else None
+    page = read_page(body, expect.markers) if content_type == "text/html" and body else None
     html_asked = expect.kind in ("page", "checkout_page")
 
     if status in _REDIRECTS:

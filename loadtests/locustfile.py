@@ -22,6 +22,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -36,7 +37,7 @@ from locust.runners import WorkerRunner
 locust.runners.WORKER_REPORT_INTERVAL = 1.0
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # plain `locust -f` works too
-from chaos.vocabulary import DECLINED_CARD, GOOD_CARD, card_form  # noqa: E402
+from chaos.vocabulary import card_form  # noqa: E402
 from loadtests.banner import BannerWrong, Seen, StatusWatch  # noqa: E402
 from loadtests.classify import (  # noqa: E402
     ANY,
@@ -50,6 +51,7 @@ from loadtests.classify import (  # noqa: E402
     classify,
 )
 from loadtests.evidence import Evidence, EvidenceInvalid, valid_evidence  # noqa: E402
+from loadtests.shape import ShopShape  # noqa: E402
 from loadtests.shapes import PROFILES, Ticker  # noqa: E402
 from loadtests.timeline import FRESH_FILE, Timeline, TimelineReportInvalid  # noqa: E402
 
@@ -85,6 +87,10 @@ def _options(parser: Any) -> None:
                         env_var="LOAD_BANNER_GRACE",
                         help="Seconds /api/status must be settled before a page's banner "
                              "is judged by it (0: never judge the banner)")
+    parser.add_argument("--target-shape", default="", env_var="LOAD_TARGET_SHAPE",
+                        help="The shop's shape (routes, cart header, cards, pages, status) "
+                             "as a JSON file the harness writes from a target file "
+                             "(default: the reference shop's)")
     parser.add_argument("--decline-share", type=float, default=0.05, env_var="LOAD_DECLINE_SHARE",
                         help="Share of checkouts made with a card that is declined")
 
@@ -94,6 +100,8 @@ def _init(environment: Environment, **_: Any) -> None:
     options = environment.parsed_options
     run_dir = Path(options.run_dir if options else "reports/load-latest")
     environment.cc_run_dir = run_dir  # type: ignore[attr-defined]
+    environment.cc_shape = ShopShape.from_file(  # type: ignore[attr-defined]
+        options.target_shape if options else None)
     _ENVIRONMENT[:] = [environment]
     environment.cc_timeline = Timeline()  # type: ignore[attr-defined]
     environment.cc_evidence = Evidence(run_dir)  # type: ignore[attr-defined]
@@ -152,7 +160,8 @@ def _start_sampling(environment: Environment, **_: Any) -> None:
                 request_type="GET", name=f"{seen.name} [banner]", response_time=0,
                 response_length=0, exception=BannerWrong(reason), context={})
 
-        watch = StatusWatch(environment.host, options.banner_grace, wrong)
+        watch = StatusWatch(environment.host, options.banner_grace, wrong,
+                            environment.cc_shape.status)  # type: ignore[attr-defined]
         environment.cc_status = watch  # type: ignore[attr-defined]
         environment.cc_status_loops = [  # type: ignore[attr-defined]
             gevent.spawn(watch.poll), gevent.spawn(watch.judge)]
@@ -224,13 +233,25 @@ class ShopperBase(FastHttpUser):
     def on_start(self) -> None:
         """Learn the catalog once per process (the API is the source of skus)."""
         if not ShopperBase.skus:
-            verdict, response = self.call("GET", "/api/products", "/api/products",
-                                          expect=Expect("products"))
+            route = self.shape.products
+            verdict, response = self.call("GET", route, route, expect=Expect("products"))
             if verdict.cls == OK:
                 ShopperBase.skus = [p["sku"] for p in response.json()]
 
     def _options(self) -> Any:
         return self.environment.parsed_options
+
+    @property
+    def shape(self) -> ShopShape:
+        """The shop's routes, cart, cards, pages and status format."""
+        shape: ShopShape = getattr(self.environment, "cc_shape", None) or ShopShape()
+        return shape
+
+    def _new_cart(self) -> dict[str, str]:
+        """A cart's header: an id the shopper makes, or none yet (the shop names it)."""
+        if self.shape.cart_named_by == "shopper":
+            return {self.shape.cart_header: uuid.uuid4().hex}
+        return {}
 
     def call(self, method: str, path: str, name: str, *, checkout: bool = False,
              headers: dict[str, str] | None = None, expect: Expect = ANY,
@@ -240,6 +261,8 @@ class ShopperBase(FastHttpUser):
         kept: checks that an earlier answer's promise held ('' if it did, else why not)."""
         options = self._options()
         deadline = options.checkout_deadline if options else 6.0
+        if expect.markers is None and self.shape.pages is not None:
+            expect = replace(expect, markers=self.shape.pages.markers)
         with self.client.request(method, path, name=name, headers=headers,
                                  catch_response=True, **kwargs) as response:
             elapsed = response.request_meta["response_time"] / 1000.0
@@ -268,7 +291,8 @@ class ShopperBase(FastHttpUser):
         """One page as a browser gets it (a form posted as a form, a redirect followed as
         its own request), judged as a page: the shop's layout, the banner, the contract."""
         watch: StatusWatch | None = getattr(self.environment, "cc_status", None)
-        expect = Expect("checkout_page" if checkout else "page", decline_card=decline_card)
+        expect = Expect("checkout_page" if checkout else "page", decline_card=decline_card,
+                        markers=self.shape.pages.markers if self.shape.pages else None)
         asked = time.time()
         headers = {"Accept": "text/html,application/xhtml+xml"}
         kwargs: dict[str, Any] = {"allow_redirects": False}
@@ -290,7 +314,10 @@ class ShopperBase(FastHttpUser):
         return ShopperBase.skus or FALLBACK_SKUS
 
     def _storefront(self) -> bool:
-        """Does this journey go through the HTML pages (the experiment's share of them)?"""
+        """Does this journey go through the HTML pages (the experiment's share of them)?
+        Only in a shop with the storefront's cart and checkout forms."""
+        if self.shape.pages is None or not self.shape.pages.checkout:
+            return False
         options = self._options()
         share = options.storefront_share if options else STOREFRONT_SHARE
         return random.random() < share
@@ -299,12 +326,17 @@ class ShopperBase(FastHttpUser):
     def _fill_cart(self, cart: dict[str, str]) -> int | None:
         """Add one or two items; the cart's total, None when nothing could be added."""
         added = False
+        shape = self.shape
         for sku in random.sample(self._skus(), k=random.randint(1, 2)):
-            verdict, _ = self.call("POST", "/api/cart/items", "/api/cart/items", headers=cart,
-                                   json={"sku": sku, "qty": random.randint(1, 2)},
-                                   expect=Expect("cart"))
+            verdict, answer = self.call("POST", shape.cart_items, shape.cart_items,
+                                        headers=cart,
+                                        json={"sku": sku, "qty": random.randint(1, 2)},
+                                        expect=Expect("cart"))
             added = added or verdict.cls in (OK, DEGRADED)  # a cookie cart is a cart
-        verdict, response = self.call("GET", "/api/cart", "/api/cart", headers=cart,
+            named = (answer.headers or {}).get(shape.cart_header)
+            if named and shape.cart_header not in cart:  # the shop named the cart
+                cart[shape.cart_header] = named
+        verdict, response = self.call("GET", shape.cart, shape.cart, headers=cart,
                                       expect=Expect("cart"))
         if not added:
             return None
@@ -315,7 +347,7 @@ class ShopperBase(FastHttpUser):
         options = self._options()
         share = options.decline_share if options else 0.05
         declined = random.random() < share
-        return (DECLINED_CARD if declined else GOOD_CARD), declined
+        return (self.shape.declined_card if declined else self.shape.good_card), declined
 
     def checkout(self, cart: dict[str, str], total: int | None = None) -> None:
         """Check out once; on 503/429 wait as told (at most 2 s) and retry with the same key."""
@@ -323,14 +355,16 @@ class ShopperBase(FastHttpUser):
         key = uuid.uuid4().hex
         expect = Expect("checkout", decline_card=declined, total_cents=total or None)
         cart_promised = False
+        shape = self.shape
         for attempt in (1, 2):
             verdict, response = self.call(
-                "POST", "/api/checkout", "/api/checkout", checkout=True,
+                "POST", shape.checkout, shape.checkout, checkout=True,
                 headers={**cart, "Idempotency-Key": key}, json={"card": card}, expect=expect)
             body = _json(response)
             cart_promised = cart_promised or body.get("cart_saved") is True
-            self._evidence(key, cart["X-Cart-Id"], attempt, response.status_code, verdict,
-                           card, declined, via="api", order_id=body.get("order_id"),
+            self._evidence(key, cart.get(shape.cart_header, ""), attempt, response.status_code,
+                           verdict, card, declined, via="api", cart_cents=total,
+                           order_id=body.get("order_id"),
                            order_status=body.get("status") if response.status_code == 201
                            else None,
                            total_cents=body.get("total_cents"),
@@ -344,10 +378,10 @@ class ShopperBase(FastHttpUser):
                 continue
             break
         if response.status_code == 201 and body.get("order_id"):
-            self.call("GET", f"/api/orders/{body['order_id']}", "/api/orders/[id]",
-                      expect=Expect("order"))
+            self.call("GET", shape.order.replace("{order_id}", str(body["order_id"])),
+                      shape.order.replace("{order_id}", "[id]"), expect=Expect("order"))
         elif cart_promised:  # an answer promised the cart is kept: is it?
-            self.call("GET", "/api/cart", "/api/cart", headers=cart, expect=Expect("cart"),
+            self.call("GET", shape.cart, shape.cart, headers=cart, expect=Expect("cart"),
                       kept=lambda _, answer: "" if _json(answer).get("items")
                       else "cart_not_saved")
 
@@ -362,10 +396,17 @@ class ShopperBase(FastHttpUser):
 
     # ---- the storefront's pages ----------------------------------------------------------
     def _browse(self) -> None:
-        """The sale page and a product or two (every shopper browses the pages)."""
-        self.page("GET", "/", "/")
+        """The sale page and a product or two (every shopper browses the pages; in a shop
+        without pages, the product list)."""
+        pages = self.shape.pages
+        if pages is None:
+            self.call("GET", self.shape.products, self.shape.products,
+                      expect=Expect("products"))
+            return
+        self.page("GET", pages.home, pages.home)
         for sku in random.sample(self._skus(), k=random.randint(1, 2)):
-            self.page("GET", f"/products/{sku}", "/products/[sku]")
+            self.page("GET", pages.product.replace("{sku}", sku),
+                      pages.product.replace("{sku}", "[sku]"))
 
     def _fill_cart_pages(self) -> int | None:
         """A new browser session adds one or two products with the product page's form
@@ -411,13 +452,15 @@ class ShopperBase(FastHttpUser):
                 order_status = shown.page.order_status.replace(" ", "_") or None
             charged = True if order_status == "confirmed" else None
         self._evidence(key, "", 1, 201 if order_id else status, verdict, card, declined,
-                       via="page", order_id=order_id, order_status=order_status,
+                       via="page", cart_cents=total, order_id=order_id,
+                       order_status=order_status,
                        total_cents=total, charged=charged, cart_saved=cart_saved,
                        request_id=(response.headers or {}).get("X-Request-ID", ""))
         if cart_saved and not order_id:  # the sorry page said "your cart is saved": is it?
             self.page("GET", "/cart", "/cart (page)", kept=lambda shown, _: "" if (
                 shown.page is not None and shown.page.cart_total_cents) else "cart_not_saved")
-        self.page("GET", "/status", "/status (page)")
+        if self.shape.pages is not None:
+            self.page("GET", self.shape.pages.status, f"{self.shape.pages.status} (page)")
 
 
 class Shopper(ShopperBase):
@@ -436,7 +479,7 @@ class Shopper(ShopperBase):
         if self._storefront():
             self._fill_cart_pages()
             return
-        self._fill_cart({"X-Cart-Id": uuid.uuid4().hex})
+        self._fill_cart(self._new_cart())
 
     @task(3)
     def buy(self) -> None:
@@ -447,7 +490,7 @@ class Shopper(ShopperBase):
             if total is not None:
                 self.checkout_pages(total)
             return
-        cart = {"X-Cart-Id": uuid.uuid4().hex}
+        cart = self._new_cart()
         total = self._fill_cart(cart)
         if total is not None:
             self.checkout(cart, total)

@@ -16,10 +16,13 @@ from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser
 
+from .shape import Markers
+
 # The shop's own layout: the header's brand link carries the shop's name. A framework's
-# error page, a proxy's or a bare "Service Unavailable" has no such header.
-BRAND_SELECTOR = "header a.brand"
-BRAND_TEXT = "Outpost Outfitters"
+# error page, a proxy's or a bare "Service Unavailable" has no such header. Another shop
+# says its own markers in its target file.
+REFERENCE_MARKERS = Markers()
+BRAND_TEXT = REFERENCE_MARKERS.brand_text
 _MONEY = re.compile(r"-?\$[\d,]+\.\d{2}")
 
 
@@ -98,19 +101,21 @@ def cents(text: str) -> int | None:
     return -amount if negative else amount
 
 
-def read_page(html: str) -> Page:
-    """Parse one page and pull out what is judged."""
+def read_page(html: str, markers: Markers | None = None) -> Page:
+    """Parse one page and pull out what is judged (the brand and the banner by the shop's
+    markers: the reference shop's by default)."""
     tree = LexborHTMLParser(html)
+    markers = markers or REFERENCE_MARKERS
 
     def text(selector: str) -> str:
         node = tree.css_first(selector)
         return node.text(strip=True) if node is not None else ""
 
-    brand = tree.css_first(BRAND_SELECTOR)
+    brand = tree.css_first(markers.brand_selector)
     total = text("#cart-total")
     return Page(
-        branded=brand is not None and BRAND_TEXT in brand.text(),
-        banner=tree.css_first("#site-banner") is not None,
+        branded=brand is not None and markers.brand_text in brand.text(),
+        banner=tree.css_first(markers.banner_selector) is not None,
         sorry=tree.css_first("#sorry") is not None,
         request_id=text("#request-id"),
         payment_statement=text("#payment-statement"),

@@ -66,6 +66,8 @@ class LoadPlan:
     workers_expect: int = 0
     master_port: int = MASTER_PORT
     workers_wait: int = WORKERS_WAIT
+    # The shop's shape (loadtests.shape, from a target file): None is the reference shop.
+    target_shape: Path | None = None
 
     def command(self, python: str = sys.executable) -> list[str]:
         """The locust command line."""
@@ -83,6 +85,8 @@ class LoadPlan:
             cmd += ["--shape-seconds", str(self.shape_seconds)]
         if self.hold:
             cmd += ["--hold"]
+        if self.target_shape is not None:
+            cmd += ["--target-shape", str(self.target_shape)]
         if self.workers_expect:
             cmd += ["--master", "--master-bind-host", "127.0.0.1",
                     "--master-bind-port", str(self.master_port),
@@ -100,12 +104,14 @@ class LoadPlan:
 
 
 def worker_command(master_host: str, master_port: int, run_dir: Path,
-                   python: str = sys.executable) -> list[str]:
+                   python: str = sys.executable, target_shape: Path | None = None
+                   ) -> list[str]:
     """One load worker (on this host or another): it runs users and sends its timeline and
     evidence to the master; `run_dir` only holds its own log."""
     return [python, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
             "--master-host", master_host, "--master-port", str(master_port),
-            "--run-dir", str(run_dir)]
+            "--run-dir", str(run_dir),
+            *(["--target-shape", str(target_shape)] if target_shape else [])]
 
 
 def plan(host: str, profile: str, users: str, duration: str, processes: str, run_dir: Path,
@@ -137,16 +143,16 @@ def plan(host: str, profile: str, users: str, duration: str, processes: str, run
                     run_dir, ui, day, workers_expect=workers_expect, master_port=master_port)
 
 
-def check_host(host: str) -> None:
-    """The shop must answer /healthz before load starts."""
+def check_host(host: str, ready: str = "/healthz") -> None:
+    """The shop must answer (its ready route) before load starts."""
     try:
-        response = httpx.get(f"{host}/healthz", timeout=3)
+        response = httpx.get(f"{host}{ready}", timeout=3)
     except httpx.HTTPError as exc:
         raise LoadInputError(
             f"the shop at {host} does not answer ({type(exc).__name__}): start it with `make up`"
         ) from exc
     if not response.is_success:
-        raise LoadInputError(f"the shop at {host} answered /healthz with {response.status_code}")
+        raise LoadInputError(f"the shop at {host} answered {ready} with {response.status_code}")
 
 
 @dataclass(frozen=True, slots=True)

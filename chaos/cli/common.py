@@ -51,8 +51,30 @@ def report_dir(out: Path | None, name: str) -> Path:
     return out or PROJECT_ROOT / "reports" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def env_stack() -> Stack:
-    return Stack(StackConfig.from_env(), progress=lambda m: console.print(f"  {m}"))
+def env_stack(target: Path | None = None) -> Stack:
+    """The stack of the environment (CC_RUN_DIR, CC_*_PORT) for a target file: the shop
+    it names under `stack:` and its proxies' names (the reference shop's by default)."""
+    from ..target import stack_config
+
+    config = stack_config(target) if target is not None else StackConfig.from_env()
+    return Stack(config, progress=lambda m: console.print(f"  {m}"))
+
+
+def target_option(func: F) -> F:
+    """--target: the target file (default targets/reference.yaml; CC_TARGET)."""
+    return click.option("--target", "target_file", type=click.Path(path_type=Path),
+                        default=None, envvar="CC_TARGET", show_envvar=True,
+                        help="The target file: the shop under test, its Toxiproxy and "
+                             "ledgers (default targets/reference.yaml).")(func)
+
+
+def stack_and_target(target_file: Path | None) -> tuple[Stack, Any]:
+    """The stack for a target file, and the target validated against it (a bad file or an
+    unset ${...} is exit 2 before anything starts)."""
+    from ..target import load_target
+
+    stack = env_stack(target_file or None)
+    return stack, load_target(target_file, stack.config).target
 
 
 @click.group()

@@ -23,6 +23,8 @@ from .common import (
     report_dir,
     say,
     shop_option,
+    stack_and_target,
+    target_option,
     view_for,
 )
 
@@ -42,22 +44,26 @@ from .common import (
 @click.option("--workers-wait", type=click.FloatRange(1, 3600), default=float(WORKERS_WAIT),
               show_default=True,
               help="Seconds to wait for the workers before refusing to run.")
+@target_option
 @friendly
 def run(experiment: str, out: Path | None, manage_stack: bool, shop_text: str | None,
-        observe: bool, workers_expect: int, master_port: int, workers_wait: float) -> None:
-    """Run one experiment (a file or a catalog name). Exit 0 held, 1 failed, 2 not run."""
+        observe: bool, workers_expect: int, master_port: int, workers_wait: float,
+        target_file: Path | None) -> None:
+    """Run one experiment (a file or a catalog name) against the target. Exit 0 held (or
+    skipped: the target lacks what it breaks), 1 failed, 2 not run."""
     from ..experiment import load_experiment
     from ..session import managed_stack, run_experiment
 
     shop = shop_option(shop_text)
     path, _ = load_experiment(experiment)  # a bad file fails before the stack is touched
+    stack, target = stack_and_target(target_file)
     out = report_dir(out, path.stem)
-    with managed_stack(env_stack(), manage_stack, say) as stack:
+    with managed_stack(stack, manage_stack, say, target) as stack:
         if observe:
             stack.observe()
         ran = run_experiment(str(path), stack, out, view_for, shop=shop,
                              workers_expect=workers_expect, master_port=master_port,
-                             workers_wait=workers_wait)
+                             workers_wait=workers_wait, target=target)
     Console().print(Markdown(ran.paths["summary"].read_text()))
     console.print(f"report: {ran.paths['html']}\njunit:  {ran.paths['junit']}")
     if ran.result.exit_code == 2:
@@ -77,32 +83,36 @@ def run(experiment: str, out: Path | None, manage_stack: bool, shop_text: str | 
 @click.option("--lanes", type=click.IntRange(1, 8), default=1, show_default=True,
               help="Run the experiments over this many stacks in parallel, each on its own "
                    "free loopback ports (1: the stack of `make up`).")
+@target_option
 @friendly
 def gate(tags: tuple[str, ...], names: tuple[str, ...], time_scale: float, out: Path | None,
-         manage_stack: bool, shop_text: str | None, observe: bool, lanes: int) -> None:
-    """Run the catalog as a CI gate: one JUnit file and one summary; exit 1 if any failed."""
+         manage_stack: bool, shop_text: str | None, observe: bool, lanes: int,
+         target_file: Path | None) -> None:
+    """Run the catalog against the target as a CI gate: one JUnit file and one summary;
+    exit 1 if any failed (an experiment whose dependency the target lacks is skipped)."""
     from ..experiment import catalog
     from ..session import managed_stack, run_gate
 
     shop = shop_option(shop_text)
+    stack, target = stack_and_target(target_file)  # a bad target fails before anything
     chosen = [(p, e) for p, e in catalog() if (not tags or set(tags) & set(e.tags))
               and (not names or p.stem in names)]
     if not chosen:
         raise HarnessError(f"no experiment matches tag {', '.join(tags) or '(any)'} and "
                            f"name {', '.join(names) or '(any)'}: see `checkout-chaos list`")
     out = report_dir(out, "gate")
-    if lanes > 1 and len(chosen) > 1:
+    if lanes > 1 and len(chosen) > 1 and target.stack is not None:
         from ..lanes import run_lanes
 
         if observe:
             raise HarnessError("--observe watches one stack: use it with --lanes 1")
-        code = run_lanes(chosen, out, lanes, time_scale, shop_text, say)
+        code = run_lanes(chosen, out, lanes, time_scale, shop_text, say, target_file)
         console.print(f"gate: {out / 'summary.md'}  junit: {out / 'junit.xml'}")
         sys.exit(code)
-    with managed_stack(env_stack(), manage_stack, say) as stack:
+    with managed_stack(stack, manage_stack, say, target) as stack:
         if observe:
             stack.observe()
-        outcome = run_gate(chosen, stack, out, view_for, time_scale, shop, say)
+        outcome = run_gate(chosen, stack, out, view_for, time_scale, shop, say, target)
     console.print(f"gate: {out / 'summary.md'}  junit: {out / 'junit.xml'}")
     sys.exit(outcome.exit_code)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from ..errors import HarnessError
 from ..stack import PROJECT_ROOT
 from .common import (
     console,
@@ -16,26 +18,38 @@ from .common import (
     friendly,
     main,
     say,
+    stack_and_target,
+    target_option,
 )
 
 
 @main.command()
 @click.option("--observe", is_flag=True, help="Start Prometheus too (as `observe`).")
+@target_option
 @friendly
-def up(observe: bool) -> None:
-    """Start the stack: PostgreSQL, Redis, Toxiproxy, payments, inventory, the shop."""
-    stack = env_stack()
+def up(observe: bool, target_file: Path | None) -> None:
+    """Start the stack: PostgreSQL, Redis, Toxiproxy, payments, inventory, and the shop
+    the target names (the reference shop by default)."""
+    stack, target = stack_and_target(target_file)
+    if target.stack is None:
+        raise HarnessError(f"target {target.name} is a shop you run yourself (no `stack:` in "
+                           "its file): the harness starts nothing for it; run experiments "
+                           "against it with TARGET=")
+    running = stack.running_shop()
+    if running is not None and running != stack.config.shop_app:
+        raise HarnessError(f"the stack already runs the {running} shop: `make down` first")
     started = time.monotonic()
     stack.up()
     if observe:
         stack.observe()
     c = stack.config
     console.print(f"[green]stack up[/] in {time.monotonic() - started:.1f}s")
-    console.print(f"  shop        {c.shop_url}")
-    console.print(f"  status page {c.shop_url}/status")
-    console.print(f"  metrics     {c.shop_url}/metrics")
-    console.print(f"  toxiproxy   {c.toxiproxy_url} "
-                  "(proxies: payments, inventory, postgres, redis)")
+    console.print(f"  shop        {target.shop.base_url} ({target.name})")
+    console.print(f"  status page {target.shop.base_url}{target.status.route}")
+    if target.shop.metrics:
+        console.print(f"  metrics     {target.shop.base_url}{target.shop.metrics}")
+    console.print(f"  toxiproxy   {c.toxiproxy_url} (proxies: "
+                  f"{', '.join(s.name for s in c.proxy_specs())})")
     if stack.prometheus_url():
         console.print(f"  prometheus  {c.prometheus_url}")
     console.print(f"  logs        {c.run_dir / 'logs'}")
@@ -64,7 +78,8 @@ def observe(scrape_interval: str) -> None:
 @click.option("--keep-data", is_flag=True, help="Keep the databases for the next `up`.")
 @friendly
 def down(keep_data: bool) -> None:
-    """Stop every process the stack started (and only those); sweep harness toxics."""
+    """Stop every process the stack started (and only those), whichever shop it runs;
+    sweep harness toxics."""
     from ..lanes import clear_leftover_lanes
 
     stopped = env_stack().down(keep_data=keep_data)
@@ -74,10 +89,15 @@ def down(keep_data: bool) -> None:
 
 
 @main.command()
+@target_option
 @friendly
-def status() -> None:
+def status(target_file: Path | None) -> None:
     """Each process, its port and health. Exit 1 when something is not healthy."""
-    rows = env_stack().status()
+    stack = env_stack(target_file)
+    running = stack.running_shop()
+    if running is not None and running != stack.config.shop_app:
+        stack = env_stack(PROJECT_ROOT / "targets" / f"{running}.yaml")
+    rows = stack.status()
     table = Table("component", "pid", "port", "state", "health")
     for row in rows:
         state = "[green]running[/]" if row.running else "[red]stopped[/]"

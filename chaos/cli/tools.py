@@ -14,7 +14,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 from ..errors import HarnessError
-from ..stack import PROJECT_ROOT, StackConfig
+from ..stack import PROJECT_ROOT
 from ..vocabulary import STATUS_NAME
 from .common import (
     SHOP_HELP,
@@ -26,6 +26,8 @@ from .common import (
     report_dir,
     say,
     shop_option,
+    stack_and_target,
+    target_option,
 )
 
 
@@ -74,23 +76,30 @@ def outage(dependency: str, checkouts: int, out: Path | None, manage_stack: bool
               help="Be only the master: wait for this many workers (`make load-worker`, "
                    "on this host or others) and run the users on them.")
 @master_port_option
+@target_option
 @friendly
 def load(profile: str, users: str, duration: str, processes: str, spawn_rate: str,
          day_minutes: str, host: str | None, ui: bool, out: Path | None,
-         workers_expect: int, master_port: int) -> None:
-    """Labor Day-scale shopping load with Locust; exit 1 if any answer was ungraceful."""
+         workers_expect: int, master_port: int, target_file: Path | None) -> None:
+    """Labor Day-scale shopping load with Locust against the target; exit 1 if any answer
+    was ungraceful."""
+    from dataclasses import replace
+
     from loadtests import run as load_run
 
     out = report_dir(out, "load")
+    _, target = stack_and_target(target_file)
+    shape = target.shape()
     try:
-        plan = load_run.plan(host or StackConfig.from_env().shop_url, profile, users, duration,
+        plan = load_run.plan(host or target.shop.base_url, profile, users, duration,
                              processes, out, spawn_rate, ui, day_minutes,
                              workers_expect=workers_expect, master_port=master_port)
-        load_run.check_host(plan.host)
+        load_run.check_host(plan.host, shape.ready)
     except load_run.LoadInputError as exc:
         raise HarnessError(str(exc)) from exc
+    plan = replace(plan, target_shape=shape.to_file(out / "target-shape.json"))
     console.print(f"load: {plan.profile}, {plan.users} users, {plan.duration}s, "
-                  f"{plan.processes} process(es) -> {out}")
+                  f"{plan.processes} process(es), target {target.name} -> {out}")
     if workers_expect:
         console.print(f"waiting up to {plan.workers_wait} s for {workers_expect} worker(s); "
                       "start each with:\n  " + " ".join(load_run.worker_command(
@@ -113,16 +122,22 @@ def load(profile: str, users: str, duration: str, processes: str, spawn_rate: st
 @master_port_option
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Folder for this worker's own log (default reports/load-worker).")
+@target_option
 @friendly
-def load_worker(master_host: str, master_port: int, out: Path | None) -> None:
+def load_worker(master_host: str, master_port: int, out: Path | None,
+                target_file: Path | None) -> None:
     """One Locust worker for `load --workers-expect N` or `run --workers-expect N`: it runs
     users and sends its timeline and evidence to the master; it quits when the master does."""
     from loadtests import run as load_run
 
     out = out or PROJECT_ROOT / "reports" / "load-worker"
     out.mkdir(parents=True, exist_ok=True)
-    console.print(f"worker for the master at {master_host}:{master_port} (Ctrl-C to stop)")
-    code = subprocess.run(load_run.worker_command(master_host, master_port, out)).returncode
+    _, target = stack_and_target(target_file)
+    shape = target.shape().to_file(out / "target-shape.json")
+    console.print(f"worker for the master at {master_host}:{master_port}, target "
+                  f"{target.name} (Ctrl-C to stop)")
+    code = subprocess.run(load_run.worker_command(master_host, master_port, out,
+                                                  target_shape=shape)).returncode
     sys.exit(code)
 
 
@@ -131,18 +146,21 @@ def load_worker(master_host: str, master_port: int, out: Path | None) -> None:
               help="A load run folder with evidence-*.jsonl (what shoppers were told).")
 @click.option("--since-minutes", type=click.FloatRange(min=0), default=0.0,
               help="Only orders and charges of the last N minutes (0: everything).")
+@target_option
 @friendly
-def audit(evidence: Path | None, since_minutes: float) -> None:
-    """The ledger audit on the running stack: exit 0 clean, 1 with violations listed."""
+def audit(evidence: Path | None, since_minutes: float, target_file: Path | None) -> None:
+    """The ledger audit of the target (the running stack's shop by default): exit 0 clean,
+    1 with violations listed."""
     from ..audit import read_evidence, run_audit
 
-    config = StackConfig.from_env()
+    _, target = stack_and_target(target_file)
     since = time.time() - since_minutes * 60 if since_minutes else 0.0
-    result = run_audit(read_evidence(evidence) if evidence else [],
-                       config.direct_database_url, config.payments_url, config.inventory_url,
+    result = run_audit(read_evidence(evidence) if evidence else [], target.ledgers,
                        since=since)
     console.print(f"audited {result.orders} orders, {result.charges} charges, "
                   f"{result.told_confirmed} confirmations shoppers were told of")
+    for what in result.not_judged:
+        console.print(f"[yellow]not judged[/]: {what}")
     for v in result.violations:
         console.print(f"[red]{v.rule}[/]: {v.detail} {v.ids}")
     console.print("[green]clean: nothing lost[/]" if result.clean

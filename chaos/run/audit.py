@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..audit import CHECKS as AUDIT_CHECKS
 from ..audit import EVENTUAL_RULES, AuditResult
 from ..experiment import Checks
 from ..waiting import poll
@@ -25,21 +26,31 @@ class AuditOutcome:
     results: list[HypothesisResult]
     audit: AuditResult | None
     output: dict[str, Any]
+    not_judged: list[str]  # checks not made for want of a source: never passed
 
 
 def audit_run(checks: Checks, evidence: list[dict[str, Any]], audit_once: AuditOnce,
-              metrics_at_start: Samples, metrics_at_end: Samples) -> AuditOutcome:
-    """The ledger audit and the metrics agreement, as the experiment's checks ask."""
+              metrics_at_start: Samples, metrics_at_end: Samples,
+              shop_has_metrics: bool = True) -> AuditOutcome:
+    """The ledger audit and the metrics agreement, as the experiment's checks ask; what
+    the target gives no source for is listed as not judged."""
     results: list[HypothesisResult] = []
     output: dict[str, Any] = {}
+    not_judged: list[str] = []
     audit = None
     if checks.audit:
         audit = audit_settled(evidence, audit_once, checks.audit_settle)
         output["audit"] = audit.as_json()
-        results.append(HypothesisResult(
-            "audit", "ledger audit: nothing lost", "audit_violations", "at most 0",
-            float(len(audit.violations)), audit.clean, 1.0))
-    if checks.metrics_agreement:
+        not_judged += [f"ledger audit: {name}" for name in audit.not_judged]
+        if len(audit.not_judged) < len(AUDIT_CHECKS):
+            results.append(HypothesisResult(
+                "audit", "ledger audit: nothing lost", "audit_violations", "at most 0",
+                float(len(audit.violations)), audit.clean, 1.0,
+                f"{len(audit.not_judged)} checks not judged" if audit.not_judged else ""))
+    if checks.metrics_agreement and not shop_has_metrics:
+        not_judged.append("shop metrics agree with what shoppers saw (the target gives no "
+                          "metrics route)")
+    elif checks.metrics_agreement:
         disagreement, detail = metrics_disagreement(evidence, metrics_at_start,
                                                     metrics_at_end)
         output["metrics_agreement"] = detail
@@ -48,7 +59,7 @@ def audit_run(checks: Checks, evidence: list[dict[str, Any]], audit_once: AuditO
             "audit", "shop metrics agree with what shoppers saw", "metrics_agreement",
             f"at most {limit:g}", disagreement,
             disagreement is not None and disagreement <= limit, 1.0))
-    return AuditOutcome(results, audit, output)
+    return AuditOutcome(results, audit, output, not_judged)
 
 
 def audit_settled(evidence: list[dict[str, Any]], audit_once: AuditOnce,

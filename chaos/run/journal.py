@@ -60,7 +60,7 @@ class RunResult:
     experiment: Experiment
     source: str
     out_dir: Path
-    verdict: str = "not_run"  # passed | failed | aborted | not_run | error
+    verdict: str = "not_run"  # passed | failed | aborted | skipped | not_run | error
     reason: str = ""
     started: float = field(default_factory=time.time)
     ended: float | None = None
@@ -77,6 +77,8 @@ class RunResult:
     # cleared after the last rollback (measured in every run, hypotheses or not).
     communication: dict[str, dict[str, float | None]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # Checks the target gave no source for (a ledger, metrics): never counted as held.
+    not_judged: list[str] = field(default_factory=list)
     # The key series from the stack's Prometheus, when it ran (see chaos.observe).
     prometheus: dict[str, Any] = field(default_factory=dict)
 
@@ -98,7 +100,7 @@ class RunResult:
     @property
     def exit_code(self) -> int:
         """0 all held, 1 a hypothesis failed or the run was aborted, 2 it could not be made."""
-        return {"passed": 0, "failed": 1, "aborted": 1}.get(self.verdict, 2)
+        return {"passed": 0, "failed": 1, "aborted": 1, "skipped": 0}.get(self.verdict, 2)
 
     def phase_verdicts(self) -> dict[str, bool]:
         """Per phase: did every hypothesis in it hold."""

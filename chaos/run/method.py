@@ -38,38 +38,43 @@ class FaultDriver(Protocol):
 
 
 class ToxicDriver:
-    """A Toxiproxy toxic on the target's proxy."""
+    """A Toxiproxy toxic on the proxy of the fault's role (`proxies`: role -> the target's
+    proxy name; a role not in it is its own proxy's name)."""
 
-    def __init__(self, injector: FaultInjector) -> None:
+    def __init__(self, injector: FaultInjector, proxies: Mapping[str, str] | None = None) -> None:
         self._injector = injector
+        self._proxies = dict(proxies or {})
 
     def inject(self, target: str, fault: Fault, label: str) -> str:
-        return self._injector.inject(target, fault.toxic, name=label, stream=fault.stream,
+        return self._injector.inject(self._proxies.get(target, target), fault.toxic,
+                                     name=label, stream=fault.stream,
                                      attributes=dict(fault.attributes),
                                      toxicity=fault.toxicity)
 
     def roll_back(self, target: str, handle: str) -> None:
-        self._injector.roll_back(target, handle)
+        self._injector.roll_back(self._proxies.get(target, target), handle)
 
     def sweep(self) -> list[str]:
         return self._injector.sweep_toxics()
 
 
 class ProxyDownDriver:
-    """The target's proxy disabled: every connection refused."""
+    """The role's proxy disabled: every connection refused. Its sweep re-enables only the
+    target's proxies (None: every proxy of a Toxiproxy the harness runs itself)."""
 
-    def __init__(self, injector: FaultInjector) -> None:
+    def __init__(self, injector: FaultInjector, proxies: Mapping[str, str] | None = None) -> None:
         self._injector = injector
+        self._proxies = dict(proxies or {})
 
     def inject(self, target: str, fault: Fault, label: str) -> str:
-        self._injector.disable(target)
+        self._injector.disable(self._proxies.get(target, target))
         return "(proxy disabled)"
 
     def roll_back(self, target: str, handle: str) -> None:
-        self._injector.enable(target)
+        self._injector.enable(self._proxies.get(target, target))
 
     def sweep(self) -> list[str]:
-        return self._injector.enable_all()
+        return self._injector.enable_all(sorted(self._proxies.values()) or None)
 
 
 class AppFaultDriver:
@@ -95,9 +100,11 @@ def driver_kind(fault: Fault) -> str:
     return "down" if fault.toxic == PROXY_DOWN else "toxic"
 
 
-def stack_drivers(injector: FaultInjector, app: AppFaultClient) -> dict[str, FaultDriver]:
-    """The real drivers for a stack."""
-    return {"toxic": ToxicDriver(injector), "down": ProxyDownDriver(injector),
+def target_drivers(injector: FaultInjector, proxies: Mapping[str, str],
+                   app: AppFaultClient) -> dict[str, FaultDriver]:
+    """The real drivers for a target: its Toxiproxy, role -> proxy, its services' fault
+    endpoints."""
+    return {"toxic": ToxicDriver(injector, proxies), "down": ProxyDownDriver(injector, proxies),
             "app": AppFaultDriver(app)}
 
 

@@ -15,25 +15,28 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from loadtests.run import MASTER_PORT, WORKERS_WAIT, LoadPlan, worker_command
 
+from ..appfaults import AppFaultClient
 from ..audit import read_evidence, run_audit
-from ..errors import FaultError, HarnessError
+from ..errors import FaultError, HarnessError, StackError
 from ..experiment import Experiment, Hypothesis
 from ..faults import FaultInjector
 from ..probes import Evidence, MetricsPoller, StatusPoller, Window, WindowStats
 from ..shop import SafeguardSwitch, ShopClient
-from ..stack import Stack, StackConfig
+from ..stack import Stack
+from ..target import Target, load_target
 from ..vocabulary import JUDGED_PHASES
 from .audit import AuditOnce, audit_run
 from .journal import Journal, Live, RunResult
 from .judge import communication, judge_phase
 from .load import Feed, Load, LoadProcess
-from .method import FaultDriver, Method, stack_drivers, sweep
+from .method import FaultDriver, Method, sweep, target_drivers
 from .recovery import recovered_from, recovery_hypotheses, wait_cleared, wait_recovered
 from .safety import Interrupted, interruptible, kill_leftover_load, run_lock, signals_held
 
@@ -93,60 +96,90 @@ class Collaborators:
     master_port: int = MASTER_PORT
     workers_wait: float = WORKERS_WAIT
 
+    # The shop under test (the reference shop's target when none is given).
+    target: Target | None = None
+
     @classmethod
     def for_stack(cls, stack: Stack, out_dir: Path, observers: Sequence[RunObserver] = (),
                   workers_expect: int = 0, master_port: int = MASTER_PORT,
-                  workers_wait: float = WORKERS_WAIT) -> Collaborators:
-        """The real thing: the stack's Toxiproxy and the services' fault endpoints, Locust,
-        the shop (restarted through the stack when the experiment wants other safeguards)."""
-        config, injector = stack.config, stack.faults
-        drivers = stack_drivers(injector, stack.app_faults)
-        shop = ShopClient(config.shop_url)
+                  workers_wait: float = WORKERS_WAIT,
+                  target: Target | None = None) -> Collaborators:
+        """The real thing: the target's Toxiproxy and the services' fault endpoints, Locust,
+        the shop (restarted through the stack when the experiment wants other safeguards).
+        The stack is the harness's own; a target without `stack:` is reached as it says."""
+        target = target or load_target(None, stack.config).target
+        return cls.for_target(target, stack.config.run_dir, out_dir, observers,
+                              workers_expect, master_port, workers_wait,
+                              restart_shop=stack.restart_shop)
+
+    @classmethod
+    def for_target(cls, target: Target, run_dir: Path, out_dir: Path,
+                   observers: Sequence[RunObserver] = (), workers_expect: int = 0,
+                   master_port: int = MASTER_PORT, workers_wait: float = WORKERS_WAIT,
+                   restart_shop: Callable[[dict[str, str]], None] | None = None
+                   ) -> Collaborators:
+        """A run against a target: its shop, its Toxiproxy, its ledgers."""
+        api = urlsplit(target.toxiproxy.api)
+        injector = FaultInjector(api.hostname or "127.0.0.1", api.port or 8474)
+        admin = {str(role): d.fault_admin for role, d in target.dependencies.items()
+                 if d.fault_admin is not None}
+        drivers = target_drivers(injector, {r: target.proxy(r) for r in target.roles},
+                                 AppFaultClient(admin))
+        shape = target.shape()
+        shop = ShopClient(target.shop.base_url, shape.ready, target.shop.metrics)
+        shape_file = out_dir / "target-shape.json"
 
         def start_load(plan: LoadPlan) -> Load:
-            load = LoadProcess(plan, out_dir / "locust.log", config.run_dir / "load.pid")
+            load = LoadProcess(replace(plan, target_shape=shape.to_file(shape_file)),
+                               out_dir / "locust.log", run_dir / "load.pid")
             load.start()
             return load
 
         def audit_once(since: float) -> AuditOnce:
-            return lambda evidence: run_audit(evidence, config.direct_database_url,
-                                              config.payments_url, config.inventory_url,
-                                              since=since)
+            return lambda evidence: run_audit(evidence, target.ledgers, since=since)
+
+        def no_restart(env: dict[str, str]) -> None:
+            raise StackError(f"target {target.name} cannot be restarted by the harness")
 
         return cls(drivers=drivers,
-                   preflight=lambda targets: stack_preflight(config, injector, shop,
-                                                             drivers, targets),
+                   preflight=lambda roles: target_preflight(run_dir, target, injector, shop,
+                                                            drivers, roles),
                    shop=shop,
-                   profile=SafeguardSwitch(shop, stack.restart_shop),
-                   status=StatusPoller(config.shop_url), start_load=start_load,
-                   audit_once=audit_once, observers=tuple(observers), run_dir=config.run_dir,
+                   profile=SafeguardSwitch(shop, restart_shop or no_restart),
+                   status=StatusPoller(target.shop.base_url, status_format=shape.status),
+                   start_load=start_load,
+                   audit_once=audit_once, observers=tuple(observers), run_dir=run_dir,
                    workers_expect=workers_expect, master_port=master_port,
-                   workers_wait=workers_wait)
+                   workers_wait=workers_wait, target=target)
 
 
-def stack_preflight(config: StackConfig, injector: FaultInjector, shop: ShopClient,
-                    drivers: Mapping[str, FaultDriver], targets: list[str]) -> dict[str, Any]:
-    """The stack can take the experiment: Toxiproxy answers, the shop is ready, every
-    target has its proxy; a killed run's load and faults are cleared."""
-    stopped = kill_leftover_load(config.run_dir)
+def target_preflight(run_dir: Path, target: Target, injector: FaultInjector, shop: ShopClient,
+                     drivers: Mapping[str, FaultDriver], roles: list[str]) -> dict[str, Any]:
+    """The target can take the experiment: Toxiproxy answers, the shop is ready, every
+    role has its proxy; a killed run's load and faults are cleared."""
+    stopped = kill_leftover_load(run_dir)
     try:
         version = injector.version()
     except FaultError as exc:
-        raise HarnessError(f"{exc}") from exc
+        raise HarnessError(f"target {target.name}: {exc}") from exc
     if shop.wait_ready(15.0) is None:  # a grace for a shop still recovering
-        raise HarnessError(f"the shop at {shop.base_url} is not ready: start the "
-                           "stack with `make up` (see `make status`)")
+        hint = ("start the stack with `make up` (see `make status`)" if target.stack else
+                "check shop.base_url and shop.routes.ready in the target file")
+        raise HarnessError(f"the shop at {shop.base_url} is not ready (GET "
+                           f"{shop.ready_route} did not answer 2xx): {hint}")
     proxies = injector.proxy_names()
-    missing = [t for t in targets if t not in proxies]
+    missing = [f"{target.proxy(r)} (for {r})" for r in roles if target.proxy(r) not in proxies]
     if missing:
-        raise HarnessError(f"Toxiproxy has no proxy {', '.join(missing)} "
-                           f"(it has: {', '.join(sorted(proxies)) or 'none'}); "
-                           "`make down && make up` recreates them")
+        hint = ("`make down && make up` recreates them" if target.stack else
+                "create them, or fix dependencies.<role>.proxy in the target file")
+        raise HarnessError(f"Toxiproxy at {target.toxiproxy.api} has no proxy "
+                           f"{', '.join(missing)} (it has: "
+                           f"{', '.join(sorted(proxies)) or 'none'}): {hint}")
     try:
         swept = sweep(drivers)
     except FaultError as exc:
         raise HarnessError(str(exc)) from exc
-    return {"toxiproxy": version, "proxies": sorted(proxies),
+    return {"target": target.name, "toxiproxy": version, "proxies": sorted(proxies),
             "swept_leftovers": swept + stopped}
 
 
@@ -173,11 +206,12 @@ class Runner:
     @classmethod
     def on_stack(cls, experiment: Experiment, source: str, stack: Stack, out_dir: Path,
                  observers: Sequence[RunObserver] = (), workers_expect: int = 0,
-                 master_port: int = MASTER_PORT, workers_wait: float = WORKERS_WAIT) -> Runner:
-        """A run against a running stack."""
+                 master_port: int = MASTER_PORT, workers_wait: float = WORKERS_WAIT,
+                 target: Target | None = None) -> Runner:
+        """A run against a running stack (and the target it runs)."""
         return cls(experiment, source, out_dir,
                    Collaborators.for_stack(stack, out_dir, observers, workers_expect,
-                                           master_port, workers_wait))
+                                           master_port, workers_wait, target))
 
     # ---- the run --------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -237,8 +271,10 @@ class Runner:
         with step("audit", "nothing lost") as entry:
             outcome = audit_run(exp.checks, read_evidence(self.out_dir / "load"),
                                 self.c.audit_once(result.started),
-                                self._metrics.get("start", {}), self._metrics.get("end", {}))
+                                self._metrics.get("start", {}), self._metrics.get("end", {}),
+                                shop_has_metrics=self.c.shop.metrics_route is not None)
             result.results.extend(outcome.results)
+            result.not_judged.extend(outcome.not_judged)
             result.audit = outcome.audit
             entry.output = outcome.output
         self._verdict()

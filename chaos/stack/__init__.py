@@ -9,6 +9,7 @@ proxy. Ports and URLs: config.py.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pwd
 import shutil
@@ -64,7 +65,16 @@ class Stack:
 
     def _save(self, procs: list[Running]) -> None:
         self._procs.save(procs, {"ports": asdict(self.config.ports),
-                                 "pg_dir": str(self._pg_dir())})
+                                 "pg_dir": str(self._pg_dir()),
+                                 "shop_app": self.config.shop_app})
+
+    def running_shop(self) -> str | None:
+        """Which shop the recorded stack runs (None: no stack recorded)."""
+        try:
+            raw = json.loads(self._procs.state_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return str(raw.get("shop_app", "reference")) if isinstance(raw, dict) else None
 
     # ---- paths ------------------------------------------------------------------------
     def _pg_dir(self) -> Path:
@@ -125,7 +135,8 @@ class Stack:
     def _start_proxies(self, binary: str) -> Running:
         """Toxiproxy with a proxy per dependency, none with a toxic."""
         running = self._start_toxiproxy(binary)
-        self._progress("creating proxies: " + ", ".join(PROXIED))
+        self._progress("creating proxies: " + ", ".join(
+            s.name for s in self.config.proxy_specs()))
         self.faults.ensure_proxies(self.config.proxy_specs())
         self.faults.sweep()
         return running
@@ -325,7 +336,26 @@ class Stack:
             **self.config.extra_shop_env,
         }
 
+    def _start_basket(self) -> Running:
+        """Basket & Co (basket_shop), the second target's shop: no cache."""
+        p = self.config.ports
+        env = {"BASKET_BIND": f"{LOOPBACK}:{p.shop}",
+               "BASKET_WORKERS": str(self.config.shop_workers),
+               "BASKET_THREADS": str(self.config.shop_threads),
+               "BASKET_DATABASE_URL": self.config.database_url,
+               "BASKET_PAYMENTS_URL": f"http://{LOOPBACK}:{p.proxy_payments}",
+               "BASKET_INVENTORY_URL": f"http://{LOOPBACK}:{p.proxy_inventory}",
+               "PYTHONPATH": str(self.config.code_root)}
+        proc = self._procs.spawn("shop", [self._gunicorn(), "-c",
+                                          "python:basket_shop.gunicorn_conf"],
+                                 p.shop, env=env)
+        self._procs.wait(proc, lambda: httpx.get(f"{self.config.shop_url}/ready",
+                                           timeout=2).is_success, "ready (/ready)")
+        return proc
+
     def _start_shop(self) -> Running:
+        if self.config.shop_app == "basket":
+            return self._start_basket()
         env = self.shop_env()
         for shared in (Path(env["PROMETHEUS_MULTIPROC_DIR"]), Path(env["SHOP_HEALTH_DIR"])):
             shutil.rmtree(shared, ignore_errors=True)  # nothing of an earlier shop's workers
@@ -413,7 +443,8 @@ class Stack:
             "toxiproxy": lambda: self._http(f"{self.config.toxiproxy_url}/version"),
             "payments": lambda: self._http(f"{self.config.payments_url}/healthz"),
             "inventory": lambda: self._http(f"{self.config.inventory_url}/healthz"),
-            "shop": lambda: self._http(f"{self.config.shop_url}/readyz"),
+            "shop": lambda: self._http(f"{self.config.shop_url}"
+                                       f"{self.config.shop_ready_path}"),
         }
         if "prometheus" in procs:  # only when `observe` started it
             checks["prometheus"] = lambda: self._http(f"{self.config.prometheus_url}/-/ready")

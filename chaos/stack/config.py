@@ -84,11 +84,17 @@ class StackConfig:
     ready_timeout: float = 60.0
     # Where the shop's code is imported from (a mutant's throw-away copy for `mutants`).
     code_root: Path = PROJECT_ROOT
+    # Which shop runs ("reference" or "basket"), and each dependency role's proxy name
+    # (a target's dependencies.<role>.proxy; empty: the four reference proxies).
+    shop_app: str = "reference"
+    proxy_names: dict[str, str] = field(default_factory=dict)
     _secrets: Secrets | None = field(default=None, repr=False)
 
     @classmethod
-    def from_env(cls) -> StackConfig:
-        """The configuration `make up` uses: CC_RUN_DIR, CC_*_PORT, CC_SHOP_WORKERS, ..."""
+    def from_env(cls, shop_app: str = "reference",
+                 proxy_names: dict[str, str] | None = None) -> StackConfig:
+        """The configuration `make up` uses: CC_RUN_DIR, CC_*_PORT, CC_SHOP_WORKERS, ...,
+        and the shop a target file names (chaos.target.stack_config)."""
         run_dir = Path(os.environ.get("CC_RUN_DIR", PROJECT_ROOT / ".run")).resolve()
         return cls(
             run_dir=run_dir,
@@ -96,7 +102,13 @@ class StackConfig:
             shop_workers=int(os.environ.get("CC_SHOP_WORKERS", "3")),
             shop_threads=int(os.environ.get("CC_SHOP_THREADS", "8")),
             payments_processing_ms=float(os.environ.get("CC_PAYMENTS_PROCESSING_MS", "40")),
+            shop_app=shop_app, proxy_names=dict(proxy_names or {}),
         )
+
+    @property
+    def shop_ready_path(self) -> str:
+        """Where the running shop says it is ready."""
+        return "/ready" if self.shop_app == "basket" else "/readyz"
 
     @property
     def shop_url(self) -> str:
@@ -149,8 +161,13 @@ class StackConfig:
         """inventory without Toxiproxy (reservations, for audits)."""
         return f"http://{LOOPBACK}:{self.ports.inventory}"
 
+    def proxy(self, role: str) -> str:
+        """The proxy's name for a dependency role."""
+        return self.proxy_names.get(role, role) if self.proxy_names else role
+
     def proxy_specs(self) -> list[ProxySpec]:
-        """The four proxies, named after the dependency they stand for."""
+        """A proxy per dependency role the shop uses (the four by default), named as the
+        target names it."""
         p = self.ports
         pairs = {
             "payments": (p.proxy_payments, p.payments),
@@ -159,6 +176,7 @@ class StackConfig:
             "redis": (p.proxy_redis, p.redis),
         }
         return [
-            ProxySpec(name, f"{LOOPBACK}:{listen}", f"{LOOPBACK}:{upstream}")
-            for name, (listen, upstream) in pairs.items()
+            ProxySpec(self.proxy(role), f"{LOOPBACK}:{listen}", f"{LOOPBACK}:{upstream}")
+            for role, (listen, upstream) in pairs.items()
+            if not self.proxy_names or role in self.proxy_names
         ]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.audit import read_evidence, run_audit
+from chaos.audit import read_evidence, run_audit, stack_sources
 from chaos.stack import PROJECT_ROOT, Ports, Stack
 from loadtests.run import worker_command
 from loadtests.timeline import read_timeline
@@ -62,8 +62,7 @@ def test_a_master_and_two_workers_started_apart_gather_evidence_and_timeline(
     evidence = read_evidence(master_out)
     assert sum(1 for e in evidence if e.get("order_status") == "confirmed") > 0
     config = stack.config
-    audit = run_audit(evidence, config.direct_database_url, config.payments_url,
-                      config.inventory_url, since=started)
+    audit = run_audit(evidence, stack_sources(config), since=started)
     assert audit.clean, audit.violations
     assert audit.told_confirmed == sum(1 for e in evidence if e.get("status") == 201
                                        and e.get("order_status") == "confirmed")

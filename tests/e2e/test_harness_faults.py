@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chaos.audit import run_audit
+from chaos.audit import run_audit, stack_sources
 from chaos.stack import Stack
 from chaos.vocabulary import GOOD_CARD
 from chaos.waiting import eventually
@@ -110,8 +110,7 @@ def under_load(stack: Stack, fault: Callable[[Load], None]) -> Load:
         load.finish()
 
     def clean() -> bool:
-        result = run_audit(load.evidence, stack.config.direct_database_url,
-                           stack.config.payments_url, stack.config.inventory_url, since)
+        result = run_audit(load.evidence, stack_sources(stack.config), since)
         clean.last = result  # type: ignore[attr-defined]
         return result.clean
 

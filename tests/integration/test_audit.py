@@ -18,7 +18,7 @@ import httpx
 import psycopg
 import pytest
 
-from chaos.audit import AuditResult, run_audit
+from chaos.audit import AuditResult, run_audit, stack_sources
 from chaos.stack import Stack
 from chaos.waiting import eventually
 
@@ -65,8 +65,7 @@ def finish(ledgers: Stack, reservation_id: str, target: str) -> None:
 
 def audit(ledgers: Stack, since: float, evidence: list[dict[str, Any]] | None = None,
           pending_limit: float = 600.0) -> AuditResult:
-    return run_audit(evidence or [], ledgers.config.direct_database_url,
-                     ledgers.config.payments_url, ledgers.config.inventory_url, since=since,
+    return run_audit(evidence or [], stack_sources(ledgers.config), since=since,
                      pending_limit_seconds=pending_limit)
 
 

@@ -12,12 +12,8 @@ from types import SimpleNamespace
 from chaos.experiment import catalog
 from chaos.lanes import Lane, _merge, _relay, deal
 from chaos.report import write_junit
-from chaos.session import GateOutcome, gate_line, gate_total
+from chaos.session import gate_line, gate_total
 from chaos.vocabulary import TARGETS
-
-
-def _ran(verdict: str) -> SimpleNamespace:
-    return SimpleNamespace(result=SimpleNamespace(verdict=verdict))
 
 
 def test_a_line_says_verdict_score_and_wall_time() -> None:
@@ -26,11 +22,15 @@ def test_a_line_says_verdict_score_and_wall_time() -> None:
 
 
 def test_the_total_counts_what_did_not_pass_and_the_time() -> None:
-    outcome = GateOutcome(runs=[("a", _ran("passed")), ("b", _ran("failed")),  # type: ignore[list-item]
-                                ("c", _ran("passed"))], seconds=[60.0, 100.0, 20.0])
-    assert gate_total(outcome) == "gate: 2 of 3 passed (1 failed, aborted or errored), 3 min 0 s"
-    clean = GateOutcome(runs=[("a", _ran("passed"))], seconds=[42.0])  # type: ignore[list-item]
-    assert gate_total(clean) == "gate: 1 of 1 passed, 0 min 42 s"
+    assert gate_total(["passed", "failed", "passed"], 180.0) == \
+        "gate: 2 of 3 passed (1 failed, aborted, errored or not run), 3 min 0 s"
+    assert gate_total(["passed"], 42.0) == "gate: 1 of 1 passed, 0 min 42 s"
+
+
+def test_the_total_says_skipped_apart_and_never_as_passed() -> None:
+    line = gate_total(["passed", "skipped", "failed", "skipped"], 61.0, " over 3 lanes")
+    assert line == ("gate: 1 of 4 passed (1 failed, aborted, errored or not run), "
+                    "2 skipped (not in the target), 1 min 1 s over 3 lanes")
 
 
 def test_the_smoke_set_covers_every_dependency_and_every_fault_class_once() -> None:

@@ -1,0 +1,423 @@
+"""Target files: what is under test. YAML, validated into typed models before anything runs,
+every problem said with its path and line (as experiment files are).
+
+A target says where the shop is and how it is shaped (routes, how a cart is named, the
+test cards, the page markers of its brand and banner), how to read its status page, which
+Toxiproxy proxy stands for each dependency role, and where the audit reads the ledgers.
+Strings may name `${VARIABLE}`s: the environment's (a staging password), and for a target
+the harness runs on its own stack (`stack:`), that stack's ports and secrets
+(STACK_VARIABLES), so one file serves `make up`, test stacks and gate lanes alike.
+
+The reference shop is `targets/reference.yaml`, the default of every command.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from loadtests.shape import REFERENCE, Markers, Pages, ShopShape, StatusFormat
+
+from .errors import HarnessError
+from .experiment import Experiment
+from .stack.config import PROJECT_ROOT, StackConfig
+from .validation import Strict, line_of, problems_of
+from .vocabulary import STATUS_NAME, TARGETS
+
+TARGETS_DIR = PROJECT_ROOT / "targets"
+DEFAULT_TARGET = TARGETS_DIR / "reference.yaml"
+# The shops the harness can run on its own stack (StackConfig.shop_app).
+STACK_SHOPS = ("reference", "basket")
+_VARIABLE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+_LOOPBACK_URL = re.compile(r"^https?://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(/|$)")
+
+
+class TargetError(HarnessError):
+    """A target file that cannot be used, with every problem listed."""
+
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
+        super().__init__(f"{path} is not a valid target:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+def _loopback(value: str) -> str:
+    if not _LOOPBACK_URL.match(value):
+        raise ValueError(f"{value!r} must be a loopback http URL such as http://127.0.0.1:8000 "
+                         "(the harness only reaches loopback)")
+    return value.rstrip("/")
+
+
+def _route(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} must be a path starting with /")
+    return value
+
+
+class Routes(Strict):
+    """Where the JSON API lives; {sku} and {order_id} are filled in."""
+
+    products: str = REFERENCE.products
+    cart: str = REFERENCE.cart
+    cart_items: str = REFERENCE.cart_items
+    checkout: str = REFERENCE.checkout
+    order: str = REFERENCE.order
+    ready: str = REFERENCE.ready
+
+    @field_validator("*")
+    @classmethod
+    def _paths(cls, value: str) -> str:
+        return _route(value)
+
+    @model_validator(mode="after")
+    def _order_has_id(self) -> Routes:
+        if "{order_id}" not in self.order:
+            raise ValueError("routes.order must contain {order_id}")
+        return self
+
+
+class Cart(Strict):
+    """How a cart is named: a header every cart call carries, its value made by the
+    shopper (a fresh id) or by the shop (read from the first answer's header)."""
+
+    header: str = Field(default="X-Cart-Id", pattern=r"^[A-Za-z0-9-]+$")
+    named_by: Literal["shopper", "shop"] = "shopper"
+
+
+class Card(Strict):
+    """A test card as the checkout takes it."""
+
+    number: str = Field(pattern=r"^\d{12,19}$")
+    exp_month: int = Field(ge=1, le=12)
+    exp_year: int = Field(ge=2000, le=2100)
+    cvc: str = Field(pattern=r"^\d{3,4}$")
+
+
+class Cards(Strict):
+    """One card the processor takes and one it declines."""
+
+    good: Card = Card(number="4242424242424242", exp_month=12, exp_year=2030, cvc="123")
+    declined: Card = Card(number="4000000000000002", exp_month=12, exp_year=2030, cvc="123")
+
+
+class Brand(Strict):
+    """The element that makes a page the shop's own, and the text it holds."""
+
+    selector: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+
+
+class PagesSpec(Strict):
+    """The storefront pages shoppers browse and their markers; checkout_forms: the shop
+    has the reference storefront's cart and checkout forms."""
+
+    home: str = "/"
+    product: str = "/products/{sku}"
+    status: str = "/status"
+    checkout_forms: bool = False
+    brand: Brand
+    banner: str = Field(min_length=1)
+
+    @field_validator("home", "product", "status")
+    @classmethod
+    def _paths(cls, value: str) -> str:
+        return _route(value)
+
+
+class Shop(Strict):
+    """The shop under test."""
+
+    base_url: str
+    routes: Routes = Field(default_factory=Routes)
+    cart: Cart = Field(default_factory=Cart)
+    cards: Cards = Field(default_factory=Cards)
+    metrics: str | None = None  # a Prometheus text route: the metrics agreement check
+    pages: PagesSpec | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _base(cls, value: str) -> str:
+        return _loopback(value)
+
+
+class StatusSpec(Strict):
+    """How to read the status page: JSON (`at` a dotted path to a mapping or a list) or
+    lines of text (`line`, with named groups name and state), and which of the shop's
+    state words mean operational, degraded and down."""
+
+    route: str = "/api/status"
+    format: Literal["json", "lines"] = "json"
+    at: str = "dependencies"
+    name_key: str = "name"
+    state_key: str = "state"
+    line: str = r"^\s*(?P<name>[\w .-]+?)\s*[:=]\s*(?P<state>\w+)\s*$"
+    states: dict[Literal["operational", "degraded", "down"], list[str]]
+
+    @field_validator("line")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            pattern = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        if not {"name", "state"} <= set(pattern.groupindex):
+            raise ValueError("needs the named groups (?P<name>...) and (?P<state>...)")
+        return value
+
+    @field_validator("states")
+    @classmethod
+    def _all_three(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        missing = [s for s in ("operational", "down") if not value.get(s)]
+        if missing:
+            raise ValueError(f"say which words mean {' and '.join(missing)}")
+        return value
+
+
+class Toxiproxy(Strict):
+    """The Toxiproxy the shop's dependencies are reached through."""
+
+    api: str
+
+    @field_validator("api")
+    @classmethod
+    def _api(cls, value: str) -> str:
+        return _loopback(value)
+
+
+class Dependency(Strict):
+    """One dependency role: its proxy's name (free), what the status page calls it, and
+    where its service takes application faults (the reference simulators' admin)."""
+
+    proxy: str = Field(min_length=1)
+    status_name: str | None = None
+    fault_admin: str | None = None
+
+    @field_validator("fault_admin")
+    @classmethod
+    def _admin(cls, value: str | None) -> str | None:
+        return None if value is None else _loopback(value)
+
+
+class Source(Strict):
+    """A ledger: an HTTP GET answering JSON (the list under `key`), or a SQL query."""
+
+    http: str | None = None
+    key: str | None = None
+    dsn: str | None = None
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Source:
+        if (self.http is None) == (self.dsn is None):
+            raise ValueError("give either http (with key) or dsn (with query)")
+        if self.http is not None:
+            _loopback(self.http)
+            if not self.key:
+                raise ValueError("an http source needs key: the JSON list to read")
+        elif not self.query:
+            raise ValueError("a dsn source needs query")
+        return self
+
+
+class Ledgers(Strict):
+    """Where the audit reads what happened. Each is optional: a check whose ledger is not
+    given is reported as not judged. orders: a PostgreSQL query taking %(since)s (epoch
+    seconds) and %(order_ids)s, answering the columns of chaos.audit.ORDER_COLUMNS.
+    charges: charge_id, order_id, status, amount_cents, created_at. reservations:
+    reservation_id, state, items, created_at. stock: sku, available, reserved."""
+
+    orders: Source | None = None
+    charges: Source | None = None
+    reservations: Source | None = None
+    stock: Source | None = None
+    initial_stock: dict[str, int] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _orders_sql(self) -> Ledgers:
+        if self.orders is not None and self.orders.dsn is None:
+            raise ValueError("orders must be a dsn with a query")
+        return self
+
+
+class Target(Strict):
+    """A whole target file."""
+
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = ""
+    stack: Literal["reference", "basket"] | None = None
+    shop: Shop
+    status: StatusSpec
+    toxiproxy: Toxiproxy
+    dependencies: dict[Literal["payments", "inventory", "postgres", "redis"], Dependency] = \
+        Field(min_length=1)
+    ledgers: Ledgers = Field(default_factory=Ledgers)
+    # The shop can be restarted with safeguards off (the reference shop on its own stack).
+    safeguards: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Target:
+        proxies = [d.proxy for d in self.dependencies.values()]
+        if len(set(proxies)) != len(proxies):
+            raise ValueError("two dependencies name the same proxy")
+        if self.safeguards and self.stack != "reference":
+            raise ValueError("safeguards can only be switched on the reference shop's own "
+                             "stack (stack: reference)")
+        return self
+
+    @property
+    def roles(self) -> list[str]:
+        """The dependency roles this target maps, in the vocabulary's order."""
+        return [r for r in TARGETS if r in self.dependencies]
+
+    def proxy(self, role: str) -> str:
+        """The Toxiproxy proxy for a role."""
+        return self.dependencies[role].proxy  # type: ignore[index]
+
+    def skip_reason(self, experiment: Experiment) -> str | None:
+        """Why this target cannot take the experiment (None: it can)."""
+        missing = sorted({t for f in experiment.faults for t in f.target} - set(self.roles))
+        if missing:
+            return (f"target {self.name} has no {' or '.join(missing)} dependency "
+                    f"(it maps {', '.join(self.roles)})")
+        no_admin = sorted({t for f in experiment.faults if f.is_app for t in f.target
+                           if self.dependencies[t].fault_admin is None})  # type: ignore[index]
+        if no_admin:
+            return (f"target {self.name} gives no fault_admin for {', '.join(no_admin)}, so "
+                    "application faults cannot be set there")
+        if experiment.shop.off and not self.safeguards:
+            return (f"the experiment turns safeguards off, which only the reference shop "
+                    f"on its own stack can do (target {self.name})")
+        return None
+
+    def shape(self) -> ShopShape:
+        """The shop's shape for the load and the pollers."""
+        r, shop = self.shop.routes, self.shop
+        names = {(d.status_name or STATUS_NAME[role]): STATUS_NAME[role]
+                 for role, d in self.dependencies.items()}
+        status = StatusFormat(
+            route=self.status.route, format=self.status.format, at=self.status.at,
+            name_key=self.status.name_key, state_key=self.status.state_key,
+            line=self.status.line, names=names,
+            states={word: state for state, words in self.status.states.items()
+                    for word in words})
+        pages = None
+        if shop.pages is not None:
+            p = shop.pages
+            pages = Pages(home=p.home, product=p.product, status=p.status,
+                          checkout=p.checkout_forms,
+                          markers=Markers(p.brand.selector, p.brand.text, p.banner))
+        return ShopShape(products=r.products, cart=r.cart, cart_items=r.cart_items,
+                         checkout=r.checkout, order=r.order, ready=r.ready,
+                         cart_header=shop.cart.header, cart_named_by=shop.cart.named_by,
+                         good_card=shop.cards.good.model_dump(),
+                         declined_card=shop.cards.declined.model_dump(),
+                         status=status, pages=pages)
+
+
+def stack_variables(config: StackConfig) -> dict[str, str]:
+    """What a `stack:` target's ${...} may name: the stack's ports and secrets."""
+    p = config.ports
+    return {"SHOP_PORT": str(p.shop), "TOXIPROXY_PORT": str(p.toxiproxy),
+            "PAYMENTS_PORT": str(p.payments), "INVENTORY_PORT": str(p.inventory),
+            "POSTGRES_PORT": str(p.postgres), "REDIS_PORT": str(p.redis),
+            "POSTGRES_PASSWORD": config.secrets.postgres_password}
+
+
+STACK_VARIABLES = ("SHOP_PORT", "TOXIPROXY_PORT", "PAYMENTS_PORT", "INVENTORY_PORT",
+                   "POSTGRES_PORT", "REDIS_PORT", "POSTGRES_PASSWORD")
+
+
+def _substitute(data: Any, variables: Mapping[str, str], path: tuple[Any, ...],
+                missing: list[tuple[tuple[Any, ...], str]]) -> Any:
+    if isinstance(data, dict):
+        return {k: _substitute(v, variables, (*path, k), missing) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_substitute(v, variables, (*path, i), missing) for i, v in enumerate(data)]
+    if isinstance(data, str):
+        def one(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in variables:
+                missing.append((path, name))
+                return match.group(0)
+            return variables[name]
+        return _VARIABLE.sub(one, data)
+    return data
+
+
+def parse_target(text: str, source: str = "<target>",
+                 variables: Mapping[str, str] | None = None,
+                 stack: Mapping[str, str] | None = None) -> Target:
+    """Validate YAML text into a Target, ${...} filled from `variables` (the environment
+    by default) and, for a target with `stack:`, the stack's (`stack_variables`);
+    TargetError lists every problem with its line."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise TargetError(source, [f"not valid YAML: {getattr(exc, 'problem', exc)}{where}"]
+                          ) from None
+    if not isinstance(data, dict):
+        raise TargetError(source, ["the file must be a mapping of keys (name, shop, ...)"])
+    known = dict(os.environ if variables is None else variables)
+    if data.get("stack") and stack is not None:
+        known.update(stack)
+    missing: list[tuple[tuple[Any, ...], str]] = []
+    data = _substitute(data, known, (), missing)
+    if missing:
+        stack_hint = "" if data.get("stack") else \
+            f" ({', '.join(STACK_VARIABLES)} are given only to a target with stack:)"
+        raise TargetError(source, [
+            f"{'.'.join(map(str, path))}: ${{{name}}} is not set: export it{stack_hint}"
+            + (f" (line {line_of(text, path)})" if line_of(text, path) else "")
+            for path, name in missing])
+    try:
+        return Target.model_validate(data)
+    except ValidationError as exc:
+        raise TargetError(source, problems_of(exc, text)) from None
+
+
+def stack_config(path: Path | str | None) -> StackConfig:
+    """The harness's own stack for a target file: the shop it names under `stack:` (the
+    reference shop when none) and its proxies' names. Read before the stack exists (its
+    ports fill the file's ${...}); load_target then validates the whole file."""
+    try:
+        data = yaml.safe_load(Path(path or DEFAULT_TARGET).read_text())
+    except (OSError, yaml.YAMLError):
+        data = None  # load_target says what is wrong with it
+    data = data if isinstance(data, dict) else {}
+    shop = str(data["stack"]) if data.get("stack") in STACK_SHOPS else "reference"
+    deps = data.get("dependencies")
+    names = {role: d["proxy"] for role, d in (deps if isinstance(deps, dict) else {}).items()
+             if role in TARGETS and isinstance(d, dict) and isinstance(d.get("proxy"), str)}
+    return StackConfig.from_env(shop, names)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedTarget:
+    """A validated target and the file it came from."""
+
+    path: Path
+    target: Target
+
+
+def load_target(path: Path | str | None, config: StackConfig | None = None) -> LoadedTarget:
+    """Read and validate a target file (the reference shop's when none is named), its
+    stack variables taken from `config` when it runs on the harness's own stack."""
+    file = Path(path) if path else DEFAULT_TARGET
+    if not file.is_file():
+        known = ", ".join(sorted(str(p.relative_to(PROJECT_ROOT)) for p in
+                                 TARGETS_DIR.glob("*.yaml")))
+        raise HarnessError(f"no target file {file} (the repository has: {known})")
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise HarnessError(f"cannot read {file}: {exc.strerror}") from exc
+    return LoadedTarget(file, parse_target(
+        text, str(file), stack=None if config is None else stack_variables(config)))
