@@ -5,8 +5,15 @@ PY := $(VENV)/bin/python
 CLI := $(VENV)/bin/checkout-chaos
 PYTEST_ARGS ?=
 
+# The shop under test: a target file (default targets/reference.yaml, the reference shop).
+# Every command reads it from CC_TARGET, gate lanes too.
+ifdef TARGET
+export CC_TARGET := $(abspath $(TARGET))
+TARGET_SUFFIX := -$(basename $(notdir $(TARGET)))
+endif
+
 .DEFAULT_GOAL := help
-.PHONY: help setup up down status observe grafana dashboards load load-worker chaos gate smoke compare matrix \
+.PHONY: help setup up down status observe grafana dashboards load load-worker chaos gate smoke gameday compare matrix \
 	proof mutants \
 	bench profile test test-unit lint clean
 
@@ -16,7 +23,7 @@ help: ## List the targets
 setup: ## Install everything (idempotent): OS packages, Toxiproxy, virtualenv
 	@bash scripts/setup.sh
 
-up: setup ## Start the whole stack on loopback and print its URLs
+up: setup ## Start the whole stack on loopback and print its URLs (TARGET=targets/basket.yaml: that shop)
 	@$(CLI) up
 
 down: ## Stop every process the stack started; sweep harness toxics
@@ -59,11 +66,18 @@ SHOP ?=
 LANES ?= 3
 gate: setup ## The whole catalog as a CI gate over LANES=3 parallel stacks (TAG=, SHOP=fragile): JUnit + summary
 	@$(CLI) gate --manage-stack --time-scale "$(TIME_SCALE)" $(if $(TAG),--tag "$(TAG)",) \
-		--lanes "$(LANES)" $(if $(SHOP),--shop "$(SHOP)",) --out reports/gate$(if $(SHOP),-$(SHOP),)
+		--lanes "$(LANES)" $(if $(SHOP),--shop "$(SHOP)",) \
+		--out reports/gate$(if $(SHOP),-$(SHOP),)$(TARGET_SUFFIX)
 
 smoke: setup ## The pull-request gate: one experiment per dependency and fault class (tag smoke)
 	@$(CLI) gate --manage-stack --time-scale "$(TIME_SCALE)" --tag smoke --lanes "$(LANES)" \
-		$(if $(SHOP),--shop "$(SHOP)",) --out reports/smoke$(if $(SHOP),-$(SHOP),)
+		$(if $(SHOP),--shop "$(SHOP)",) --out reports/smoke$(if $(SHOP),-$(SHOP),)$(TARGET_SUFFIX)
+
+SEED ?= 7
+MINUTES ?= 3
+gameday: setup ## A seeded game day (SEED=7 MINUTES=3 TARGET=): random faults, timeline, revenue at risk
+	@$(CLI) gameday --manage-stack --seed "$(SEED)" --minutes "$(MINUTES)" \
+		--out reports/gameday-$(SEED)$(TARGET_SUFFIX)
 
 compare: setup ## Each dependency hard down, resilient vs fragile shop, side by side (table + chart)
 	-@$(CLI) gate --manage-stack --time-scale "$(TIME_SCALE)" --tag hard-down --out reports/compare/resilient

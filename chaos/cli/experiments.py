@@ -52,6 +52,7 @@ def run(experiment: str, out: Path | None, manage_stack: bool, shop_text: str | 
     """Run one experiment (a file or a catalog name) against the target. Exit 0 held (or
     skipped: the target lacks what it breaks), 1 failed, 2 not run."""
     from ..experiment import load_experiment
+    from ..run.runner import check_target
     from ..session import managed_stack, run_experiment
 
     shop = shop_option(shop_text)
@@ -59,7 +60,11 @@ def run(experiment: str, out: Path | None, manage_stack: bool, shop_text: str | 
     stack, target = stack_and_target(target_file)
     out = report_dir(out, path.stem)
     with managed_stack(stack, manage_stack, say, target) as stack:
-        if observe:
+        check_target(target, ready_within=5)  # unreachable, no proxy: exit 2 at once
+        if observe and target.stack is None:
+            say(f"--observe: Prometheus watches the harness's own stack; target "
+                f"{target.name} is yours, so the report draws the load's series only")
+        elif observe:
             stack.observe()
         ran = run_experiment(str(path), stack, out, view_for, shop=shop,
                              workers_expect=workers_expect, master_port=master_port,
@@ -91,6 +96,7 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], time_scale: float, out: 
     """Run the catalog against the target as a CI gate: one JUnit file and one summary;
     exit 1 if any failed (an experiment whose dependency the target lacks is skipped)."""
     from ..experiment import catalog
+    from ..run.runner import check_target
     from ..session import managed_stack, run_gate
 
     shop = shop_option(shop_text)
@@ -110,6 +116,7 @@ def gate(tags: tuple[str, ...], names: tuple[str, ...], time_scale: float, out: 
         console.print(f"gate: {out / 'summary.md'}  junit: {out / 'junit.xml'}")
         sys.exit(code)
     with managed_stack(stack, manage_stack, say, target) as stack:
+        check_target(target, ready_within=5)  # unreachable, no proxy: exit 2 at once
         if observe:
             stack.observe()
         outcome = run_gate(chosen, stack, out, view_for, time_scale, shop, say, target)
@@ -193,3 +200,73 @@ def mutants(quick: bool, names: tuple[str, ...], time_scale: float, out: Path | 
     Console().print(Markdown(paths["markdown"].read_text()))
     console.print(f"mutants: {paths['markdown']}")
     sys.exit(0 if result.passed else 1)
+
+
+@main.command()
+@click.option("--seed", type=int, required=True,
+              help="Draws the day's faults: the same seed replays the same day.")
+@click.option("--minutes", type=click.FloatRange(2, 240), default=4.0, show_default=True,
+              help="The sale day's length (load and faults; recovery and the audit come "
+                   "after).")
+@click.option("--users", type=click.IntRange(1, 5000), default=30, show_default=True,
+              help="Peak users of the labor-day shape.")
+@click.option("--plan-only", is_flag=True,
+              help="Print the drawn schedule and stop (nothing runs).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Report folder (default reports/gameday-<seed>-<time>).")
+@click.option("--manage-stack", is_flag=True,
+              help="Bring the stack up if it is down, and down again afterwards.")
+@target_option
+@friendly
+def gameday(seed: int, minutes: float, users: int, plan_only: bool, out: Path | None,
+            manage_stack: bool, target_file: Path | None) -> None:
+    """A game day against the target: labor-day load, faults drawn at random from the
+    catalog's fault classes (seeded: the same seed replays the same day), at random times
+    and for random durations, some overlapping; each fault's window judged with its
+    catalog hypotheses; a timeline of what broke, when the shop told shoppers, what they
+    saw and the revenue at risk. Exit 0 all held, 1 some failed, 2 not run."""
+    import json
+
+    from .. import gameday as gd
+    from ..report import write_reports
+    from ..run.runner import Collaborators, check_target
+    from ..session import managed_stack
+
+    stack, target = stack_and_target(target_file)
+    classes = gd.fault_classes(target)
+    if not classes:
+        raise HarnessError(f"target {target.name} can take none of the catalog's faults: "
+                           "map a dependency role (payments, inventory, postgres, redis)")
+    day = gd.draw(seed, minutes, classes)
+    schedule = gd.schedule_json(seed, minutes, target, day)
+    if plan_only:
+        click.echo(json.dumps(schedule, indent=2))
+        return
+    out = report_dir(out, f"gameday-{seed}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "schedule.json").write_text(json.dumps(schedule, indent=2))
+    say(f"game day, seed {seed}: {len(day)} faults drawn from {len(classes)} fault classes "
+        f"of the catalog (the schedule: {out / 'schedule.json'})")
+    experiment = gd.experiment(seed, minutes, day, users)
+    with managed_stack(stack, manage_stack, say, target) as stack, view_for("gameday") as view:
+        check_target(target, ready_within=5)
+        from ..exporter import stack_observers
+        from ..run import ViewObserver
+
+        runner = gd.GameDayRunner(day, experiment, f"gameday-seed-{seed}", out,
+                                  Collaborators.for_stack(
+                                      stack, out, [ViewObserver(view),
+                                                   *stack_observers(stack)], target=target))
+        result = runner.run()
+    paths = write_reports(result, "gameday")
+    written = gd.write_gameday(out, result, runner.windows, schedule)
+    for line in gd.timeline_lines(runner.windows, result.started):
+        say(line)
+    failed = [r for r in result.results if not r.held]
+    say(f"game day: {result.verdict}, score {result.score:g}/100"
+        + (f"; failed: {'; '.join(r.name for r in failed)}" if failed else ""))
+    console.print(f"timeline: {written['timeline']}\nreport:   {paths['html']}\n"
+                  f"junit:    {paths['junit']}")
+    if result.exit_code == 2:
+        console.print(f"[bold red]error:[/] {result.reason}")
+    sys.exit(result.exit_code)

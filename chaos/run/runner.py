@@ -153,28 +153,46 @@ class Collaborators:
                    workers_wait=workers_wait, target=target)
 
 
-def target_preflight(run_dir: Path, target: Target, injector: FaultInjector, shop: ShopClient,
-                     drivers: Mapping[str, FaultDriver], roles: list[str]) -> dict[str, Any]:
-    """The target can take the experiment: Toxiproxy answers, the shop is ready, every
-    role has its proxy; a killed run's load and faults are cleared."""
-    stopped = kill_leftover_load(run_dir)
+def check_target(target: Target, roles: Sequence[str] | None = None,
+                 injector: FaultInjector | None = None, shop: ShopClient | None = None,
+                 ready_within: float = 15.0) -> tuple[str, dict[str, bool]]:
+    """The target answers: its Toxiproxy, a proxy for each role (every role it maps by
+    default), its shop's ready route. HarnessError (exit 2) says what to fix; else
+    Toxiproxy's version and its proxies."""
+    if injector is None:
+        api = urlsplit(target.toxiproxy.api)
+        injector = FaultInjector(api.hostname or "127.0.0.1", api.port or 8474)
+    shop = shop or ShopClient(target.shop.base_url, target.shop.routes.ready)
     try:
         version = injector.version()
     except FaultError as exc:
-        raise HarnessError(f"target {target.name}: {exc}") from exc
-    if shop.wait_ready(15.0) is None:  # a grace for a shop still recovering
+        raise HarnessError(f"target {target.name}: Toxiproxy does not answer at "
+                           f"{target.toxiproxy.api}: "
+                           + ("start the stack with `make up`" if target.stack else
+                              "start it, or fix toxiproxy.api in the target file")) from exc
+    if shop.wait_ready(ready_within) is None:  # a grace for a shop still recovering
         hint = ("start the stack with `make up` (see `make status`)" if target.stack else
                 "check shop.base_url and shop.routes.ready in the target file")
-        raise HarnessError(f"the shop at {shop.base_url} is not ready (GET "
-                           f"{shop.ready_route} did not answer 2xx): {hint}")
+        raise HarnessError(f"target {target.name}: the shop at {shop.base_url} is not ready "
+                           f"(GET {shop.ready_route} did not answer 2xx): {hint}")
     proxies = injector.proxy_names()
-    missing = [f"{target.proxy(r)} (for {r})" for r in roles if target.proxy(r) not in proxies]
+    wanted = target.roles if roles is None else roles
+    missing = [f"{target.proxy(r)} (for {r})" for r in wanted if target.proxy(r) not in proxies]
     if missing:
         hint = ("`make down && make up` recreates them" if target.stack else
                 "create them, or fix dependencies.<role>.proxy in the target file")
-        raise HarnessError(f"Toxiproxy at {target.toxiproxy.api} has no proxy "
-                           f"{', '.join(missing)} (it has: "
+        raise HarnessError(f"target {target.name}: Toxiproxy at {target.toxiproxy.api} has no "
+                           f"proxy {', '.join(missing)} (it has: "
                            f"{', '.join(sorted(proxies)) or 'none'}): {hint}")
+    return version, proxies
+
+
+def target_preflight(run_dir: Path, target: Target, injector: FaultInjector, shop: ShopClient,
+                     drivers: Mapping[str, FaultDriver], roles: list[str]) -> dict[str, Any]:
+    """The target can take the experiment (check_target, for the roles it breaks); a
+    killed run's load and faults are cleared."""
+    stopped = kill_leftover_load(run_dir)
+    version, proxies = check_target(target, roles, injector, shop)
     try:
         swept = sweep(drivers)
     except FaultError as exc:
