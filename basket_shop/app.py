@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 import psycopg
 from flask import Flask, Response, g, jsonify, render_template_string, request
+from psycopg_pool import ConnectionPool
 
 from demo_shop.catalog import PRODUCTS
 
@@ -74,9 +75,12 @@ def create_app() -> Flask:
     payments_url = os.environ["BASKET_PAYMENTS_URL"]
     inventory_url = os.environ["BASKET_INVENTORY_URL"]
 
+    pool = ConnectionPool(database_url, min_size=1, max_size=16, timeout=2,
+                          kwargs={"autocommit": True, "connect_timeout": 2}, open=True)
+
     @contextmanager
     def db() -> Iterator[psycopg.Connection[Any]]:
-        with psycopg.connect(database_url, connect_timeout=2, autocommit=True) as conn:
+        with pool.connection() as conn:
             yield conn
 
     @app.before_request

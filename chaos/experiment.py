@@ -297,11 +297,13 @@ class Experiment(Strict):
 
     def load_seconds(self) -> float:
         """How long the load may run: the planned shape, then room for the longest the
-        recovery may take (its deadline and window, or the status page's clear_within) and
-        the after window's last rows. The runner stops the load as soon as it is done."""
+        recovery may take (its deadline and window, or the status page's clear_within),
+        a baseline that grew, and the after window's last rows. The runner stops the load
+        as soon as it is done."""
         longest = max(self.recovery.deadline + self.recovery.window + 3,
                       self.recovery.clear_within) + 1
-        return self.planned_seconds() + (longest - self.recovery.deadline) + 10
+        grown = 2 * self.steady_state.duration  # the most a quiet baseline may grow
+        return self.planned_seconds() + (longest - self.recovery.deadline) + 10 + grown
 
     def scaled(self, factor: float) -> Experiment:
         """The same experiment with its durations scaled (for a quick gate), within sane

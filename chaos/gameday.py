@@ -106,10 +106,15 @@ def fault_classes(target: Target,
     """Every single-fault catalog experiment the target can take, as a fault class with
     its fault-phase hypotheses (and the status page clearing, from its recovery)."""
     found: dict[tuple[Any, ...], FaultClass] = {}
-    for path, exp in experiments if experiments is not None else catalog():
-        if len(exp.faults) != 1 or len(exp.faults[0].target) != 1 or \
-                target.skip_reason(exp) is not None:
-            continue
+    single = [(path, exp) for path, exp in (experiments if experiments is not None
+                                             else catalog())
+              if len(exp.faults) == 1 and len(exp.faults[0].target) == 1
+              and target.skip_reason(exp) is None]
+    # A fault two experiments make is judged by the dependency's own (payments-hard-down,
+    # not flash-sale-payments-down).
+    single.sort(key=lambda pe: (not pe[0].stem.startswith(pe[1].faults[0].target[0]),
+                                pe[0].stem))
+    for path, exp in single:
         fault = exp.faults[0]
         hypotheses = (*exp.hypotheses,
                       *(h for h in exp.recovery.hypotheses if h.probe == "time_to_clear"))

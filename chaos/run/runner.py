@@ -331,8 +331,11 @@ class Runner:
         with self.journal.step("steady-state-before", "steady state before the method"):
             feed.wait_rows_until(before.end)
             before = self._enough_checkouts(feed, before)
-            # The faults keep their planned times, however long the baseline took.
-            self._method_shift = before.end - planned_end
+            # Under the labor-day shape the faults keep their planned times (the fault
+            # planned for the spike still meets it), however long the baseline took;
+            # under a steady load the method simply starts after it.
+            if exp.load.profile == "labor-day":
+                self._method_shift = before.end - planned_end
             self.result.windows["baseline"] = before
             # Judged on the seconds as they stand now, to decide whether to go on; the
             # verdict is the judgement of the final seconds (a page's banner may still be
@@ -350,14 +353,17 @@ class Runner:
 
     def _enough_checkouts(self, feed: Feed, before: Window) -> Window:
         """A baseline that judges checkouts needs some: a quiet one (the labor-day shape
-        starts at 15 % of its peak) grows a second at a time, up to three times its length
-        and never past the first fault's planned start, until it holds MIN_CHECKOUTS
-        judged checkouts. Too few after that, and the hypotheses judge what there is."""
+        starts at 15 % of its peak; a shop whose checkout journey takes seconds) grows a
+        second at a time, up to three times its length, until it holds MIN_CHECKOUTS
+        judged checkouts; under the labor-day shape never past the first fault's planned
+        start. Too few after that, and the hypotheses judge what there is."""
         exp = self.experiment
         if not any(h.scope == "checkout" for h in exp.steady_state.hypotheses):
             return before
-        limit = before.end + min(2 * exp.steady_state.duration,
-                                 min(f.start for f in exp.faults) - FRESH_LAG)
+        room = 2 * exp.steady_state.duration
+        if exp.load.profile == "labor-day":
+            room = min(room, min(f.start for f in exp.faults) - FRESH_LAG)
+        limit = before.end + room
         while before.end + 1 <= limit:
             counts = WindowStats.of(before.rows(feed.latest)).checkouts
             if sum(counts.values()) - counts["declined"] >= MIN_CHECKOUTS:

@@ -302,10 +302,11 @@ class PastLoad(FakeLoad):
         return []
 
 
-def grown(fault_start: str, tmp_path: Path) -> tuple[float, float]:
+def grown(fault_start: str, tmp_path: Path, profile: str = "labor-day") -> tuple[float, float]:
     experiment = parse_experiment(f"""
 title: quiet
 description: a baseline with few checkouts
+load: {{profile: {profile}}}
 steady_state:
   duration: 2s
   hypotheses:
@@ -330,3 +331,12 @@ def test_a_quiet_baseline_grows_until_it_has_checkouts_to_judge(tmp_path: Path) 
     assert end - start == 4  # never past the first fault's start (4 s, less the lag)
     start, end = grown("0s", tmp_path)
     assert end - start == 2  # a fault due at once: the baseline keeps its length
+
+
+def test_under_a_steady_load_a_quiet_baseline_grows_and_the_method_waits(
+        tmp_path: Path) -> None:
+    """A shop whose checkout journey takes seconds: its faults may start later (the
+    steady load has no spike to meet), so the baseline grows whatever the first fault's
+    start, up to three times its length."""
+    start, end = grown("0s", tmp_path, profile="steady")
+    assert end - start == 5
