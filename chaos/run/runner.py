@@ -96,9 +96,6 @@ class Collaborators:
     master_port: int = MASTER_PORT
     workers_wait: float = WORKERS_WAIT
 
-    # The shop under test (the reference shop's target when none is given).
-    target: Target | None = None
-
     @classmethod
     def for_stack(cls, stack: Stack, out_dir: Path, observers: Sequence[RunObserver] = (),
                   workers_expect: int = 0, master_port: int = MASTER_PORT,
@@ -119,8 +116,7 @@ class Collaborators:
                    restart_shop: Callable[[dict[str, str]], None] | None = None
                    ) -> Collaborators:
         """A run against a target: its shop, its Toxiproxy, its ledgers."""
-        api = urlsplit(target.toxiproxy.api)
-        injector = FaultInjector(api.hostname or "127.0.0.1", api.port or 8474)
+        injector = toxiproxy_of(target)
         admin = {str(role): d.fault_admin for role, d in target.dependencies.items()
                  if d.fault_admin is not None}
         drivers = target_drivers(injector, {r: target.proxy(r) for r in target.roles},
@@ -150,7 +146,13 @@ class Collaborators:
                    start_load=start_load,
                    audit_once=audit_once, observers=tuple(observers), run_dir=run_dir,
                    workers_expect=workers_expect, master_port=master_port,
-                   workers_wait=workers_wait, target=target)
+                   workers_wait=workers_wait)
+
+
+def toxiproxy_of(target: Target) -> FaultInjector:
+    """The fault adapter on the target's Toxiproxy."""
+    api = urlsplit(target.toxiproxy.api)
+    return FaultInjector(api.hostname or "127.0.0.1", api.port or 8474)
 
 
 def check_target(target: Target, roles: Sequence[str] | None = None,
@@ -159,9 +161,7 @@ def check_target(target: Target, roles: Sequence[str] | None = None,
     """The target answers: its Toxiproxy, a proxy for each role (every role it maps by
     default), its shop's ready route. HarnessError (exit 2) says what to fix; else
     Toxiproxy's version and its proxies."""
-    if injector is None:
-        api = urlsplit(target.toxiproxy.api)
-        injector = FaultInjector(api.hostname or "127.0.0.1", api.port or 8474)
+    injector = injector or toxiproxy_of(target)
     shop = shop or ShopClient(target.shop.base_url, target.shop.routes.ready)
     try:
         version = injector.version()
