@@ -345,6 +345,7 @@ class Stack:
                "BASKET_DATABASE_URL": self.config.database_url,
                "BASKET_PAYMENTS_URL": f"http://{LOOPBACK}:{p.proxy_payments}",
                "BASKET_INVENTORY_URL": f"http://{LOOPBACK}:{p.proxy_inventory}",
+               "BASKET_STATUS_FILE": str(self.run_dir / "basket-status.json"),
                "PYTHONPATH": str(self.config.code_root)}
         proc = self._procs.spawn("shop", [self._gunicorn(), "-c",
                                           "python:basket_shop.gunicorn_conf"],
