@@ -128,7 +128,7 @@ def create_app() -> Flask:
                 conn.execute("SELECT 1")
         except psycopg.Error:
             states["orders-db"] = "OUT"
-        scratch = status_file.with_name(f"{status_file.name}.{os.getpid()}")
+        scratch = status_file.with_name(f"{status_file.name}.{uuid.uuid4().hex}")
         scratch.write_text(json.dumps({"at": time.time(), "states": states}))
         scratch.replace(status_file)  # atomic: a reader sees the old look or the new
         return states

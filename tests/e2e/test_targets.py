@@ -70,6 +70,9 @@ def test_the_gate_names_the_second_shops_weaknesses(basket: Stack, tmp_path: Pat
                             timeout=900)
     assert result.returncode == 1, result.stdout + result.stderr
     failed = failed_cases(tmp_path / "junit.xml")
+    for name in WEAKNESSES[:3]:  # found under the fault, not by a shop that never held
+        journal = json.loads((tmp_path / name / "journal.json").read_text())
+        assert journal["phase_verdicts"]["baseline"], (name, journal["reason"])
     # 3. its status page never looks at inventory: the outage is never told
     assert "status page names inventory" in failed["inventory-hard-down"]
     # 4. a failed payment leaves its stock reservation to expire
