@@ -222,6 +222,9 @@ class GameDayRunner(Runner):
         super().__init__(*args, **kwargs)
         self.day = list(day)
         self.windows: list[Told] = []
+        # The day's revenue at risk and failed checkouts, each checkout once however
+        # many faults were on when it failed.
+        self.at_risk: tuple[int, int] = (0, 0)
 
     def _judge_late(self) -> None:
         super()._judge_late()
@@ -258,12 +261,13 @@ class GameDayRunner(Runner):
             self.result.results.extend(results)
             dependency = STATUS_NAME[planned.fault_class.role]
             stats = WindowStats.of(window.rows(rows))
-            at_risk, failed = revenue_at_risk(evidence, start, end)
+            at_risk, failed = revenue_at_risk(evidence, [(start, end)])
             self.windows.append(Told(
                 planned.index, planned.fault_class.label, planned.fault_class.source, start,
                 end, self.c.status.first(dependency, start, False),
                 self.c.status.first(dependency, end, True), dict(stats.classes),
                 stats.success_ratio("checkout"), at_risk, failed, results))
+        self.at_risk = revenue_at_risk(evidence, list(spans.values()))
 
 
 def alone_in(start: float, end: float, others: Sequence[tuple[float, float]]
@@ -279,14 +283,16 @@ def alone_in(start: float, end: float, others: Sequence[tuple[float, float]]
     return best
 
 
-def revenue_at_risk(evidence: list[dict[str, Any]], start: float, end: float
+def revenue_at_risk(evidence: list[dict[str, Any]], spans: Sequence[tuple[float, float]]
                     ) -> tuple[int, int]:
-    """The carts (in cents) of checkouts made in the window whose shopper was left without
-    an order (a 201 is an order; a declined card is the card's answer, not the outage's),
-    and how many there were."""
+    """The carts (in cents) of checkouts made in any of the spans whose shopper was left
+    without an order (a 201 is an order; a declined card is the card's answer, not the
+    outage's), each counted once, and how many there were."""
     cents = failed = 0
     for entry in last_answers(evidence).values():
-        if not start <= float(entry.get("ts", 0)) <= end or entry.get("status") in (201, 402):
+        at = float(entry.get("ts", 0))
+        if not any(start <= at <= end for start, end in spans) or \
+                entry.get("status") in (201, 402):
             continue
         failed += 1
         cents += int(entry.get("cart_cents") or 0)
@@ -298,7 +304,7 @@ def _clock(seconds: float | None) -> str:
 
 
 def timeline_markdown(result: RunResult, windows: Sequence[Told],
-                      schedule: dict[str, Any]) -> str:
+                      schedule: dict[str, Any], at_risk: tuple[int, int]) -> str:
     """The day as a timeline: each fault, when the shop told shoppers, what they saw, what
     it cost, and its verdicts."""
     t0 = result.started
@@ -321,8 +327,9 @@ def timeline_markdown(result: RunResult, windows: Sequence[Told],
             f"| {_clock(w.told_after)} | {_clock(w.cleared_after)} | {seen} | {success} "
             f"| ${w.revenue_at_risk_cents / 100:,.2f} ({w.failed_checkouts} checkouts) "
             f"| {held}/{len(w.results)} held |")
-    total = sum(w.revenue_at_risk_cents for w in windows)
-    lines += ["", f"Revenue at risk over the day: **${total / 100:,.2f}**.", ""]
+    lines += ["", f"Revenue at risk over the day: **${at_risk[0] / 100:,.2f}** "
+              f"({at_risk[1]} checkouts left without an order; each counted once where "
+              "faults overlapped).", ""]
     broken = [r for w in windows for r in w.results if not r.held]
     if broken:
         lines.append("Hypotheses that failed:")
@@ -344,14 +351,15 @@ def timeline_lines(windows: Sequence[Told], t0: float) -> list[str]:
 
 
 def write_gameday(out: Path, result: RunResult, windows: Sequence[Told],
-                  schedule: dict[str, Any]) -> dict[str, Path]:
+                  schedule: dict[str, Any], at_risk: tuple[int, int]) -> dict[str, Path]:
     """gameday.md (the timeline), gameday.json (schedule and windows) beside the run's own
     reports."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"timeline": out / "gameday.md", "json": out / "gameday.json"}
-    paths["timeline"].write_text(timeline_markdown(result, windows, schedule))
+    paths["timeline"].write_text(timeline_markdown(result, windows, schedule, at_risk))
     paths["json"].write_text(json.dumps({
         "schedule": schedule, "verdict": result.verdict, "score": result.score,
+        "revenue_at_risk_cents": at_risk[0], "failed_checkouts": at_risk[1],
         "windows": [{**asdict(w), "results": [r.as_json() for r in w.results]}
                     for w in windows]}, indent=2))
     return paths

@@ -259,11 +259,12 @@ def gameday(seed: int, minutes: float, users: int, plan_only: bool, out: Path | 
                                                    *stack_observers(stack)], target=target))
         result = runner.run()
     paths = write_reports(result, "gameday")
-    written = gd.write_gameday(out, result, runner.windows, schedule)
+    written = gd.write_gameday(out, result, runner.windows, schedule, runner.at_risk)
     for line in gd.timeline_lines(runner.windows, result.started):
         say(line)
     failed = [r for r in result.results if not r.held]
-    say(f"game day: {result.verdict}, score {result.score:g}/100"
+    say(f"game day: {result.verdict}, score {result.score:g}/100, "
+        f"${runner.at_risk[0] / 100:,.2f} at risk ({runner.at_risk[1]} checkouts)"
         + (f"; failed: {'; '.join(r.name for r in failed)}" if failed else ""))
     console.print(f"timeline: {written['timeline']}\nreport:   {paths['html']}\n"
                   f"junit:    {paths['junit']}")

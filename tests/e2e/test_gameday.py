@@ -43,6 +43,8 @@ def test_a_seeded_game_day_runs_its_schedule_and_tells_the_day(
         assert window["results"], window  # judged with its catalog hypotheses
         assert all(r["name"].startswith(f"#{window['index']} ") for r in window["results"])
         assert window["revenue_at_risk_cents"] >= 0 and sum(window["seen"].values()) > 0
+    each = [w["revenue_at_risk_cents"] for w in windows]
+    assert max(each) <= day["revenue_at_risk_cents"] <= sum(each)  # overlaps counted once
     timeline = (tmp_path / "gameday.md").read_text()
     assert "Revenue at risk over the day" in timeline
     assert all(f"| {w['index']} | {w['label']}" in timeline for w in windows)

@@ -84,4 +84,6 @@ def test_revenue_at_risk_is_the_carts_of_checkouts_left_without_an_order() -> No
         {"idempotency_key": "d", "ts": 9, "attempt": 1, "status": 402, "cart_cents": 900},
         {"idempotency_key": "e", "ts": 50, "attempt": 1, "status": 503, "cart_cents": 700},
     ]
-    assert revenue_at_risk(evidence, 0, 10) == (2900, 2)  # b and c; a retried, d declined
+    assert revenue_at_risk(evidence, [(0, 10)]) == (2900, 2)  # b, c; a retried, d declined
+    # Overlapping windows: each checkout once.
+    assert revenue_at_risk(evidence, [(0, 8), (6, 10), (40, 60)]) == (3600, 3)
