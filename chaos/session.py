@@ -55,11 +55,7 @@ def ensure_stack(stack: Stack, manage: bool, progress: Progress) -> bool:
             return "healthy"
         return None if all(s.running for s in found) else "down"
 
-    running = stack.running_shop()
-    if running is not None and running != stack.config.shop_app:
-        raise HarnessError(f"the stack runs the {running} shop, and the target needs the "
-                           f"{stack.config.shop_app} shop: `make down`, then `make up "
-                           "TARGET=<the target file>`")
+    stack.refuse_other_shop()
     # A shop still recovering from a fault gets a grace.
     if poll(settled, 15, every=0.5) == "healthy":
         return False

@@ -9,10 +9,14 @@ at the next session's start.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,36 +55,47 @@ def forget(run_dir: Path, session: pytest.Session) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """The whole topology, started once for the session and always stopped."""
-    config = StackConfig(
-        run_dir=TEST_RUNS / uuid.uuid4().hex[:8],
-        ports=Ports.free(),
-        shop_workers=2,
-        shop_threads=8,
-        payments_processing_ms=10.0,
-    )
+def small_stack_config(**settings: Any) -> StackConfig:
+    """A test stack's configuration: its own run folder, free loopback ports, a small shop."""
+    return StackConfig(run_dir=TEST_RUNS / uuid.uuid4().hex[:8], ports=Ports.free(),
+                       shop_workers=2, shop_threads=8, payments_processing_ms=10.0,
+                       **settings)
+
+
+@contextmanager
+def running_stack(config: StackConfig, session: pytest.Session) -> Iterator[Stack]:
+    """The stack up for the block, and always stopped after."""
     running = Stack(config)
     try:
         running.up()
         yield running
     finally:
         running.down()
-        forget(config.run_dir, request.session)
+        forget(config.run_dir, session)
+
+
+def stack_env(stack: Stack, tmp_path: Path) -> dict[str, str]:
+    """Environment for the CLI as a child process: the stack's ports and run folder, a
+    history file of the test's own, the default target."""
+    env = {**os.environ, "CC_RUN_DIR": str(stack.config.run_dir),
+           "CC_HISTORY_FILE": str(tmp_path / "history.jsonl"), "COLUMNS": "200"}
+    env.update({f"CC_{k.upper()}_PORT": str(v) for k, v in asdict(stack.config.ports).items()})
+    env.pop("CC_TARGET", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """The whole topology, started once for the session and always stopped."""
+    with running_stack(small_stack_config(), request.session) as running:
+        yield running
 
 
 @pytest.fixture
 def cli_env(stack: Stack, tmp_path: Path) -> dict[str, str]:
     """Environment for the CLI as a child process: the session stack's ports and run folder,
     and a history file of the test's own."""
-    import os
-    from dataclasses import asdict
-
-    env = {**os.environ, "CC_RUN_DIR": str(stack.config.run_dir),
-           "CC_HISTORY_FILE": str(tmp_path / "history.jsonl"), "COLUMNS": "200"}
-    env.update({f"CC_{k.upper()}_PORT": str(v) for k, v in asdict(stack.config.ports).items()})
-    return env
+    return stack_env(stack, tmp_path)
 
 
 @pytest.fixture

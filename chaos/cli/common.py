@@ -8,13 +8,16 @@ import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 
 from ..errors import HarnessError
 from ..stack import PROJECT_ROOT, Stack, StackConfig
+
+if TYPE_CHECKING:
+    from ..target import Target
 
 console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -68,12 +71,12 @@ def target_option(func: F) -> F:
                              "ledgers (default targets/reference.yaml).")(func)
 
 
-def stack_and_target(target_file: Path | None) -> tuple[Stack, Any]:
+def stack_and_target(target_file: Path | None) -> tuple[Stack, Target]:
     """The stack for a target file, and the target validated against it (a bad file or an
     unset ${...} is exit 2 before anything starts)."""
     from ..target import load_target
 
-    stack = env_stack(target_file or None)
+    stack = env_stack(target_file)
     return stack, load_target(target_file, stack.config).target
 
 

@@ -35,9 +35,7 @@ def up(observe: bool, target_file: Path | None) -> None:
         raise HarnessError(f"target {target.name} is a shop you run yourself (no `stack:` in "
                            "its file): the harness starts nothing for it; run experiments "
                            "against it with TARGET=")
-    running = stack.running_shop()
-    if running is not None and running != stack.config.shop_app:
-        raise HarnessError(f"the stack already runs the {running} shop: `make down` first")
+    stack.refuse_other_shop()
     started = time.monotonic()
     stack.up()
     if observe:

@@ -68,6 +68,14 @@ class Stack:
                                  "pg_dir": str(self._pg_dir()),
                                  "shop_app": self.config.shop_app})
 
+    def refuse_other_shop(self) -> None:
+        """StackError when the recorded stack runs another shop than this config's."""
+        running = self.running_shop()
+        if running is not None and running != self.config.shop_app:
+            raise StackError(f"the stack runs the {running} shop, and the target needs the "
+                             f"{self.config.shop_app} shop: `make down`, then `make up "
+                             "TARGET=<the target file>`")
+
     def running_shop(self) -> str | None:
         """Which shop the recorded stack runs (None: no stack recorded)."""
         try:

@@ -5,22 +5,19 @@ that cannot be reached, or lacks a proxy, is refused at once with exit 2."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
-import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from chaos.faults import HARNESS_PREFIX
-from chaos.stack import Ports, Stack, StackConfig
+from chaos.stack import Ports, Stack
 from chaos.target import TARGETS_DIR
-from tests.conftest import TEST_RUNS, forget
+from tests.conftest import running_stack, small_stack_config, stack_env
 
 pytestmark = pytest.mark.e2e
 CLI = [sys.executable, "-m", "chaos.cli"]
@@ -33,26 +30,10 @@ WEAKNESSES = ("payments-hard-down", "inventory-hard-down", "postgres-hard-down",
 @pytest.fixture(scope="module")
 def basket(request: pytest.FixtureRequest) -> Iterator[Stack]:
     """Basket & Co on its own stack (free ports), three proxies named its way."""
-    config = StackConfig(run_dir=TEST_RUNS / uuid.uuid4().hex[:8], ports=Ports.free(),
-                         shop_workers=2, shop_threads=8, payments_processing_ms=10.0,
-                         shop_app="basket", proxy_names={"payments": "card_gateway",
-                                                         "inventory": "stock_api",
-                                                         "postgres": "orders_db"})
-    running = Stack(config)
-    try:
-        running.up()
+    config = small_stack_config(shop_app="basket", proxy_names={
+        "payments": "card_gateway", "inventory": "stock_api", "postgres": "orders_db"})
+    with running_stack(config, request.session) as running:
         yield running
-    finally:
-        running.down()
-        forget(config.run_dir, request.session)
-
-
-def env_for(stack: Stack, tmp_path: Path) -> dict[str, str]:
-    env = {**os.environ, "CC_RUN_DIR": str(stack.config.run_dir),
-           "CC_HISTORY_FILE": str(tmp_path / "history.jsonl"), "COLUMNS": "200"}
-    env.update({f"CC_{k.upper()}_PORT": str(v) for k, v in asdict(stack.config.ports).items()})
-    env.pop("CC_TARGET", None)
-    return env
 
 
 def failed_cases(junit: Path) -> dict[str, set[str]]:
@@ -66,7 +47,7 @@ def test_the_gate_names_the_second_shops_weaknesses(basket: Stack, tmp_path: Pat
     names = [arg for name in WEAKNESSES for arg in ("--name", name)]
     result = subprocess.run([*CLI, "gate", "--target", str(BASKET), "--lanes", "1",
                              "--time-scale", "0.4", "--out", str(tmp_path), *names],
-                            env=env_for(basket, tmp_path), capture_output=True, text=True,
+                            env=stack_env(basket, tmp_path), capture_output=True, text=True,
                             timeout=900)
     assert result.returncode == 1, result.stdout + result.stderr
     failed = failed_cases(tmp_path / "junit.xml")
@@ -124,7 +105,7 @@ def test_a_missing_proxy_is_refused_naming_what_toxiproxy_has(basket: Stack,
     target.write_text(text)
     result = subprocess.run([*CLI, "gate", "--target", str(target), "--name",
                              "payments-hard-down", "--out", str(tmp_path / "out")],
-                            env=env_for(basket, tmp_path), capture_output=True, text=True,
+                            env=stack_env(basket, tmp_path), capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr
     message = " ".join(result.stderr.split())

@@ -155,3 +155,15 @@ def test_a_check_without_its_ledger_is_not_judged_and_never_passed() -> None:
     assert outcome.results == []
     assert len(outcome.not_judged) == len(CHECKS) + 1
     assert outcome.not_judged[-1].startswith("shop metrics agree")
+
+
+def test_a_stack_running_another_targets_shop_is_refused(tmp_path: Path) -> None:
+    from chaos.errors import StackError
+    from chaos.stack import Ports, Stack, StackConfig
+
+    (tmp_path / "stack.json").write_text('{"processes": [], "shop_app": "basket"}')
+    reference = Stack(StackConfig(run_dir=tmp_path, ports=Ports()))
+    with pytest.raises(StackError, match="runs the basket shop, and the target needs the "
+                                         "reference shop"):
+        reference.refuse_other_shop()
+    Stack(StackConfig(run_dir=tmp_path, ports=Ports(), shop_app="basket")).refuse_other_shop()
