@@ -435,6 +435,6 @@ def run_audit(evidence: list[dict[str, Any]], sources: LedgerSources, since: flo
 
 def stack_sources(config: StackConfig) -> LedgerSources:
     """The reference shop's ledgers on a stack of the harness's (targets/reference.yaml)."""
-    from .target import load_target
+    from .target import reference_target
 
-    return load_target(None, config).target.ledgers
+    return reference_target(config).ledgers

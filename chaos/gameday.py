@@ -52,6 +52,11 @@ SHARED_PROBES = frozenset({"success_ratio", "graceful_ratio", "error_ratio", "la
 MIN_ALONE = 5.0
 
 
+def meet(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Two (start, end) spans are on at the same time for a while."""
+    return a[0] < b[1] and b[0] < a[1]
+
+
 @dataclass(frozen=True, slots=True)
 class FaultClass:
     """A kind of fault the catalog makes, and the hypotheses it judges it by."""
@@ -89,7 +94,7 @@ class Planned:
 
     def overlaps(self, other: Planned) -> bool:
         """The two are on at the same time for a while."""
-        return self.start < other.end and other.start < self.end
+        return meet((self.start, self.end), (other.start, other.end))
 
     def fault(self) -> Fault:
         """As an experiment's fault."""
@@ -146,7 +151,7 @@ def draw(seed: int, minutes: float, classes: Sequence[FaultClass]) -> list[Plann
         spans.append((start, duration))
     spans.sort()
     roles = {c.role for c in classes}
-    if len(roles) > 1 and not any(a[0] < b[0] + b[1] and b[0] < a[0] + a[1]
+    if len(roles) > 1 and not any(meet((a[0], a[0] + a[1]), (b[0], b[0] + b[1]))
                                   for i, a in enumerate(spans) for b in spans[i + 1:]):
         # None overlaps: the second starts inside the first.
         (s0, d0), (_, d1) = spans[0], spans[1]
@@ -273,7 +278,7 @@ class GameDayRunner(Runner):
 def alone_in(start: float, end: float, others: Sequence[tuple[float, float]]
              ) -> tuple[float, float] | None:
     """The longest stretch of [start, end) no other fault covers, if at least MIN_ALONE s."""
-    cuts = sorted((max(s, start), min(e, end)) for s, e in others if s < end and start < e)
+    cuts = sorted((max(s, start), min(e, end)) for s, e in others if meet((s, e), (start, end)))
     best: tuple[float, float] | None = None
     cursor = start
     for s, e in [*cuts, (end, end)]:

@@ -19,7 +19,7 @@ from .report import Proof, gate_markdown, junit_suite, write_junit, write_report
 from .run import Runner, RunObserver, RunResult, ViewObserver
 from .run.journal import View
 from .stack import Stack
-from .target import Target, load_target
+from .target import Target, reference_target
 from .waiting import poll
 
 Progress = Callable[[str], None]
@@ -85,7 +85,7 @@ def run_experiment(name: str, stack: Stack, out: Path, view_for: ViewFor,
     experiment = experiment.scaled(time_scale)
     if shop is not None:
         experiment = experiment.model_copy(update={"shop": shop})
-    target = target or load_target(None, stack.config).target
+    target = target or reference_target(stack.config)
     skip = target.skip_reason(experiment)
     if skip is not None:
         result = RunResult(experiment, str(path), out, verdict="skipped", reason=skip)

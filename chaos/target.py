@@ -15,26 +15,26 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from loadtests.shape import REFERENCE, Markers, Pages, ShopShape, StatusFormat
 
 from .errors import HarnessError
 from .experiment import Experiment
 from .stack.config import PROJECT_ROOT, StackConfig
-from .validation import Strict, line_of, problems_of
+from .validation import Strict, line_of, one_of, problems_of
 from .vocabulary import STATUS_NAME, TARGETS
 
 TARGETS_DIR = PROJECT_ROOT / "targets"
 DEFAULT_TARGET = TARGETS_DIR / "reference.yaml"
 # The shops the harness can run on its own stack (StackConfig.shop_app).
-STACK_SHOPS = ("reference", "basket")
+StackShop = Literal["reference", "basket"]
+STACK_SHOPS: tuple[str, ...] = get_args(StackShop)
 _VARIABLE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 _LOOPBACK_URL = re.compile(r"^https?://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(/|$)")
 
@@ -250,11 +250,11 @@ class Target(Strict):
 
     name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = ""
-    stack: Literal["reference", "basket"] | None = None
+    stack: StackShop | None = None
     shop: Shop
     status: StatusSpec
     toxiproxy: Toxiproxy
-    dependencies: dict[Literal["payments", "inventory", "postgres", "redis"], Dependency] = \
+    dependencies: dict[Annotated[str, AfterValidator(one_of(TARGETS))], Dependency] = \
         Field(min_length=1)
     ledgers: Ledgers = Field(default_factory=Ledgers)
     # The shop can be restarted with safeguards off (the reference shop on its own stack).
@@ -277,7 +277,7 @@ class Target(Strict):
 
     def proxy(self, role: str) -> str:
         """The Toxiproxy proxy for a role."""
-        return self.dependencies[role].proxy  # type: ignore[index]
+        return self.dependencies[role].proxy
 
     def skip_reason(self, experiment: Experiment) -> str | None:
         """Why this target cannot take the experiment (None: it can)."""
@@ -286,7 +286,7 @@ class Target(Strict):
             return (f"target {self.name} has no {' or '.join(missing)} dependency "
                     f"(it maps {', '.join(self.roles)})")
         no_admin = sorted({t for f in experiment.faults if f.is_app for t in f.target
-                           if self.dependencies[t].fault_admin is None})  # type: ignore[index]
+                           if self.dependencies[t].fault_admin is None})
         if no_admin:
             return (f"target {self.name} gives no fault_admin for {', '.join(no_admin)}, so "
                     "application faults cannot be set there")
@@ -320,17 +320,20 @@ class Target(Strict):
                          status=status, pages=pages)
 
 
+# What a `stack:` target's ${...} may name: the stack's ports and secrets.
+_STACK_VALUES: dict[str, Callable[[StackConfig], object]] = {
+    "SHOP_PORT": lambda c: c.ports.shop, "TOXIPROXY_PORT": lambda c: c.ports.toxiproxy,
+    "PAYMENTS_PORT": lambda c: c.ports.payments,
+    "INVENTORY_PORT": lambda c: c.ports.inventory,
+    "POSTGRES_PORT": lambda c: c.ports.postgres, "REDIS_PORT": lambda c: c.ports.redis,
+    "POSTGRES_PASSWORD": lambda c: c.secrets.postgres_password,
+}
+STACK_VARIABLES = tuple(_STACK_VALUES)
+
+
 def stack_variables(config: StackConfig) -> dict[str, str]:
-    """What a `stack:` target's ${...} may name: the stack's ports and secrets."""
-    p = config.ports
-    return {"SHOP_PORT": str(p.shop), "TOXIPROXY_PORT": str(p.toxiproxy),
-            "PAYMENTS_PORT": str(p.payments), "INVENTORY_PORT": str(p.inventory),
-            "POSTGRES_PORT": str(p.postgres), "REDIS_PORT": str(p.redis),
-            "POSTGRES_PASSWORD": config.secrets.postgres_password}
-
-
-STACK_VARIABLES = ("SHOP_PORT", "TOXIPROXY_PORT", "PAYMENTS_PORT", "INVENTORY_PORT",
-                   "POSTGRES_PORT", "REDIS_PORT", "POSTGRES_PASSWORD")
+    """The values of STACK_VARIABLES on this stack."""
+    return {name: str(value(config)) for name, value in _STACK_VALUES.items()}
 
 
 def _substitute(data: Any, variables: Mapping[str, str], path: tuple[Any, ...],
@@ -399,15 +402,7 @@ def stack_config(path: Path | str | None) -> StackConfig:
     return StackConfig.from_env(shop, names)
 
 
-@dataclass(frozen=True, slots=True)
-class LoadedTarget:
-    """A validated target and the file it came from."""
-
-    path: Path
-    target: Target
-
-
-def load_target(path: Path | str | None, config: StackConfig | None = None) -> LoadedTarget:
+def load_target(path: Path | str | None, config: StackConfig | None = None) -> Target:
     """Read and validate a target file (the reference shop's when none is named), its
     stack variables taken from `config` when it runs on the harness's own stack."""
     file = Path(path) if path else DEFAULT_TARGET
@@ -419,5 +414,10 @@ def load_target(path: Path | str | None, config: StackConfig | None = None) -> L
         text = file.read_text()
     except OSError as exc:
         raise HarnessError(f"cannot read {file}: {exc.strerror}") from exc
-    return LoadedTarget(file, parse_target(
-        text, str(file), stack=None if config is None else stack_variables(config)))
+    return parse_target(text, str(file),
+                        stack=None if config is None else stack_variables(config))
+
+
+def reference_target(config: StackConfig) -> Target:
+    """The reference shop on a stack of the harness's (targets/reference.yaml)."""
+    return load_target(None, config)

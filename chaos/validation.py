@@ -117,8 +117,8 @@ def problems_of(exc: ValidationError, text: str) -> list[str]:
     lines = _line_map(text)
     problems = []
     for error in exc.errors():
-        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and
-                                                    p.startswith(("function-", "literal"))))
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and (
+            p.startswith(("function-", "literal")) or p == "[key]")))
         line = _nearest_line(lines, loc)
         problems.append(f"{_format_loc(loc)}: {_friendly(error)}"
                         + (f" (line {line})" if line else ""))

@@ -77,7 +77,7 @@ def stack_and_target(target_file: Path | None) -> tuple[Stack, Target]:
     from ..target import load_target
 
     stack = env_stack(target_file)
-    return stack, load_target(target_file, stack.config).target
+    return stack, load_target(target_file, stack.config)
 
 
 @click.group()

@@ -30,7 +30,7 @@ from ..faults import FaultInjector
 from ..probes import Evidence, MetricsPoller, StatusPoller, Window, WindowStats
 from ..shop import SafeguardSwitch, ShopClient
 from ..stack import Stack
-from ..target import Target, load_target
+from ..target import Target, reference_target
 from ..vocabulary import JUDGED_PHASES
 from .audit import AuditOnce, audit_run
 from .journal import Journal, Live, RunResult
@@ -104,25 +104,15 @@ class Collaborators:
         """The real thing: the target's Toxiproxy and the services' fault endpoints, Locust,
         the shop (restarted through the stack when the experiment wants other safeguards).
         The stack is the harness's own; a target without `stack:` is reached as it says."""
-        target = target or load_target(None, stack.config).target
-        return cls.for_target(target, stack.config.run_dir, out_dir, observers,
-                              workers_expect, master_port, workers_wait,
-                              restart_shop=stack.restart_shop)
-
-    @classmethod
-    def for_target(cls, target: Target, run_dir: Path, out_dir: Path,
-                   observers: Sequence[RunObserver] = (), workers_expect: int = 0,
-                   master_port: int = MASTER_PORT, workers_wait: float = WORKERS_WAIT,
-                   restart_shop: Callable[[dict[str, str]], None] | None = None
-                   ) -> Collaborators:
-        """A run against a target: its shop, its Toxiproxy, its ledgers."""
+        target = target or reference_target(stack.config)
+        run_dir = stack.config.run_dir
         injector = toxiproxy_of(target)
         admin = {str(role): d.fault_admin for role, d in target.dependencies.items()
                  if d.fault_admin is not None}
         drivers = target_drivers(injector, {r: target.proxy(r) for r in target.roles},
                                  AppFaultClient(admin))
         shape = target.shape()
-        shop = ShopClient(target.shop.base_url, shape.ready, target.shop.metrics)
+        shop = shop_of(target)
         shape_file = out_dir / "target-shape.json"
 
         def start_load(plan: LoadPlan) -> Load:
@@ -134,14 +124,16 @@ class Collaborators:
         def audit_once(since: float) -> AuditOnce:
             return lambda evidence: run_audit(evidence, target.ledgers, since=since)
 
-        def no_restart(env: dict[str, str]) -> None:
-            raise StackError(f"target {target.name} cannot be restarted by the harness")
+        def restart_shop(env: dict[str, str]) -> None:
+            if target.stack is None:
+                raise StackError(f"target {target.name} cannot be restarted by the harness")
+            stack.restart_shop(env)
 
         return cls(drivers=drivers,
                    preflight=lambda roles: target_preflight(run_dir, target, injector, shop,
                                                             drivers, roles),
                    shop=shop,
-                   profile=SafeguardSwitch(shop, restart_shop or no_restart),
+                   profile=SafeguardSwitch(shop, restart_shop),
                    status=StatusPoller(target.shop.base_url, status_format=shape.status),
                    start_load=start_load,
                    audit_once=audit_once, observers=tuple(observers), run_dir=run_dir,
@@ -155,6 +147,11 @@ def toxiproxy_of(target: Target) -> FaultInjector:
     return FaultInjector(api.hostname or "127.0.0.1", api.port or 8474)
 
 
+def shop_of(target: Target) -> ShopClient:
+    """The target's shop seen from outside: its ready route and metrics."""
+    return ShopClient(target.shop.base_url, target.shop.routes.ready, target.shop.metrics)
+
+
 def check_target(target: Target, roles: Sequence[str] | None = None,
                  injector: FaultInjector | None = None, shop: ShopClient | None = None,
                  ready_within: float = 15.0) -> tuple[str, dict[str, bool]]:
@@ -162,7 +159,7 @@ def check_target(target: Target, roles: Sequence[str] | None = None,
     default), its shop's ready route. HarnessError (exit 2) says what to fix; else
     Toxiproxy's version and its proxies."""
     injector = injector or toxiproxy_of(target)
-    shop = shop or ShopClient(target.shop.base_url, target.shop.routes.ready)
+    shop = shop or shop_of(target)
     try:
         version = injector.version()
     except FaultError as exc:

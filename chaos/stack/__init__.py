@@ -344,6 +344,10 @@ class Stack:
             **self.config.extra_shop_env,
         }
 
+    def _shop_ready(self) -> bool:
+        return httpx.get(f"{self.config.shop_url}{self.config.shop_ready_path}",
+                         timeout=2).is_success
+
     def _start_basket(self) -> Running:
         """Basket & Co (basket_shop), the second target's shop: no cache."""
         p = self.config.ports
@@ -358,8 +362,7 @@ class Stack:
         proc = self._procs.spawn("shop", [self._gunicorn(), "-c",
                                           "python:basket_shop.gunicorn_conf"],
                                  p.shop, env=env)
-        self._procs.wait(proc, lambda: httpx.get(f"{self.config.shop_url}/ready",
-                                           timeout=2).is_success, "ready (/ready)")
+        self._procs.wait(proc, self._shop_ready, f"ready ({self.config.shop_ready_path})")
         return proc
 
     def _start_shop(self) -> Running:
@@ -373,8 +376,7 @@ class Stack:
             "shop", [self._gunicorn(), "-c", "python:demo_shop.gunicorn_conf"],
             self.config.ports.shop, env=env,
         )
-        self._procs.wait(proc, lambda: httpx.get(f"{self.config.shop_url}/readyz",
-                                           timeout=2).is_success, "ready (/readyz)")
+        self._procs.wait(proc, self._shop_ready, f"ready ({self.config.shop_ready_path})")
         return proc
 
     # ---- Prometheus -------------------------------------------------------------------

@@ -163,7 +163,7 @@ class StackConfig:
 
     def proxy(self, role: str) -> str:
         """The proxy's name for a dependency role."""
-        return self.proxy_names.get(role, role) if self.proxy_names else role
+        return self.proxy_names.get(role, role)
 
     def proxy_specs(self) -> list[ProxySpec]:
         """A proxy per dependency role the shop uses (the four by default), named as the
