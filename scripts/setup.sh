@@ -75,6 +75,23 @@ if [ ! -f "$VENV/.installed" ] || [ pyproject.toml -nt "$VENV/.installed" ]; the
 else
   say "Python dependencies up to date"
 fi
+# ---- 4. django-oscar, a target (targets/oscar.yaml), in a virtualenv of its own ----------
+# The pins are pyproject.toml's `oscar` extra; Oscar's Django stack stays out of the
+# harness's virtualenv. CC_SKIP_OSCAR=1 leaves it out.
+OSCAR_VENV="${OSCAR_VENV:-.venv-oscar}"
+if [ "${CC_SKIP_OSCAR:-0}" != "1" ]; then
+  if [ ! -f "$OSCAR_VENV/.installed" ] || [ pyproject.toml -nt "$OSCAR_VENV/.installed" ]; then
+    say "installing django-oscar into $OSCAR_VENV (the oscar extra's pins)"
+    [ -x "$OSCAR_VENV/bin/python" ] || python3 -m venv "$OSCAR_VENV"
+    mapfile -t oscar_pins < <("$VENV/bin/python" -c 'import tomllib; print("\n".join(
+      tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["oscar"]))')
+    "$OSCAR_VENV/bin/pip" install -q --upgrade pip
+    "$OSCAR_VENV/bin/pip" install -q "${oscar_pins[@]}"
+    touch "$OSCAR_VENV/.installed"
+  else
+    say "django-oscar up to date in $OSCAR_VENV"
+  fi
+fi
 # This install's own secrets (cookie and vault keys, store passwords), made once, mode 0600,
 # in the run folder git ignores; `make up` would make them too.
 "$VENV/bin/python" -c 'import sys; from chaos.stack.secrets import main; main(sys.argv[1:])' \
