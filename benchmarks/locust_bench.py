@@ -21,9 +21,9 @@ class Buyer(shop_load.ShopperBase):
     def journey(self) -> None:
         self._browse()
         cart = {"X-Cart-Id": uuid.uuid4().hex}
-        total = self._fill_cart(cart)
+        total, cart_ref = self._fill_cart(cart)
         if total is not None:
-            self.checkout(cart, total)
+            self.checkout(cart, total, cart_ref)
 
 
 class PagesJudged(shop_load.ShopperBase):

@@ -163,7 +163,10 @@ class StatusPoller(Poller):
     _thread: threading.Thread | None = None
 
     def sample(self, client: httpx.Client) -> None:
-        """One sample of every dependency's state ({} when the status page failed)."""
+        """One sample of every dependency's state ({} when the status page failed); none
+        for a shop without a status page (its route is empty)."""
+        if not self.status_format.route:
+            return
         try:
             states = self.status_format.read(
                 client.get(f"{self.base_url}{self.status_format.route}").text)

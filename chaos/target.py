@@ -22,18 +22,28 @@ from typing import Annotated, Any, Literal, get_args
 import yaml
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
-from loadtests.shape import REFERENCE, Markers, Pages, ShopShape, StatusFormat
+from loadtests.shape import (
+    MEANINGS,
+    REFERENCE,
+    Api,
+    Markers,
+    Outcome,
+    Pages,
+    ShopShape,
+    StatusFormat,
+)
 
 from .errors import HarnessError
 from .experiment import Experiment
-from .stack.config import PROJECT_ROOT, StackConfig
+from .stack.config import PROJECT_ROOT, LaunchSpec, StackConfig
 from .validation import Strict, line_of, one_of, problems_of
 from .vocabulary import STATUS_NAME, TARGETS
 
 TARGETS_DIR = PROJECT_ROOT / "targets"
 DEFAULT_TARGET = TARGETS_DIR / "reference.yaml"
-# The shops the harness can run on its own stack (StackConfig.shop_app).
-StackShop = Literal["reference", "basket"]
+# The shops the harness can run on its own stack (StackConfig.shop_app); "command": the
+# target's own shop, started as its `launch` says.
+StackShop = Literal["reference", "basket", "command"]
 STACK_SHOPS: tuple[str, ...] = get_args(StackShop)
 _VARIABLE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 _LOOPBACK_URL = re.compile(r"^https?://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(/|$)")
@@ -67,27 +77,101 @@ class Routes(Strict):
     cart: str = REFERENCE.cart
     cart_items: str = REFERENCE.cart_items
     checkout: str = REFERENCE.checkout
-    order: str = REFERENCE.order
+    # null: an anonymous shopper may not read an order back (the ledger is the read-back)
+    order: str | None = REFERENCE.order
     ready: str = REFERENCE.ready
 
     @field_validator("*")
     @classmethod
-    def _paths(cls, value: str) -> str:
-        return _route(value)
+    def _paths(cls, value: str | None) -> str | None:
+        return None if value is None else _route(value)
 
     @model_validator(mode="after")
     def _order_has_id(self) -> Routes:
-        if "{order_id}" not in self.order:
+        if self.order is not None and "{order_id}" not in self.order:
             raise ValueError("routes.order must contain {order_id}")
         return self
 
 
 class Cart(Strict):
     """How a cart is named: a header every cart call carries, its value made by the
-    shopper (a fresh id) or by the shop (read from the first answer's header)."""
+    shopper (a fresh {id}, in `value`'s template: "SID:ANON:{host}:{id}") or by the shop
+    (read from the first answer's header); or the shop's session cookie."""
 
     header: str = Field(default="X-Cart-Id", pattern=r"^[A-Za-z0-9-]+$")
-    named_by: Literal["shopper", "shop"] = "shopper"
+    named_by: Literal["shopper", "shop", "cookie"] = "shopper"
+    value: str = Field(default="{id}", pattern=r"\{id\}")
+
+
+class ProductsAnswer(Strict):
+    """Where the products answer keeps its list and, in each product, its id (which fills
+    {sku} in the pages) and what fills {product} in the add-to-cart body."""
+
+    at: str = ""
+    id: str = "id"
+    ref: str = "id"
+
+
+class CartAnswer(Strict):
+    """Where the cart answer keeps what fills {cart} in the checkout body, and its total."""
+
+    ref: str = "id"
+    total: str = "total"
+
+
+class OutcomeRule(Strict):
+    """A checkout answer with this status (and, where given, this value at a body field)
+    means this outcome."""
+
+    status: int = Field(ge=100, le=599)
+    field: str = ""
+    equals: str | None = None
+    means: Literal[MEANINGS]  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _both(self) -> OutcomeRule:
+        if bool(self.field) != (self.equals is not None):
+            raise ValueError("give field and equals together (or neither)")
+        return self
+
+
+class CheckoutAnswer(Strict):
+    """The checkout's request body (a template) and where its answer keeps the order's
+    id, status and total; how the answer tells its outcome (first rule that matches)."""
+
+    body: dict[str, Any]
+    order_id: str
+    status: str = "status"
+    total: str
+    outcomes: list[OutcomeRule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _told(self) -> CheckoutAnswer:
+        if not any(o.means == "confirmed" for o in self.outcomes):
+            raise ValueError("outcomes must say which answer means confirmed")
+        return self
+
+
+class ApiSpec(Strict):
+    """A shop's own JSON API, declared: answers read by dotted paths, bodies as templates
+    with {product}, {qty}, {cart}, {card} ({card.number}, ...), {email} and {key}."""
+
+    money: Literal["cents", "decimal"] = "cents"
+    products: ProductsAnswer = Field(default_factory=ProductsAnswer)
+    cart: CartAnswer = Field(default_factory=CartAnswer)
+    add: dict[str, Any]
+    checkout: CheckoutAnswer
+
+    def shape(self) -> Api:
+        """As the load reads it."""
+        c = self.checkout
+        return Api(products_at=self.products.at, product_id=self.products.id,
+                   product_ref=self.products.ref, cart_ref=self.cart.ref,
+                   cart_total=self.cart.total, money=self.money, add_body=self.add,
+                   checkout_body=c.body, order_id=c.order_id, order_status=c.status,
+                   order_total=c.total,
+                   outcomes=tuple(Outcome(o.means, o.status, o.field, o.equals)
+                                  for o in c.outcomes), declared=True)
 
 
 class Card(Strict):
@@ -119,15 +203,15 @@ class PagesSpec(Strict):
 
     home: str = "/"
     product: str = "/products/{sku}"
-    status: str = "/status"
+    status: str | None = "/status"  # null: the shop has no status page for shoppers
     checkout_forms: bool = False
     brand: Brand
-    banner: str = Field(min_length=1)
+    banner: str | None = Field(default=None, min_length=1)  # null: no status banner
 
     @field_validator("home", "product", "status")
     @classmethod
-    def _paths(cls, value: str) -> str:
-        return _route(value)
+    def _paths(cls, value: str | None) -> str | None:
+        return None if value is None else _route(value)
 
 
 class Shop(Strict):
@@ -139,6 +223,7 @@ class Shop(Strict):
     cards: Cards = Field(default_factory=Cards)
     metrics: str | None = None  # a Prometheus text route: the metrics agreement check
     pages: PagesSpec | None = None
+    api: ApiSpec | None = None  # the shop's own API (None: the reference shop's contract)
 
     @field_validator("base_url")
     @classmethod
@@ -245,14 +330,45 @@ class Ledgers(Strict):
         return self
 
 
+class ShopDatabase(Strict):
+    """A database and a user of the shop's own on the stack's PostgreSQL (its password is
+    ${SHOP_DB_PASSWORD})."""
+
+    name: str = Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    user: str = Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class Launch(Strict):
+    """How the harness runs the target's own shop on its stack (`stack: command`): its
+    database, the commands run once on a new database (migrations, fixtures), then the
+    server, each with `env` added, in `cwd`, its output in the stack's logs."""
+
+    command: list[str] = Field(min_length=1)
+    prepare: list[list[str]] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str = "${PROJECT_ROOT}"
+    database: ShopDatabase | None = None
+    ready_timeout: float = Field(default=120.0, gt=0, le=900)
+
+    def spec(self) -> LaunchSpec:
+        """As the stack runs it."""
+        db = self.database
+        return LaunchSpec(command=list(self.command), prepare=[list(p) for p in self.prepare],
+                          env=dict(self.env), cwd=self.cwd,
+                          database=None if db is None else db.name,
+                          database_user=None if db is None else db.user,
+                          ready_timeout=self.ready_timeout)
+
+
 class Target(Strict):
     """A whole target file."""
 
     name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = ""
     stack: StackShop | None = None
+    launch: Launch | None = None
     shop: Shop
-    status: StatusSpec
+    status: StatusSpec | None = None  # None: the shop has no status page to read
     toxiproxy: Toxiproxy
     dependencies: dict[Annotated[str, AfterValidator(one_of(TARGETS))], Dependency] = \
         Field(min_length=1)
@@ -268,7 +384,18 @@ class Target(Strict):
         if self.safeguards and self.stack != "reference":
             raise ValueError("safeguards can only be switched on the reference shop's own "
                              "stack (stack: reference)")
+        if (self.stack == "command") != (self.launch is not None):
+            raise ValueError("stack: command and launch go together (launch says how the "
+                             "harness starts the shop)")
         return self
+
+    def unjudgeable(self, probe: str) -> str | None:
+        """Why this target cannot show what a probe measures (None: it can)."""
+        if probe in ("time_to_communicate", "time_to_clear") and self.status is None:
+            return f"target {self.name} has no status page (status: is not given)"
+        if probe == "shop_metric_rate" and self.shop.metrics is None:
+            return f"target {self.name} has no metrics route (shop.metrics is not given)"
+        return None
 
     @property
     def roles(self) -> list[str]:
@@ -300,33 +427,46 @@ class Target(Strict):
         r, shop = self.shop.routes, self.shop
         names = {(d.status_name or STATUS_NAME[role]): STATUS_NAME[role]
                  for role, d in self.dependencies.items()}
-        status = StatusFormat(
-            route=self.status.route, format=self.status.format, at=self.status.at,
-            name_key=self.status.name_key, state_key=self.status.state_key,
-            line=self.status.line, names=names,
-            states={word: state for state, words in self.status.states.items()
-                    for word in words})
+        status = StatusFormat(route="")  # no status page: nothing polls or judges it
+        if self.status is not None:
+            status = StatusFormat(
+                route=self.status.route, format=self.status.format, at=self.status.at,
+                name_key=self.status.name_key, state_key=self.status.state_key,
+                line=self.status.line, names=names,
+                states={word: state for state, words in self.status.states.items()
+                        for word in words})
         pages = None
         if shop.pages is not None:
             p = shop.pages
-            pages = Pages(home=p.home, product=p.product, status=p.status,
+            pages = Pages(home=p.home, product=p.product, status=p.status or "",
                           checkout=p.checkout_forms,
-                          markers=Markers(p.brand.selector, p.brand.text, p.banner))
+                          markers=Markers(p.brand.selector, p.brand.text, p.banner or ""))
         return ShopShape(products=r.products, cart=r.cart, cart_items=r.cart_items,
-                         checkout=r.checkout, order=r.order, ready=r.ready,
+                         checkout=r.checkout, order=r.order or "", ready=r.ready,
                          cart_header=shop.cart.header, cart_named_by=shop.cart.named_by,
+                         cart_value=shop.cart.value,
                          good_card=shop.cards.good.model_dump(),
                          declined_card=shop.cards.declined.model_dump(),
-                         status=status, pages=pages)
+                         status=status, pages=pages,
+                         api=Api() if shop.api is None else shop.api.shape(),
+                         order_readable=r.order is not None)
 
 
-# What a `stack:` target's ${...} may name: the stack's ports and secrets.
+# What a `stack:` target's ${...} may name: the stack's ports, folders and secrets.
 _STACK_VALUES: dict[str, Callable[[StackConfig], object]] = {
     "SHOP_PORT": lambda c: c.ports.shop, "TOXIPROXY_PORT": lambda c: c.ports.toxiproxy,
     "PAYMENTS_PORT": lambda c: c.ports.payments,
     "INVENTORY_PORT": lambda c: c.ports.inventory,
     "POSTGRES_PORT": lambda c: c.ports.postgres, "REDIS_PORT": lambda c: c.ports.redis,
+    "PROXY_PAYMENTS_PORT": lambda c: c.ports.proxy_payments,
+    "PROXY_INVENTORY_PORT": lambda c: c.ports.proxy_inventory,
+    "PROXY_POSTGRES_PORT": lambda c: c.ports.proxy_postgres,
+    "PROXY_REDIS_PORT": lambda c: c.ports.proxy_redis,
     "POSTGRES_PASSWORD": lambda c: c.secrets.postgres_password,
+    "REDIS_PASSWORD": lambda c: c.secrets.redis_password,
+    "SHOP_SECRET_KEY": lambda c: c.secrets.shop_secret_key,
+    "SHOP_DB_PASSWORD": lambda c: c.shop_database_password,
+    "PROJECT_ROOT": lambda c: PROJECT_ROOT, "RUN_DIR": lambda c: c.run_dir,
 }
 STACK_VARIABLES = tuple(_STACK_VALUES)
 
@@ -399,7 +539,15 @@ def stack_config(path: Path | str | None) -> StackConfig:
     deps = data.get("dependencies")
     names = {role: d["proxy"] for role, d in (deps if isinstance(deps, dict) else {}).items()
              if role in TARGETS and isinstance(d, dict) and isinstance(d.get("proxy"), str)}
-    return StackConfig.from_env(shop, names)
+    config = StackConfig.from_env(shop, names)
+    shop_data = data.get("shop")
+    routes = shop_data.get("routes") if isinstance(shop_data, dict) else None
+    if isinstance(routes, dict) and isinstance(routes.get("ready"), str):
+        config.ready_route = routes["ready"]
+    if shop == "command":  # its launch is filled with this stack's ports and folders
+        launch = load_target(path, config).launch
+        config.launch = None if launch is None else launch.spec()
+    return config
 
 
 def load_target(path: Path | str | None, config: StackConfig | None = None) -> Target:

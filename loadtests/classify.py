@@ -20,7 +20,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .pages import Page, read_page
-from .shape import Markers
+from .shape import Api, Markers, at_path
 
 OK, DEGRADED, GRACEFUL, DECLINED, UNGRACEFUL, FALSE_DECLINE = (
     "ok", "degraded", "graceful_error", "declined", "ungraceful", "false_decline"
@@ -101,6 +101,7 @@ class Expect:
     banner: Banner | None = None
     host: str = ""
     markers: Markers | None = None  # the shop's brand and banner (None: the reference's)
+    api: Api | None = None  # the shop's own API as its target declares it (None: ours)
 
 
 ANY = Expect()
@@ -160,10 +161,54 @@ def _json(body: str) -> Any:
         return None
 
 
+def _declared_checkout(status: int, body: str, expect: Expect, api: Api) -> Verdict | None:
+    """A checkout answer of a shop's own API, read by its target's outcome rules: a
+    decline (a false one for a good card), an order (which must name its id and the cart's
+    total), or None: no rule matched, and the answer is judged as any other."""
+    data = _json(body)
+    meaning = api.outcome(status, data)
+    if meaning == "declined":
+        return Verdict(FALSE_DECLINE if expect.decline_card is False else DECLINED,
+                       "good_card_declined" if expect.decline_card is False
+                       else "payment_declined")
+    if meaning is None:
+        return Verdict(UNGRACEFUL, "checkout_2xx_without_order") if 200 <= status < 300 \
+            else None
+    if at_path(data, api.order_id) in (None, ""):
+        return Verdict(UNGRACEFUL, "checkout_2xx_without_order")
+    total = api.total_cents(data, api.order_total)
+    if total is None:
+        return Verdict(UNGRACEFUL, "checkout_2xx_bad_total")
+    if expect.total_cents is not None and total != expect.total_cents:
+        return Verdict(UNGRACEFUL, "checkout_total_differs")
+    return Verdict(DEGRADED, "payment_pending") if meaning == "payment_pending" else \
+        Verdict(OK, "")
+
+
+def _declared_shape(kind: str, data: Any, api: Api) -> str:
+    """Why a 2xx answer of a shop's own API is not the shape its target declares."""
+    if kind == "products":
+        listed = at_path(data, api.products_at)
+        good = isinstance(listed, list) and bool(listed) and all(
+            isinstance(p, dict) and at_path(p, api.product_id) is not None
+            and at_path(p, api.product_ref) is not None for p in listed)
+        return "" if good else "products_shape"
+    if kind == "cart":
+        good = isinstance(data, dict) and at_path(data, api.cart_ref) is not None and \
+            api.total_cents(data, api.cart_total) is not None
+        return "" if good else "cart_shape"
+    if kind == "order":
+        good = isinstance(data, dict) and at_path(data, api.order_id) not in (None, "")
+        return "" if good else "order_shape"
+    return ""
+
+
 def _shape_problem(kind: str, status: int, data: Any, expect: Expect) -> str:
     """Why a 2xx JSON body is not what the API promises ('' when it is)."""
     if data is None:
         return "2xx_not_json"
+    if expect.api is not None:
+        return _declared_shape(kind, data, expect.api)
     if isinstance(data, dict) and ("error" in data or str(data.get("type", "")).startswith(
             "/problems/")):
         return "error_in_2xx"
@@ -204,6 +249,14 @@ def _banner_problem(page: Page, expect: Expect) -> str:
     return ""
 
 
+def _without_own_origin(body: str, host: str) -> str:
+    """The body without the shop's own public address (the host the shopper asked): a
+    shop whose API answers absolute links names itself, which is no internal leak."""
+    if not host or host not in body:
+        return body
+    return body.replace(f"http://{host}", "").replace(f"https://{host}", "")
+
+
 def _own_page(location: str, host: str) -> bool:
     parts = urlsplit(location)
     if not parts.netloc:
@@ -226,12 +279,16 @@ def classify(
         return Verdict(UNGRACEFUL, f"no_answer:{error or 'connection_failed'}")
     if elapsed > deadline:
         return Verdict(UNGRACEFUL, "past_deadline")
-    if leaks(body):
+    if leaks(_without_own_origin(body, expect.host)):
         return Verdict(UNGRACEFUL, "internals_in_body")
     content_type = _header(headers, "Content-Type").split(";")[0].strip().lower()
     page = read_page(body, expect.markers) if content_type == "text/html" and body else None
     html_asked = expect.kind in ("page", "checkout_page")
 
+    if expect.api is not None and expect.kind == "checkout":
+        told = _declared_checkout(status, body, expect, expect.api)
+        if told is not None:
+            return told
     if status in _REDIRECTS:
         target = _header(headers, "Location")
         if not target or not _own_page(target, expect.host):

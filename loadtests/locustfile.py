@@ -51,7 +51,7 @@ from loadtests.classify import (  # noqa: E402
     classify,
 )
 from loadtests.evidence import Evidence, EvidenceInvalid, valid_evidence  # noqa: E402
-from loadtests.shape import ShopShape  # noqa: E402
+from loadtests.shape import ShopShape, at_path, fill  # noqa: E402
 from loadtests.shapes import PROFILES, Ticker  # noqa: E402
 from loadtests.timeline import FRESH_FILE, Timeline, TimelineReportInvalid  # noqa: E402
 
@@ -150,7 +150,9 @@ def _start_sampling(environment: Environment, **_: Any) -> None:
     _ENVIRONMENT[:] = [environment]
     options = environment.parsed_options
     runs_users = isinstance(environment.runner, WorkerRunner | locust.runners.LocalRunner)
-    if runs_users and environment.host and options is not None and options.banner_grace > 0:
+    has_status = bool(environment.cc_shape.status.route)  # type: ignore[attr-defined]
+    if runs_users and environment.host and options is not None and options.banner_grace > 0 \
+            and has_status:
         def wrong(seen: Seen, reason: str) -> None:
             """A page judged again: its answer becomes a contract failure, in the timeline
             and in Locust's failure table (as `<page> [banner]`)."""
@@ -230,13 +232,26 @@ class ShopperBase(FastHttpUser):
     connection_timeout = 5.0
     skus: list[str] = []
 
+    # Each product's id (its {sku} in the pages) -> what names it in an add-to-cart body.
+    products: dict[str, Any] = {}
+
     def on_start(self) -> None:
         """Learn the catalog once per process (the API is the source of skus)."""
         if not ShopperBase.skus:
-            route = self.shape.products
-            verdict, response = self.call("GET", route, route, expect=Expect("products"))
-            if verdict.cls == OK:
-                ShopperBase.skus = [p["sku"] for p in response.json()]
+            route, api = self.shape.products, self.shape.api
+            verdict, response = self.call("GET", route, route, expect=self._expect("products"))
+            listed = at_path(_json_any(response), api.products_at) if verdict.cls == OK else None
+            if isinstance(listed, list):
+                ShopperBase.products = {
+                    str(at_path(p, api.product_id)): at_path(p, api.product_ref)
+                    for p in listed if isinstance(p, dict)}
+                ShopperBase.skus = list(ShopperBase.products)
+
+    def _expect(self, kind: Any, **fields: Any) -> Expect:
+        """What an API answer of this kind must be: the reference contract, or the shapes
+        the target file declared for the shop's own API."""
+        api = self.shape.api
+        return Expect(kind, api=api if api.declared else None, **fields)
 
     def _options(self) -> Any:
         return self.environment.parsed_options
@@ -248,9 +263,15 @@ class ShopperBase(FastHttpUser):
         return shape
 
     def _new_cart(self) -> dict[str, str]:
-        """A cart's header: an id the shopper makes, or none yet (the shop names it)."""
-        if self.shape.cart_named_by == "shopper":
-            return {self.shape.cart_header: uuid.uuid4().hex}
+        """A cart's header: an id the shopper makes (in the target's template), or none
+        yet (the shop names it, in a header or in its session cookie: a new session)."""
+        shape = self.shape
+        if shape.cart_named_by == "shopper":
+            host = urlsplit(self.host or "").hostname or ""
+            return {shape.cart_header: shape.cart_value.replace("{id}", uuid.uuid4().hex)
+                    .replace("{host}", host)}
+        if shape.cart_named_by == "cookie":
+            self.client.cookiejar.clear()
         return {}
 
     def call(self, method: str, path: str, name: str, *, checkout: bool = False,
@@ -263,6 +284,8 @@ class ShopperBase(FastHttpUser):
         deadline = options.checkout_deadline if options else 6.0
         if expect.markers is None and self.shape.pages is not None:
             expect = replace(expect, markers=self.shape.pages.markers)
+        if not expect.host and self.host:  # the shop's own address is no leak
+            expect = replace(expect, host=urlsplit(self.host).netloc)
         with self.client.request(method, path, name=name, headers=headers,
                                  catch_response=True, **kwargs) as response:
             elapsed = response.request_meta["response_time"] / 1000.0
@@ -323,25 +346,27 @@ class ShopperBase(FastHttpUser):
         return random.random() < share
 
     # ---- the JSON API ------------------------------------------------------------------
-    def _fill_cart(self, cart: dict[str, str]) -> int | None:
-        """Add one or two items; the cart's total, None when nothing could be added."""
+    def _fill_cart(self, cart: dict[str, str]) -> tuple[int | None, Any]:
+        """Add one or two items; the cart's total (None when nothing could be added) and
+        what names the cart in a checkout body (the cart answer's `ref`)."""
         added = False
-        shape = self.shape
+        shape, api = self.shape, self.shape.api
         for sku in random.sample(self._skus(), k=random.randint(1, 2)):
+            body = fill(api.add_body, {"product": ShopperBase.products.get(sku, sku),
+                                       "qty": random.randint(1, 2)})
             verdict, answer = self.call("POST", shape.cart_items, shape.cart_items,
-                                        headers=cart,
-                                        json={"sku": sku, "qty": random.randint(1, 2)},
-                                        expect=Expect("cart"))
+                                        headers=cart, json=body, expect=self._expect("cart"))
             added = added or verdict.cls in (OK, DEGRADED)  # a cookie cart is a cart
             named = (answer.headers or {}).get(shape.cart_header)
-            if named and shape.cart_header not in cart:  # the shop named the cart
-                cart[shape.cart_header] = named
+            if named and shape.cart_named_by == "shop" and shape.cart_header not in cart:
+                cart[shape.cart_header] = named  # the shop named the cart
         verdict, response = self.call("GET", shape.cart, shape.cart, headers=cart,
-                                      expect=Expect("cart"))
+                                      expect=self._expect("cart"))
         if not added:
-            return None
-        total = _json(response).get("total_cents") if verdict.cls in (OK, DEGRADED) else None
-        return total if isinstance(total, int) else 0
+            return None, None
+        shown = _json_any(response) if verdict.cls in (OK, DEGRADED) else None
+        total = api.total_cents(shown, api.cart_total) if shown is not None else None
+        return (total if total is not None else 0), at_path(shown, api.cart_ref)
 
     def _card(self) -> tuple[dict[str, Any], bool]:
         options = self._options()
@@ -349,27 +374,40 @@ class ShopperBase(FastHttpUser):
         declined = random.random() < share
         return (self.shape.declined_card if declined else self.shape.good_card), declined
 
-    def checkout(self, cart: dict[str, str], total: int | None = None) -> None:
-        """Check out once; on 503/429 wait as told (at most 2 s) and retry with the same key."""
+    def checkout(self, cart: dict[str, str], total: int | None = None,
+                 cart_ref: Any = None) -> None:
+        """Check out once; on 503/429 wait as told (at most 2 s) and retry with the same key.
+        The body is the target's template; the answer is read where the target says."""
         card, declined = self._card()
         key = uuid.uuid4().hex
-        expect = Expect("checkout", decline_card=declined, total_cents=total or None)
+        expect = self._expect("checkout", decline_card=declined, total_cents=total or None)
         cart_promised = False
-        shape = self.shape
+        shape, api = self.shape, self.shape.api
+        values = {"card": card, "cart": cart_ref, "key": key,
+                  "email": f"shopper-{key[:12]}@example.com"}
+        try:
+            request = fill(api.checkout_body, values)
+        except KeyError:  # no cart to name (its answer failed): the shop is asked anyway
+            request = fill(api.checkout_body, {**values, "cart": ""})
+        ordered = False
         for attempt in (1, 2):
             verdict, response = self.call(
                 "POST", shape.checkout, shape.checkout, checkout=True,
-                headers={**cart, "Idempotency-Key": key}, json={"card": card}, expect=expect)
-            body = _json(response)
+                headers={**cart, "Idempotency-Key": key}, json=request, expect=expect)
+            answer = _json_any(response)
+            body = answer if isinstance(answer, dict) else {}
+            meaning = api.outcome(response.status_code, answer)
+            ordered = meaning in ("confirmed", "payment_pending")
             cart_promised = cart_promised or body.get("cart_saved") is True
-            self._evidence(key, cart.get(shape.cart_header, ""), attempt, response.status_code,
+            order_id = at_path(answer, api.order_id) if ordered else None
+            self._evidence(key, cart.get(shape.cart_header, "") or str(cart_ref or ""),
+                           attempt, 201 if ordered else response.status_code,
                            verdict, card, declined, via="api", cart_cents=total,
-                           order_id=body.get("order_id"),
-                           order_status=body.get("status") if response.status_code == 201
-                           else None,
-                           total_cents=body.get("total_cents"),
-                           charged=_charged(response.status_code, body.get("status"),
-                                            body.get("charged", None)),
+                           http_status=response.status_code,
+                           order_id=None if order_id is None else str(order_id),
+                           order_status=meaning if ordered else None,
+                           total_cents=api.total_cents(answer, api.order_total),
+                           charged=_charged(meaning, body.get("charged", None)),
                            cart_saved=body.get("cart_saved"), request_id=(
                                response.headers or {}).get("X-Request-ID", ""))
             if response.status_code in (429, 503) and attempt == 1:
@@ -377,11 +415,11 @@ class ShopperBase(FastHttpUser):
                 gevent.sleep(min(retry_after, 2.0))
                 continue
             break
-        if response.status_code == 201 and body.get("order_id"):
-            self.call("GET", shape.order.replace("{order_id}", str(body["order_id"])),
-                      shape.order.replace("{order_id}", "[id]"), expect=Expect("order"))
+        if ordered and order_id is not None and shape.order_readable:
+            self.call("GET", shape.order.replace("{order_id}", str(order_id)),
+                      shape.order.replace("{order_id}", "[id]"), expect=self._expect("order"))
         elif cart_promised:  # an answer promised the cart is kept: is it?
-            self.call("GET", shape.cart, shape.cart, headers=cart, expect=Expect("cart"),
+            self.call("GET", shape.cart, shape.cart, headers=cart, expect=self._expect("cart"),
                       kept=lambda _, answer: "" if _json(answer).get("items")
                       else "cart_not_saved")
 
@@ -401,7 +439,7 @@ class ShopperBase(FastHttpUser):
         pages = self.shape.pages
         if pages is None:
             self.call("GET", self.shape.products, self.shape.products,
-                      expect=Expect("products"))
+                      expect=self._expect("products"))
             return
         self.page("GET", pages.home, pages.home)
         for sku in random.sample(self._skus(), k=random.randint(1, 2)):
@@ -459,7 +497,7 @@ class ShopperBase(FastHttpUser):
         if cart_saved and not order_id:  # the sorry page said "your cart is saved": is it?
             self.page("GET", "/cart", "/cart (page)", kept=lambda shown, _: "" if (
                 shown.page is not None and shown.page.cart_total_cents) else "cart_not_saved")
-        if self.shape.pages is not None:
+        if self.shape.pages is not None and self.shape.pages.status:
             self.page("GET", self.shape.pages.status, f"{self.shape.pages.status} (page)")
 
 
@@ -491,9 +529,9 @@ class Shopper(ShopperBase):
                 self.checkout_pages(total)
             return
         cart = self._new_cart()
-        total = self._fill_cart(cart)
+        total, cart_ref = self._fill_cart(cart)
         if total is not None:
-            self.checkout(cart, total)
+            self.checkout(cart, total, cart_ref)
 
 
 def _page_name(location: str) -> str:
@@ -504,19 +542,26 @@ def _page_name(location: str) -> str:
     return f"{path} (page)"
 
 
-def _charged(status: int, order_status: Any, said: Any) -> bool | None:
-    """What an API answer promised about the money: True (confirmed), False ("charged":
-    false), None (pending, unknown, or no word)."""
-    if status == 201:
-        return True if order_status == "confirmed" else None
+def _charged(meaning: str | None, said: Any) -> bool | None:
+    """What a checkout answer promised about the money: True (confirmed), False (an answer
+    without an order that said "charged": false), None (pending, or no word)."""
+    if meaning == "confirmed":
+        return True
+    if meaning == "payment_pending":
+        return None
     return False if said is False else None
 
 
-def _json(response: Any) -> dict[str, Any]:
+def _json_any(response: Any) -> Any:
+    """An answer's JSON, whatever its shape (None: not JSON)."""
     try:
-        body = response.json()
+        return response.json()
     except Exception:  # not JSON: an error page, a reset, nothing at all
-        return {}
+        return None
+
+
+def _json(response: Any) -> dict[str, Any]:
+    body = _json_any(response)
     return body if isinstance(body, dict) else {}
 
 

@@ -115,7 +115,8 @@ def read_page(html: str, markers: Markers | None = None) -> Page:
     total = text("#cart-total")
     return Page(
         branded=brand is not None and markers.brand_text in brand.text(),
-        banner=tree.css_first(markers.banner_selector) is not None,
+        banner=bool(markers.banner_selector) and tree.css_first(markers.banner_selector)
+        is not None,
         sorry=tree.css_first("#sorry") is not None,
         request_id=text("#request-id"),
         payment_statement=text("#payment-statement"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,116 @@ class Pages:
     markers: Markers = field(default_factory=Markers)
 
 
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
+# What an answer told the shopper of their order, in the harness's words.
+MEANINGS = ("confirmed", "payment_pending", "declined")
+
+
+def at_path(data: Any, path: str) -> Any:
+    """The value at a dotted path in parsed JSON ("" is the whole of it; a number steps
+    into a list); None when the path is not there."""
+    node = data
+    for key in filter(None, path.split(".")):
+        if isinstance(node, dict):
+            node = node.get(key)
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            return None
+    return node
+
+
+def fill(template: Any, values: dict[str, Any]) -> Any:
+    """A request body from its template: a string that is one placeholder ("{qty}")
+    becomes the value itself (a number stays a number, {card} a whole object); other
+    strings have each placeholder replaced by its text. Dotted names step into values
+    ({card.number}). KeyError names a placeholder without a value."""
+    if isinstance(template, dict):
+        return {k: fill(v, values) for k, v in template.items()}
+    if isinstance(template, list):
+        return [fill(v, values) for v in template]
+    if not isinstance(template, str):
+        return template
+
+    def value(name: str) -> Any:
+        head, _, rest = name.partition(".")
+        found = at_path(values[head], rest) if rest else values[head]
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    whole = _PLACEHOLDER.fullmatch(template)
+    if whole:
+        return value(whole.group(1))
+    return _PLACEHOLDER.sub(lambda m: str(value(m.group(1))), template)
+
+
+def cents(value: Any, money: str) -> int | None:
+    """An amount in cents from a shop's figure: whole cents ("cents") or a decimal
+    string or number in the currency's units ("decimal"); None when it is neither."""
+    if isinstance(value, bool):
+        return None
+    if money == "cents":
+        return value if isinstance(value, int) else None
+    try:
+        amount = Decimal(str(value)) * 100
+    except (InvalidOperation, ValueError):
+        return None
+    return int(amount) if amount == amount.to_integral_value() else None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One rule of how a checkout answer tells its outcome: an HTTP status, and where the
+    shop says it in the body, a field (a dotted path) and the value it holds there."""
+
+    means: str  # confirmed, payment_pending or declined
+    status: int
+    field: str = ""
+    equals: str | None = None
+
+    def matches(self, status: int, body: Any) -> bool:
+        """Whether this answer is this outcome."""
+        if status != self.status:
+            return False
+        return not self.field or str(at_path(body, self.field)) == self.equals
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    """How the load speaks to a shop's own JSON API: where its answers keep what the
+    harness reads (dotted paths), how money is written, the request bodies as templates
+    (placeholders {product}, {qty}, {cart}, {card}, {email}, {key}), and how a checkout
+    answer tells its outcome (the first rule that matches). `declared`: a target file
+    gave it (False: the reference shop's API, judged by its own contract)."""
+
+    products_at: str = ""
+    product_id: str = "sku"
+    product_ref: str = "sku"
+    cart_ref: str = "cart_id"
+    cart_total: str = "total_cents"
+    money: str = "cents"
+    add_body: Any = field(default_factory=lambda: {"sku": "{product}", "qty": "{qty}"})
+    checkout_body: Any = field(default_factory=lambda: {"card": "{card}"})
+    order_id: str = "order_id"
+    order_status: str = "status"
+    order_total: str = "total_cents"
+    outcomes: tuple[Outcome, ...] = (
+        Outcome("confirmed", 201, "status", "confirmed"),
+        Outcome("payment_pending", 201, "status", "payment_pending"),
+        Outcome("declined", 402))
+    declared: bool = False
+
+    def outcome(self, status: int, body: Any) -> str | None:
+        """What a checkout answer told: confirmed, payment_pending, declined, or None
+        (no rule matches: an error, judged by the graceful-failure contract)."""
+        return next((o.means for o in self.outcomes if o.matches(status, body)), None)
+
+    def total_cents(self, body: Any, path: str) -> int | None:
+        """An amount at a path of an answer, in cents."""
+        return cents(at_path(body, path), self.money)
+
+
 @dataclass(frozen=True, slots=True)
 class ShopShape:
     """Routes (with {sku} and {order_id} where they take one), the cart's header and who
@@ -112,11 +223,17 @@ class ShopShape:
     order: str = "/api/orders/{order_id}"
     ready: str = "/readyz"
     cart_header: str = "X-Cart-Id"
-    cart_named_by: str = "shopper"  # or "shop": it is read from the first answer's header
+    # "shopper": a fresh id in cart_header (cart_value, a template with {id} and {host},
+    # builds its value); "shop": read from the first answer's header; "cookie": the shop's
+    # session cookie (each shopper's cookie jar)
+    cart_named_by: str = "shopper"
+    cart_value: str = "{id}"
     good_card: dict[str, Any] = field(default_factory=lambda: dict(GOOD_CARD))
     declined_card: dict[str, Any] = field(default_factory=lambda: dict(DECLINED_CARD))
     status: StatusFormat = field(default_factory=StatusFormat)
     pages: Pages | None = field(default_factory=Pages)
+    api: Api = field(default_factory=Api)
+    order_readable: bool = True  # False: an anonymous shopper may not read an order back
 
     def to_file(self, path: Path) -> Path:
         """Written as JSON, for Locust (--target-shape)."""
@@ -132,8 +249,11 @@ class ShopShape:
         data = json.loads(Path(path).read_text())
         pages = data.pop("pages", None)
         status = StatusFormat(**data.pop("status"))
+        api = data.pop("api", None)
         return cls(**data, status=status, pages=None if pages is None else Pages(
-            **{**pages, "markers": Markers(**pages["markers"])}))
+            **{**pages, "markers": Markers(**pages["markers"])}),
+            api=Api() if api is None else Api(**{
+                **api, "outcomes": tuple(Outcome(**o) for o in api["outcomes"])}))
 
 
 REFERENCE = ShopShape()

@@ -43,7 +43,8 @@ def up(observe: bool, target_file: Path | None) -> None:
     c = stack.config
     console.print(f"[green]stack up[/] in {time.monotonic() - started:.1f}s")
     console.print(f"  shop        {target.shop.base_url} ({target.name})")
-    console.print(f"  status page {target.shop.base_url}{target.status.route}")
+    console.print(f"  status page {target.shop.base_url}{target.status.route}" if target.status
+                  else "  status page none (the target has no status page)")
     if target.shop.metrics:
         console.print(f"  metrics     {target.shop.base_url}{target.shop.metrics}")
     console.print(f"  toxiproxy   {c.toxiproxy_url} (proxies: "

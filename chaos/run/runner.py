@@ -95,6 +95,9 @@ class Collaborators:
     workers_expect: int = 0
     master_port: int = MASTER_PORT
     workers_wait: float = WORKERS_WAIT
+    # Why the target cannot show what a probe measures (None: it can): its hypotheses
+    # are then "not judged", never passed.
+    unjudgeable: Callable[[str], str | None] = lambda probe: None
 
     @classmethod
     def for_stack(cls, stack: Stack, out_dir: Path, observers: Sequence[RunObserver] = (),
@@ -138,7 +141,7 @@ class Collaborators:
                    start_load=start_load,
                    audit_once=audit_once, observers=tuple(observers), run_dir=run_dir,
                    workers_expect=workers_expect, master_port=master_port,
-                   workers_wait=workers_wait)
+                   workers_wait=workers_wait, unjudgeable=target.unjudgeable)
 
 
 def toxiproxy_of(target: Target) -> FaultInjector:
@@ -437,7 +440,14 @@ class Runner:
             self.result.recovery_time = None if back is None else round(max(0.0, back - t_r), 2)
         evidence = self._evidence()
         for phase, hypotheses, window in self._late:
-            self.result.results.extend(judge_phase(phase, hypotheses, window, rows, evidence))
+            judged = []
+            for h in hypotheses:
+                why = self.c.unjudgeable(h.probe)
+                if why is None:
+                    judged.append(h)
+                else:
+                    self.result.not_judged.append(f"{phase}: {h.name} ({why})")
+            self.result.results.extend(judge_phase(phase, judged, window, rows, evidence))
         self._late = []
         fault = self.result.windows.get("fault")
         if fault is not None:

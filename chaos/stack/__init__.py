@@ -365,9 +365,65 @@ class Stack:
         self._procs.wait(proc, self._shop_ready, f"ready ({self.config.shop_ready_path})")
         return proc
 
+    def _shop_database(self) -> bool:
+        """The command shop's own database and user, made when missing (directly, not
+        through the proxy); True when the database is new (its prepare steps are due)."""
+        launch = self.config.launch
+        if launch is None or launch.database is None:
+            return not (self.run_dir / "shop-prepared").exists()
+        import psycopg
+        from psycopg import sql
+
+        user, name = launch.database_user or launch.database, launch.database
+        with psycopg.connect(self.config.postgres_url(self.config.ports.postgres, "postgres"),
+                             connect_timeout=5, autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)
+                            ).fetchone() is None:
+                conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(user), sql.Literal(self.config.shop_database_password)))
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+                            ).fetchone() is not None:
+                return False
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(name), sql.Identifier(user)))
+        return True
+
+    def _start_command(self) -> Running:
+        """The target's own shop (stack: command): its database, its prepare commands on a
+        new one (each must exit 0 within its ready timeout), then its server."""
+        launch = self.config.launch
+        if launch is None:
+            raise StackError("the target runs its own shop (stack: command) but gives no "
+                             "launch: say how to start it in the target file")
+        cwd = Path(launch.cwd)
+        log = self.run_dir / "logs" / "shop-prepare.log"
+        if self._shop_database():
+            for step in launch.prepare:
+                self._progress(f"preparing the shop: {' '.join(step[-3:])}")
+                with log.open("ab") as out:
+                    try:
+                        done = subprocess.run(step, cwd=cwd, env={**os.environ, **launch.env},
+                                              stdout=out, stderr=subprocess.STDOUT,
+                                              stdin=subprocess.DEVNULL,
+                                              timeout=launch.ready_timeout)
+                    except (OSError, subprocess.TimeoutExpired) as exc:
+                        raise StackError(f"the shop's prepare step {step[0]} could not run: "
+                                         f"{exc} (see {log})") from exc
+                if done.returncode != 0:
+                    raise StackError(f"the shop's prepare step {' '.join(step)} exited "
+                                     f"{done.returncode}; see {log}")
+            (self.run_dir / "shop-prepared").touch()
+        proc = self._procs.spawn("shop", launch.command, self.config.ports.shop,
+                                 env=launch.env, cwd=cwd)
+        self._procs.wait(proc, self._shop_ready, f"ready ({self.config.shop_ready_path})",
+                         timeout=launch.ready_timeout)
+        return proc
+
     def _start_shop(self) -> Running:
         if self.config.shop_app == "basket":
             return self._start_basket()
+        if self.config.shop_app == "command":
+            return self._start_command()
         env = self.shop_env()
         for shared in (Path(env["PROMETHEUS_MULTIPROC_DIR"]), Path(env["SHOP_HEALTH_DIR"])):
             shutil.rmtree(shared, ignore_errors=True)  # nothing of an earlier shop's workers
@@ -442,6 +498,7 @@ class Stack:
             shutil.rmtree(self.run_dir / "redis", ignore_errors=True)
             shutil.rmtree(self.run_dir / "shop-metrics", ignore_errors=True)
             shutil.rmtree(self.run_dir / "prometheus", ignore_errors=True)
+            (self.run_dir / "shop-prepared").unlink(missing_ok=True)
         return stopped
 
     # ---- status -----------------------------------------------------------------------

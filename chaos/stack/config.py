@@ -3,6 +3,7 @@ folders and URLs derived from them."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from collections.abc import Callable
@@ -72,6 +73,20 @@ class Ports:
 
 
 @dataclass(slots=True)
+class LaunchSpec:
+    """A target's own shop as the stack runs it (chaos.target.Launch, its ${...} filled):
+    a database and user of its own, commands run once on a new database, the server."""
+
+    command: list[str]
+    prepare: list[list[str]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str = "."
+    database: str | None = None
+    database_user: str | None = None
+    ready_timeout: float = 120.0
+
+
+@dataclass(slots=True)
 class StackConfig:
     """Where the stack keeps its files, its ports, and knobs for the services."""
 
@@ -88,6 +103,10 @@ class StackConfig:
     # (a target's dependencies.<role>.proxy; empty: the four reference proxies).
     shop_app: str = "reference"
     proxy_names: dict[str, str] = field(default_factory=dict)
+    # The shop's ready route (the target's routes.ready; empty: the shop's default) and,
+    # for shop_app "command", how the target's own shop is started.
+    ready_route: str = ""
+    launch: LaunchSpec | None = None
     _secrets: Secrets | None = field(default=None, repr=False)
 
     @classmethod
@@ -108,7 +127,16 @@ class StackConfig:
     @property
     def shop_ready_path(self) -> str:
         """Where the running shop says it is ready."""
+        if self.ready_route:
+            return self.ready_route
         return "/ready" if self.shop_app == "basket" else "/readyz"
+
+    @property
+    def shop_database_password(self) -> str:
+        """The password of a target shop's own database user (derived from this install's
+        PostgreSQL password, so it is per install and needs no file of its own)."""
+        return hashlib.sha256(f"shop-db:{self.secrets.postgres_password}".encode()
+                              ).hexdigest()[:32]
 
     @property
     def shop_url(self) -> str:

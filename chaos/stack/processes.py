@@ -149,19 +149,22 @@ class ProcessTable:
         self._progress(f"started {name} (pid {proc.pid}, port {port})")
         return running
 
-    def wait(self, proc: Running, ready: Callable[[], bool], what: str) -> None:
-        """Poll ready() until it is true, the process dies, or the deadline passes."""
+    def wait(self, proc: Running, ready: Callable[[], bool], what: str,
+             timeout: float | None = None) -> None:
+        """Poll ready() until it is true, the process dies, or the deadline (the stack's
+        ready timeout unless given) passes."""
         def up() -> bool:
             if not alive(proc):
                 raise StackError(f"{proc.name} exited while starting; {self.tail(proc)}")
             return ready()
 
+        limit = timeout or self._ready_timeout
         # OSError and HTTP errors: not yet listening.
-        if poll(up, self._ready_timeout, ignore=(OSError, httpx.HTTPError)):
+        if poll(up, limit, ignore=(OSError, httpx.HTTPError)):
             self._progress(f"{proc.name} ready")
             return
         raise StackError(
-            f"{proc.name} was not {what} within {self._ready_timeout:.0f}s; "
+            f"{proc.name} was not {what} within {limit:.0f}s; "
             f"{self.tail(proc)}"
         )
 
