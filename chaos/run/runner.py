@@ -450,7 +450,8 @@ class Runner:
             self.result.results.extend(judge_phase(phase, judged, window, rows, evidence))
         self._late = []
         fault = self.result.windows.get("fault")
-        if fault is not None:
+        # A shop without a status page has no timings to show ("-" would read as "never").
+        if fault is not None and self.c.unjudgeable("time_to_communicate") is None:
             self.result.communication.update(
                 communication(self.experiment.targets(), fault, rows, evidence))
 

@@ -1,0 +1,91 @@
+"""django-oscar, a shop nobody here wrote, under the harness from targets/oscar.yaml alone:
+brought up through the stack's proxies (its own database and user, migrations and its
+catalog fixture), one database and one payments experiment run end to end, their verdicts
+and the audit over Oscar's own tables asserted, and what Oscar cannot show reported as not
+judged or skipped, never passed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaos.faults import HARNESS_PREFIX
+from chaos.stack import Stack
+from chaos.target import TARGETS_DIR, load_target
+from tests.conftest import running_stack, small_stack_config, stack_env
+
+pytestmark = pytest.mark.e2e
+CLI = [sys.executable, "-m", "chaos.cli"]
+OSCAR = TARGETS_DIR / "oscar.yaml"
+OSCAR_VENV = TARGETS_DIR.parent / ".venv-oscar" / "bin" / "gunicorn"
+
+
+@pytest.fixture(scope="module")
+def oscar(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """Oscar on a stack of its own (free ports), started as its target file says."""
+    if not OSCAR_VENV.exists():
+        pytest.fail("django-oscar is not installed: run `make setup` (it makes .venv-oscar)")
+    config = small_stack_config(shop_app="command", ready_route="/api/", proxy_names={
+        "payments": "payments", "postgres": "postgres", "redis": "redis"})
+    launch = load_target(OSCAR, config).launch
+    assert launch is not None
+    config.launch = launch.spec()
+    with running_stack(config, request.session) as running:
+        yield running
+
+
+def failed_cases(junit: Path) -> dict[str, set[str]]:
+    """Per experiment (suite), the hypotheses that failed."""
+    return {suite.get("name", ""): {case.get("name", "") for case in suite.iter("testcase")
+                                    if case.find("failure") is not None}
+            for suite in ET.parse(junit).getroot().iter("testsuite")}
+
+
+def test_oscar_runs_the_catalog_from_its_target_file(oscar: Stack, tmp_path: Path) -> None:
+    names = ("postgres-hard-down", "payments-hard-down", "inventory-hard-down")
+    result = subprocess.run(
+        [*CLI, "gate", "--target", str(OSCAR), "--lanes", "1", "--time-scale", "0.4",
+         "--out", str(tmp_path), *(arg for name in names for arg in ("--name", name))],
+        env=stack_env(oscar, tmp_path), capture_output=True, text=True, timeout=900)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    failed = failed_cases(tmp_path / "junit.xml")
+    journals = {name: json.loads((tmp_path / name / "journal.json").read_text())
+                for name in names}
+    for name in names[:2]:  # found under the fault, by a shop that held before it
+        assert journals[name]["phase_verdicts"]["baseline"], (name, journals[name]["reason"])
+        preflight = [s["output"] for s in journals[name]["journal"]
+                     if s["phase"] == "preflight" and isinstance(s["output"], dict)]
+        assert any(o.get("target") == "oscar" for o in preflight), name
+        # The audit read Oscar's own order tables and the processor's ledger.
+        audit = journals[name]["audit"]
+        assert audit["orders"] > 0 and audit["charges"] > 0, audit
+        assert not any("orders" in n or "charges" in n for n in audit["not_judged"]), audit
+        # Oscar has no status page: its hypotheses are not judged, never passed.
+        assert any("no status page" in n for n in journals[name]["not_judged"]), name
+        assert not any("status page" in r["name"] for r in journals[name]["hypotheses"]), name
+    # A database outage is Django's bare 500 page: no request id, not the shop's page.
+    assert "no ungraceful answers" in failed["postgres-hard-down"]
+    failures = (tmp_path / "postgres-hard-down" / "load" / "locust_failures.csv").read_text()
+    assert "no_request_id" in failures
+    # Payments down: the checkout answers 503 without a request id or Retry-After, and
+    # takes no order at all (no payment-pending fallback); nothing is lost.
+    assert {"no ungraceful answers", "checkouts are still taken (confirmed or payment "
+            "pending)"} <= failed["payments-hard-down"]
+    assert "ledger audit: nothing lost" not in failed["payments-hard-down"]
+    evidence = "".join(p.read_text() for p in
+                       (tmp_path / "payments-hard-down" / "load").glob("evidence-*.jsonl"))
+    told = [json.loads(line) for line in evidence.splitlines()]
+    assert any(e["order_status"] == "confirmed" and e["http_status"] == 200 for e in told)
+    # No inventory role: skipped with the reason, neither passed nor failed.
+    inventory = journals["inventory-hard-down"]
+    assert inventory["verdict"] == "skipped" and "no inventory dependency" in \
+        inventory["reason"]
+    toxics = [t.name for t in oscar.faults.toxics() if t.name.startswith(HARNESS_PREFIX)]
+    assert toxics == [] and all(oscar.faults.proxy_names().values())
