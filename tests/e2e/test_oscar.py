@@ -66,12 +66,17 @@ def test_oscar_runs_the_catalog_from_its_target_file(oscar: Stack, tmp_path: Pat
         # The audit read Oscar's own order tables and the processor's ledger.
         audit = journals[name]["audit"]
         assert audit["orders"] > 0 and audit["charges"] > 0, audit
-        assert not any("orders" in n or "charges" in n for n in audit["not_judged"]), audit
-        # Oscar has no status page: its hypotheses are not judged, never passed.
-        assert any("no status page" in n for n in journals[name]["not_judged"]), name
+        assert not any(f"no {ledger}" in n for n in audit["not_judged"]
+                       for ledger in ("orders", "charges")), audit
         assert not any("status page" in r["name"] for r in journals[name]["hypotheses"]), name
-    # A database outage is Django's bare 500 page: no request id, not the shop's page.
-    assert "no ungraceful answers" in failed["postgres-hard-down"]
+    # Oscar has no status page: its hypotheses are not judged, never passed.
+    assert any("no status page" in n for n in journals["payments-hard-down"]["not_judged"])
+    # A database outage is Django's bare 500 page: no request id, not the shop's page. So
+    # many pile up that the stop condition may end the run before the fault's window does.
+    postgres = journals["postgres-hard-down"]
+    assert "no ungraceful answers" in failed["postgres-hard-down"] or (
+        postgres["verdict"] == "aborted" and "ungraceful answers pile up" in postgres["reason"]
+    ), postgres["reason"]
     failures = (tmp_path / "postgres-hard-down" / "load" / "locust_failures.csv").read_text()
     assert "no_request_id" in failures
     # Payments down: the checkout answers 503 without a request id or Retry-After, and
