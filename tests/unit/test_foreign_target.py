@@ -193,3 +193,24 @@ def test_the_shops_own_address_is_no_leak_but_another_is() -> None:
     leaked = classify(200, JSON, json.dumps([other]), 0.1, 6.0,
                       expect=Expect("products", api=OSCAR_API, host="127.0.0.1:9000"))
     assert (leaked.cls, leaked.reason) == (UNGRACEFUL, "internals_in_body")
+
+
+def test_a_prepare_step_that_fails_starts_no_shop_and_says_where_to_look(tmp_path) -> None:
+    from chaos.errors import StackError
+    from chaos.stack import Ports, Stack, StackConfig
+    from chaos.stack.config import LaunchSpec
+
+    config = StackConfig(run_dir=tmp_path, ports=Ports.free(), shop_app="command",
+                         launch=LaunchSpec(command=["/bin/true"], prepare=[["/bin/false"]],
+                                           cwd=str(tmp_path)))
+    (tmp_path / "logs").mkdir()
+    with pytest.raises(StackError, match=r"prepare step /bin/false exited 1; see .*shop-"):
+        Stack(config)._start_shop()
+    config.launch = LaunchSpec(command=["/bin/true"], prepare=[["/no/such/binary"]],
+                               cwd=str(tmp_path))
+    with pytest.raises(StackError, match="could not run"):
+        Stack(config)._start_shop()
+    assert not (tmp_path / "shop-prepared").exists()  # tried again at the next start
+    config.launch = None
+    with pytest.raises(StackError, match="gives no launch"):
+        Stack(config)._start_shop()
