@@ -23,7 +23,6 @@ import yaml
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from loadtests.shape import (
-    MEANINGS,
     REFERENCE,
     Api,
     Markers,
@@ -126,7 +125,7 @@ class OutcomeRule(Strict):
     status: int = Field(ge=100, le=599)
     field: str = ""
     equals: str | None = None
-    means: Literal[MEANINGS]  # type: ignore[valid-type]
+    means: Literal["confirmed", "payment_pending", "declined"]  # loadtests.shape.MEANINGS
 
     @model_validator(mode="after")
     def _both(self) -> OutcomeRule:
@@ -467,6 +466,8 @@ _STACK_VALUES: dict[str, Callable[[StackConfig], object]] = {
     "SHOP_SECRET_KEY": lambda c: c.secrets.shop_secret_key,
     "SHOP_DB_PASSWORD": lambda c: c.shop_database_password,
     "PROJECT_ROOT": lambda c: PROJECT_ROOT, "RUN_DIR": lambda c: c.run_dir,
+    # Where the shop's code is taken from: the repository, or a mutant's throw-away copy.
+    "CODE_ROOT": lambda c: c.code_root,
 }
 STACK_VARIABLES = tuple(_STACK_VALUES)
 

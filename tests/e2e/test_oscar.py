@@ -7,10 +7,12 @@ judged or skipped, never passed."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,18 +28,36 @@ OSCAR = TARGETS_DIR / "oscar.yaml"
 OSCAR_VENV = TARGETS_DIR.parent / ".venv-oscar" / "bin" / "gunicorn"
 
 
-@pytest.fixture(scope="module")
-def oscar(request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """Oscar on a stack of its own (free ports), started as its target file says."""
+@contextmanager
+def oscar_stack(session: pytest.Session, code_root: Path | None = None) -> Iterator[Stack]:
+    """Oscar on a stack of its own (free ports), started as its target file says, from the
+    repository's targets/oscar/ or a throw-away copy under `code_root`."""
     if not OSCAR_VENV.exists():
         pytest.fail("django-oscar is not installed: run `make setup` (it makes .venv-oscar)")
     config = small_stack_config(shop_app="command", ready_route="/api/", proxy_names={
         "payments": "payments", "postgres": "postgres", "redis": "redis"})
+    if code_root is not None:
+        config.code_root = code_root
     launch = load_target(OSCAR, config).launch
     assert launch is not None
     config.launch = launch.spec()
-    with running_stack(config, request.session) as running:
+    with running_stack(config, session) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def oscar(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """The Oscar deployment as targets/oscar/ has it."""
+    with oscar_stack(request.session) as running:
+        yield running
+
+
+def gate(stack: Stack, out: Path, *names: str) -> subprocess.CompletedProcess[str]:
+    """checkout-chaos gate on one lane against Oscar, these experiments, time scale 0.4."""
+    return subprocess.run(
+        [*CLI, "gate", "--target", str(OSCAR), "--lanes", "1", "--time-scale", "0.4",
+         "--out", str(out), *(arg for name in names for arg in ("--name", name))],
+        env=stack_env(stack, out), capture_output=True, text=True, timeout=900)
 
 
 def failed_cases(junit: Path) -> dict[str, set[str]]:
@@ -49,10 +69,7 @@ def failed_cases(junit: Path) -> dict[str, set[str]]:
 
 def test_oscar_runs_the_catalog_from_its_target_file(oscar: Stack, tmp_path: Path) -> None:
     names = ("postgres-hard-down", "payments-hard-down", "inventory-hard-down")
-    result = subprocess.run(
-        [*CLI, "gate", "--target", str(OSCAR), "--lanes", "1", "--time-scale", "0.4",
-         "--out", str(tmp_path), *(arg for name in names for arg in ("--name", name))],
-        env=stack_env(oscar, tmp_path), capture_output=True, text=True, timeout=900)
+    result = gate(oscar, tmp_path, *names)
     out = result.stdout + result.stderr
     assert result.returncode == 1, out
     failed = failed_cases(tmp_path / "junit.xml")
@@ -94,3 +111,36 @@ def test_oscar_runs_the_catalog_from_its_target_file(oscar: Stack, tmp_path: Pat
         inventory["reason"]
     toxics = [t.name for t in oscar.faults.toxics() if t.name.startswith(HARNESS_PREFIX)]
     assert toxics == [] and all(oscar.faults.proxy_names().values())
+
+
+# Oscar's mutant: its product class does not track stock, so orders allocate nothing and
+# the shop oversells (a real deployment mistake: track_stock is one fixture field).
+MUTANT_EXPERIMENT = "payments-slicer"  # one the deployment rides out
+
+
+def test_the_stock_audit_kills_an_oscar_that_oversells(
+        oscar: Stack, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    gate(oscar, tmp_path / "clean", MUTANT_EXPERIMENT)
+    # The deployment's stock adds up (its verdict is not asserted: one product page past
+    # the 6 s deadline on a busy 2-core box fails the experiment, not the stock check).
+    journal = json.loads((tmp_path / "clean" / MUTANT_EXPERIMENT / "journal.json"
+                          ).read_text())
+    assert journal["phase_verdicts"]["baseline"], journal["reason"]
+    assert not any("initial = available" in n for n in journal["audit"]["not_judged"])
+    assert "stock does not add up" not in {v["rule"] for v in journal["audit"]["violations"]}
+    code = tmp_path / "code"
+    shutil.copytree(TARGETS_DIR / "oscar", code / "targets" / "oscar",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    fixture = code / "targets" / "oscar" / "fixtures" / "catalog.json"
+    text = fixture.read_text()
+    assert text.count('"track_stock": true') == 1
+    fixture.write_text(text.replace('"track_stock": true', '"track_stock": false'))
+    with oscar_stack(request.session, code) as mutant:
+        result = gate(mutant, tmp_path / "mutant", MUTANT_EXPERIMENT)
+    assert result.returncode == 1, result.stdout + result.stderr
+    journal = json.loads((tmp_path / "mutant" / MUTANT_EXPERIMENT / "journal.json"
+                          ).read_text())
+    assert journal["phase_verdicts"]["baseline"], journal["reason"]
+    assert "stock does not add up" in {v["rule"] for v in journal["audit"]["violations"]}
+    failed = failed_cases(tmp_path / "mutant" / "junit.xml")
+    assert "ledger audit: nothing lost" in failed[MUTANT_EXPERIMENT]

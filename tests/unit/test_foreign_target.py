@@ -26,7 +26,7 @@ STACK = {name: "1" for name in (
     "REDIS_PORT", "PROXY_PAYMENTS_PORT", "PROXY_INVENTORY_PORT", "PROXY_POSTGRES_PORT",
     "PROXY_REDIS_PORT")} | {"POSTGRES_PASSWORD": "pw", "REDIS_PASSWORD": "rpw",
                             "SHOP_SECRET_KEY": "k", "SHOP_DB_PASSWORD": "dbpw",
-                            "PROJECT_ROOT": "/p", "RUN_DIR": "/r"}
+                            "PROJECT_ROOT": "/p", "RUN_DIR": "/r", "CODE_ROOT": "/c"}
 OWN = """\
 name: foreign
 shop:
@@ -67,6 +67,7 @@ def test_the_oscar_file_is_a_valid_target_with_no_inventory_role() -> None:
     assert target.unjudgeable("time_to_communicate") is not None
     assert target.unjudgeable("ungraceful") is None
     assert "/p/.venv-oscar/bin/gunicorn" in target.launch.spec().command[0]
+    assert target.launch.spec().cwd == "/c/targets/oscar"  # a mutant's copy runs its code
 
 
 def test_a_declared_api_travels_to_the_load_and_back() -> None:
@@ -112,6 +113,15 @@ def test_launch_goes_with_stack_command() -> None:
     with pytest.raises(TargetError, match="field and equals together"):
         parse_target(OWN.replace("field: status, equals: Payment Declined, ", "field: status, "),
                      variables={})
+
+
+def test_the_outcome_words_are_the_loads() -> None:
+    from typing import get_args
+
+    from chaos.target import OutcomeRule
+    from loadtests.shape import MEANINGS
+
+    assert get_args(OutcomeRule.model_fields["means"].annotation) == MEANINGS
 
 
 def test_templates_fill_values_and_keep_their_types() -> None:
