@@ -367,10 +367,12 @@ class Stack:
 
     def _shop_database(self) -> bool:
         """The command shop's own database and user, made when missing (directly, not
-        through the proxy); True when the database is new (its prepare steps are due)."""
+        through the proxy); True when its prepare steps are due: the database is new, or
+        they never all succeeded (a failed migration is run again at the next start)."""
         launch = self.config.launch
+        unprepared = not (self.run_dir / "shop-prepared").exists()
         if launch is None or launch.database is None:
-            return not (self.run_dir / "shop-prepared").exists()
+            return unprepared
         import psycopg
         from psycopg import sql
 
@@ -383,9 +385,10 @@ class Stack:
                     sql.Identifier(user), sql.Literal(self.config.shop_database_password)))
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)
                             ).fetchone() is not None:
-                return False
+                return unprepared
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
                 sql.Identifier(name), sql.Identifier(user)))
+        (self.run_dir / "shop-prepared").unlink(missing_ok=True)
         return True
 
     def _start_command(self) -> Running:
