@@ -15,7 +15,9 @@ happened since the run started. Each check is one function over those ledgers:
   the reservations of orders that failed were released by the shop, not left to expire;
   each sku's units add up (initial = available + held + committed);
 - orders: none left pending or with its payment unknown; every payment_pending order was
-  captured or cancelled within its limit.
+  captured or cancelled within its limit;
+- mail, for a shop that sends order confirmations: every confirmed order mailed once, and
+  no confirmation of an order the shop does not have or that failed.
 
 A check whose condition the shop may still be settling (its reconciliation pass) is in
 EVENTUAL_RULES: the runner repeats the audit while only those remain.
@@ -24,7 +26,8 @@ EVENTUAL_RULES: the runner repeats the audit while only those remain.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,6 +53,7 @@ ENDED = ("failed", "declined", "cancelled")
 EVENTUAL_RULES = frozenset({
     "order left unresolved", "payment pending not settled", "reservation not committed",
     "reservation not released", "hold left open", "refund or void of a live order",
+    "confirmation not mailed",  # a shop may queue its mail while the server is away
 })
 
 
@@ -101,9 +105,12 @@ class Ledgers:
     now: float
     pending_limit_seconds: float
     initial_stock: dict[str, int]
-    # The ledgers the target gave (orders, charges, reservations, stock, initial_stock).
+    # The ledgers the target gave (orders, charges, reservations, stock, initial_stock,
+    # mail).
     given: frozenset[str] = frozenset({"orders", "charges", "reservations", "stock",
                                        "initial_stock"})
+    mail: list[dict[str, Any]] = field(default_factory=list)  # every message the shop sent
+    mail_order: str = ""  # the pattern whose first group is a message's order id
     _orders_by_id: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -167,7 +174,7 @@ def read_ledgers(sources: LedgerSources, since: float, pending_limit_seconds: fl
     """Read every ledger the target gives (directly, not through Toxiproxy); HarnessError
     when one given cannot be read. A ledger not given is left out, and the checks that
     need it are not judged."""
-    given = {name for name in ("orders", "charges", "reservations", "stock")
+    given = {name for name in ("orders", "charges", "reservations", "stock", "mail")
              if getattr(sources, name) is not None}
     if sources.initial_stock:
         given.add("initial_stock")
@@ -181,7 +188,7 @@ def read_ledgers(sources: LedgerSources, since: float, pending_limit_seconds: fl
             earlier = sorted({c["order_id"] for c in read.get("charges", [])
                               if c["created_at"] >= since})
             read["orders"] = _fetch(sources.orders, {"since": since, "order_ids": earlier})
-        for name in ("reservations", "stock"):
+        for name in ("reservations", "stock", "mail"):
             source = getattr(sources, name)
             if source is not None:
                 read[name] = _fetch(source, {"since": since})
@@ -190,7 +197,8 @@ def read_ledgers(sources: LedgerSources, since: float, pending_limit_seconds: fl
     return Ledgers(read.get("orders", []), read.get("charges", []),
                    read.get("reservations", []), read.get("stock", []), since,
                    datetime.now(UTC).timestamp(), pending_limit_seconds,
-                   dict(sources.initial_stock), frozenset(given))
+                   dict(sources.initial_stock), frozenset(given), read.get("mail", []),
+                   "" if sources.mail is None else sources.mail.order)
 
 
 # ---- promises ---------------------------------------------------------------------------------
@@ -395,6 +403,49 @@ def check_orders_settled(ledgers: Ledgers, told: dict[str, dict[str, Any]],
                                      "taken nor the order cancelled", ids))
 
 
+# ---- mail -------------------------------------------------------------------------------------
+
+def _order_named(pattern: re.Pattern[str], message: dict[str, Any]) -> str | None:
+    """The order a message is about (None: it names none)."""
+    for part in ("subject", "body"):
+        found = pattern.search(str(message.get(part) or ""))
+        if found:
+            return found.groupdict().get("order_id") or found.group(1)
+    return None
+
+
+def check_confirmations_mailed(ledgers: Ledgers, told: dict[str, dict[str, Any]],
+                               add: list[Violation]) -> None:
+    """Every confirmed order mailed once, and no confirmation of an order lost or failed."""
+    pattern = re.compile(ledgers.mail_order)
+    mailed: Counter[str] = Counter()
+    for message in ledgers.mail:
+        if float(message["received_at"]) >= ledgers.since:
+            order_id = _order_named(pattern, message)
+            if order_id is not None:
+                mailed[order_id] += 1
+    for order in ledgers.orders:
+        if order["status"] != "confirmed" or float(order["created"]) < ledgers.since:
+            continue
+        ids, sent = {"order_id": str(order["order_id"])}, mailed[str(order["order_id"])]
+        if sent == 0:
+            add.append(Violation("confirmation not mailed", "a confirmed order's shopper "
+                                 "was sent no confirmation", ids))
+        elif sent > 1:
+            add.append(Violation("confirmation mailed more than once",
+                                 f"{sent} confirmations of one order", ids))
+    by_id = {str(o["order_id"]): o for o in ledgers.orders}  # a pattern finds text
+    for order_id, sent in sorted(mailed.items()):
+        found = by_id.get(order_id)
+        if found is None:
+            add.append(Violation("confirmation of a lost order", f"{sent} confirmation(s) "
+                                 "mailed for an order the shop does not have",
+                                 {"order_id": order_id}))
+        elif found["status"] in ENDED:
+            add.append(Violation("confirmation of a failed order", f"mailed, and the order "
+                                 f"is {found['status']}", {"order_id": order_id}))
+
+
 # Each check with the ledgers it reads.
 CHECKS: tuple[tuple[Check, tuple[str, ...]], ...] = (
     (check_told_orders, ("orders",)),
@@ -406,6 +457,7 @@ CHECKS: tuple[tuple[Check, tuple[str, ...]], ...] = (
     (check_reservations, ("orders", "reservations")),
     (check_stock_adds_up, ("reservations", "stock", "initial_stock")),
     (check_orders_settled, ("orders",)),
+    (check_confirmations_mailed, ("orders", "mail")),
 )
 
 

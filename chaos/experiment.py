@@ -102,7 +102,7 @@ class Hypothesis(Strict):
     weight: float = Field(default=1.0, gt=0)
     scope: Literal["all", "checkout"] = "all"
     percentile: Literal[50, 95, 99] = 95
-    dependency: Literal["payments", "inventory", "database", "cache"] | None = None
+    dependency: Literal["payments", "inventory", "database", "cache", "mail"] | None = None
     metric: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
 

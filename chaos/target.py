@@ -63,6 +63,14 @@ def _loopback(value: str) -> str:
     return value.rstrip("/")
 
 
+def _compiled(value: str) -> re.Pattern[str]:
+    """A target's regular expression, or the error that says why it is none."""
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+
+
 def _route(value: str) -> str:
     if not value.startswith("/"):
         raise ValueError(f"{value!r} must be a path starting with /")
@@ -246,11 +254,7 @@ class StatusSpec(Strict):
     @field_validator("line")
     @classmethod
     def _regex(cls, value: str) -> str:
-        try:
-            pattern = re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from None
-        if not {"name", "state"} <= set(pattern.groupindex):
+        if not {"name", "state"} <= set(_compiled(value).groupindex):
             raise ValueError("needs the named groups (?P<name>...) and (?P<state>...)")
         return value
 
@@ -309,17 +313,34 @@ class Source(Strict):
         return self
 
 
+class MailSource(Source):
+    """The mail ledger: the messages the shop sent (subject, body, received_at), and how a
+    message names its order: `order`, a regular expression whose first group (or group
+    `order_id`) is the order's id, searched in the subject, then the body."""
+
+    order: str = Field(min_length=1)
+
+    @field_validator("order")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        if _compiled(value).groups < 1:
+            raise ValueError("give the order id a group, e.g. 'order (\\S+)'")
+        return value
+
+
 class Ledgers(Strict):
     """Where the audit reads what happened. Each is optional: a check whose ledger is not
     given is reported as not judged. orders: a PostgreSQL query taking %(since)s (epoch
     seconds) and %(order_ids)s, answering the columns of chaos.audit.ORDER_COLUMNS.
     charges: charge_id, order_id, status, amount_cents, created_at. reservations:
-    reservation_id, state, items, created_at. stock: sku, available, reserved."""
+    reservation_id, state, items, created_at. stock: sku, available, reserved. mail:
+    subject, body, received_at, with the pattern that finds the order in a message."""
 
     orders: Source | None = None
     charges: Source | None = None
     reservations: Source | None = None
     stock: Source | None = None
+    mail: MailSource | None = None
     initial_stock: dict[str, int] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -461,6 +482,8 @@ _STACK_VALUES: dict[str, Callable[[StackConfig], object]] = {
     "PROXY_INVENTORY_PORT": lambda c: c.ports.proxy_inventory,
     "PROXY_POSTGRES_PORT": lambda c: c.ports.proxy_postgres,
     "PROXY_REDIS_PORT": lambda c: c.ports.proxy_redis,
+    "MAIL_PORT": lambda c: c.ports.mail, "SMTP_PORT": lambda c: c.ports.smtp,
+    "PROXY_MAIL_PORT": lambda c: c.ports.proxy_mail,
     "POSTGRES_PASSWORD": lambda c: c.secrets.postgres_password,
     "REDIS_PASSWORD": lambda c: c.secrets.redis_password,
     "SHOP_SECRET_KEY": lambda c: c.secrets.shop_secret_key,

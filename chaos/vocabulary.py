@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Every dependency the shop reaches through Toxiproxy, by its proxy's name.
-TARGETS = ("payments", "inventory", "postgres", "redis")
+# Every dependency a shop reaches through Toxiproxy, by its role: the reference shop's four,
+# and the mail server a shop sends its order confirmations to (a target may have it).
+REFERENCE_TARGETS = ("payments", "inventory", "postgres", "redis")
+TARGETS = (*REFERENCE_TARGETS, "mail")
 # What the shop calls each proxied dependency on /api/status and in its banner.
 STATUS_NAME = {"payments": "payments", "inventory": "inventory", "postgres": "database",
-               "redis": "cache"}
-DEPENDENCIES = tuple(STATUS_NAME.values())
+               "redis": "cache", "mail": "mail"}
+# What the reference shop's status page names.
+DEPENDENCIES = tuple(STATUS_NAME[t] for t in REFERENCE_TARGETS)
 
 # Toxiproxy's own toxics: attribute -> required.
 NETWORK_TOXICS: dict[str, dict[str, bool]] = {

@@ -12,6 +12,7 @@ from rich.markdown import Markdown
 from loadtests.run import WORKERS_WAIT
 
 from ..errors import HarnessError
+from ..vocabulary import TARGETS
 from .common import (
     OBSERVE_HELP,
     SHOP_HELP,
@@ -236,7 +237,7 @@ def gameday(seed: int, minutes: float, users: int, plan_only: bool, out: Path | 
     classes = gd.fault_classes(target)
     if not classes:
         raise HarnessError(f"target {target.name} can take none of the catalog's faults: "
-                           "map a dependency role (payments, inventory, postgres, redis)")
+                           f"map a dependency role ({', '.join(TARGETS)})")
     day = gd.draw(seed, minutes, classes)
     schedule = gd.schedule_json(seed, minutes, target, day)
     if plan_only:

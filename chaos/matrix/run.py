@@ -25,7 +25,7 @@ from ..run.safety import interruptible, signals_held
 from ..shop import ShopClient
 from ..shopper import Answer, ScriptedShopper
 from ..validation import Strict, one_of, problems_of
-from ..vocabulary import NETWORK_TOXICS, PROXY_DOWN, STATUS_NAME, TARGETS
+from ..vocabulary import NETWORK_TOXICS, PROXY_DOWN, REFERENCE_TARGETS, STATUS_NAME
 from ..waiting import poll
 
 EXPECTED_FILE = Path(__file__).with_name("expected.yaml")
@@ -115,7 +115,7 @@ def _every(name: str, keys: tuple[str, ...], value: Any) -> type[BaseModel]:
 Conditions = _every("Conditions", CONDITIONS, Condition)
 Features = _every("Features", FEATURES, Level)
 Row = _every("Row", CONDITIONS, Features)
-Rows = _every("Rows", TARGETS, Row)
+Rows = _every("Rows", REFERENCE_TARGETS, Row)
 
 
 class Expectations(Strict):
@@ -228,7 +228,7 @@ def run(base_url: str, toxiproxy: FaultInjector, expected: Expectations, shop: s
     if order_id is None:
         raise HarnessError("the shop could not take an order before the matrix; is it healthy?")
     with interruptible():
-        for dep in TARGETS:
+        for dep in REFERENCE_TARGETS:
             result.cells[dep] = {}
             for cond in CONDITIONS:
                 result.cells[dep][cond] = _one(base_url, toxiproxy, expected, dep, cond, sku,

@@ -1,6 +1,7 @@
 """The stack manager: start, check and stop every process of the topology on loopback.
 
-PostgreSQL, Redis, Toxiproxy, payments, inventory and the shop each run as a process
+PostgreSQL, Redis, Toxiproxy, payments, inventory, the mail sink (for a target with the
+mail role) and the shop each run as a process
 the stack started, recorded in a state file in the run folder (processes.py). `down` stops
 those and only those. Each dependency is reached by the shop only through its Toxiproxy
 proxy. Ports and URLs: config.py.
@@ -32,6 +33,7 @@ from ..observe import render_config
 from .config import (
     COMPONENTS,
     LOOPBACK,
+    MAILED,
     NOT_AT_UP,
     PROJECT_ROOT,
     PROXIED,
@@ -98,7 +100,8 @@ class Stack:
         """Start everything (or `only` these components, in the topology's order: an
         adapter's integration test needs one real server, not six), wait for each to be
         ready, create the proxies."""
-        wanted = COMPONENTS if only is None else tuple(c for c in COMPONENTS if c in only)
+        wanted = tuple(c for c in COMPONENTS if (only is None or c in only)
+                       and (c != MAILED or self.config.mailed))
         unknown = sorted(set(only or ()) - set(COMPONENTS))
         if unknown:
             raise StackError(f"no component {', '.join(unknown)} "
@@ -127,6 +130,7 @@ class Stack:
             "toxiproxy": lambda: self._start_proxies(*found["toxiproxy"]),
             "payments": lambda: self._start_service("payments"),
             "inventory": lambda: self._start_service("inventory"),
+            MAILED: self._start_mail,
             "shop": self._start_shop,
         }
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -151,7 +155,10 @@ class Stack:
 
     def _check_ports(self, wanted: tuple[str, ...]) -> None:
         def needed(name: str) -> bool:  # a proxy's port is Toxiproxy's to bind
-            return name in wanted or (name.startswith("proxy_") and "toxiproxy" in wanted)
+            if name in ("smtp", "proxy_mail") and MAILED not in wanted:
+                return False
+            return (name in wanted or (name == "smtp" and MAILED in wanted)
+                    or (name.startswith("proxy_") and "toxiproxy" in wanted))
 
         busy = [
             f"{name} port {port}" for name, port in asdict(self.config.ports).items()
@@ -292,6 +299,25 @@ class Stack:
         )
         self._procs.wait(proc, lambda: httpx.get(f"http://{LOOPBACK}:{port}/healthz",
                                            timeout=1).is_success, "answering /healthz")
+        return proc
+
+    def _start_mail(self) -> Running:
+        """The mail sink: SMTP on its own port (reached through the mail proxy), the
+        messages it kept on its ledger's port."""
+        p = self.config.ports
+        env = {"MAIL_DB": str(self.run_dir / "mail.sqlite3"),
+               "MAIL_SMTP_HOST": LOOPBACK, "MAIL_SMTP_PORT": str(p.smtp),
+               "PYTHONPATH": str(self.config.code_root)}
+        proc = self._procs.spawn(
+            MAILED,
+            [self._gunicorn(), "--bind", f"{LOOPBACK}:{p.mail}", "--workers", "1",
+             "--worker-class", "gthread", "--threads", "4", "--graceful-timeout", "3",
+             "demo_shop.upstreams.mail:create_app()"],
+            p.mail, env=env,
+        )
+        self._procs.wait(proc, lambda: httpx.get(f"{self.config.mail_url}/healthz",
+                                           timeout=1).is_success
+                         and port_in_use(p.smtp), "answering /healthz and SMTP")
         return proc
 
     def restart_shop(self, env: dict[str, str]) -> None:
@@ -495,7 +521,7 @@ class Stack:
         if not keep_data:
             pg_dir = self._pg_dir()
             shutil.rmtree(pg_dir, ignore_errors=True)
-            for leftover in ("payments.sqlite3", "inventory.sqlite3"):
+            for leftover in ("payments.sqlite3", "inventory.sqlite3", "mail.sqlite3"):
                 for path in self.run_dir.glob(leftover + "*"):
                     path.unlink(missing_ok=True)
             shutil.rmtree(self.run_dir / "redis", ignore_errors=True)
@@ -517,6 +543,8 @@ class Stack:
             "shop": lambda: self._http(f"{self.config.shop_url}"
                                        f"{self.config.shop_ready_path}"),
         }
+        if MAILED in procs or self.config.mailed:  # only for a target with the mail role
+            checks[MAILED] = lambda: self._http(f"{self.config.mail_url}/healthz")
         if "prometheus" in procs:  # only when `observe` started it
             checks["prometheus"] = lambda: self._http(f"{self.config.prometheus_url}/-/ready")
         out = []

@@ -12,16 +12,20 @@ from pathlib import Path
 
 from ..errors import StackError
 from ..faults import ProxySpec
+from ..vocabulary import REFERENCE_TARGETS
 from .secrets import Secrets
 
 LOOPBACK = "127.0.0.1"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
-PROXIED = ("payments", "inventory", "postgres", "redis")
+# The reference shop's dependencies (each reached through its proxy); a target may add the
+# mail role (MAILED: the stack's SMTP sink), whose proxy and sink exist only when it does.
+PROXIED = REFERENCE_TARGETS
+MAILED = "mail"
 # Ports not bound by `up` itself: Prometheus comes with `observe`, the harness's endpoint
 # with each run.
 NOT_AT_UP = ("prometheus", "harness")
 # What `up` starts, in order (each needs those before it).
-COMPONENTS = ("postgres", "redis", "toxiproxy", "payments", "inventory", "shop")
+COMPONENTS = ("postgres", "redis", "toxiproxy", "payments", "inventory", "mail", "shop")
 
 Progress = Callable[[str], None]
 
@@ -33,6 +37,8 @@ class Ports:
     shop: int = 8000
     payments: int = 8101
     inventory: int = 8102
+    mail: int = 8103  # the mail sink's ledger (HTTP)
+    smtp: int = 8125  # the mail sink's SMTP server
     postgres: int = 15432
     redis: int = 16379
     toxiproxy: int = 8474
@@ -40,6 +46,7 @@ class Ports:
     proxy_inventory: int = 18102
     proxy_postgres: int = 25432
     proxy_redis: int = 26379
+    proxy_mail: int = 18125
     prometheus: int = 9090  # only with `make observe`
     harness: int = 9108  # the harness's own metrics, while an experiment runs
 
@@ -185,6 +192,16 @@ class StackConfig:
         return f"http://{LOOPBACK}:{self.ports.payments}"
 
     @property
+    def mail_url(self) -> str:
+        """The mail sink's ledger (the messages it received), for audits."""
+        return f"http://{LOOPBACK}:{self.ports.mail}"
+
+    @property
+    def mailed(self) -> bool:
+        """The target has the mail role: the stack runs the SMTP sink and its proxy."""
+        return MAILED in self.proxy_names
+
+    @property
     def inventory_url(self) -> str:
         """inventory without Toxiproxy (reservations, for audits)."""
         return f"http://{LOOPBACK}:{self.ports.inventory}"
@@ -194,17 +211,18 @@ class StackConfig:
         return self.proxy_names.get(role, role)
 
     def proxy_specs(self) -> list[ProxySpec]:
-        """A proxy per dependency role the shop uses (the four by default), named as the
-        target names it."""
+        """A proxy per dependency role the shop uses (the reference shop's four by default),
+        named as the target names it."""
         p = self.ports
         pairs = {
             "payments": (p.proxy_payments, p.payments),
             "inventory": (p.proxy_inventory, p.inventory),
             "postgres": (p.proxy_postgres, p.postgres),
             "redis": (p.proxy_redis, p.redis),
+            MAILED: (p.proxy_mail, p.smtp),
         }
+        roles = self.proxy_names or PROXIED
         return [
             ProxySpec(self.proxy(role), f"{LOOPBACK}:{listen}", f"{LOOPBACK}:{upstream}")
-            for role, (listen, upstream) in pairs.items()
-            if not self.proxy_names or role in self.proxy_names
+            for role, (listen, upstream) in pairs.items() if role in roles
         ]

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "django_tables2",
     "rest_framework",
     "oscarapi",
+    "shopapi.apps.ShopApiConfig",  # ours: the order confirmation after an API checkout
 ]
 
 MIDDLEWARE = [
@@ -170,7 +171,12 @@ OSCARAPI_BLOCK_ADMIN_API_ACCESS = True
 PAYMENTS_URL = _env("OSCAR_PAYMENTS_URL")
 PAYMENTS_TIMEOUT_SECONDS = float(_env("OSCAR_PAYMENTS_TIMEOUT", "4"))
 
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# The shop's mail server (SMTP), reached through its proxy; Django's defaults otherwise
+# (no timeout of its own), as a deployment that sets only where the server is.
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = _env("OSCAR_EMAIL_HOST", "127.0.0.1")
+EMAIL_PORT = int(_env("OSCAR_EMAIL_PORT"))
+OSCAR_FROM_EMAIL = DEFAULT_FROM_EMAIL = "orders@oscar.example"
 
 LOGGING = {
     "version": 1,

@@ -1,8 +1,9 @@
 """django-oscar, a shop nobody here wrote, under the harness from targets/oscar.yaml alone:
 brought up through the stack's proxies (its own database and user, migrations and its
-catalog fixture), one database and one payments experiment run end to end, their verdicts
-and the audit over Oscar's own tables asserted, and what Oscar cannot show reported as not
-judged or skipped, never passed."""
+catalog fixture, the mail sink its confirmations go to), a database, a payments and a mail
+experiment run end to end, their verdicts and the audit over Oscar's own tables asserted,
+what Oscar cannot show reported as not judged or skipped, never passed; and throw-away
+copies of the deployment with one bug each, failed by the check that guards against it."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def oscar_stack(session: pytest.Session, code_root: Path | None = None) -> Itera
     if not OSCAR_VENV.exists():
         pytest.fail("django-oscar is not installed: run `make setup` (it makes .venv-oscar)")
     config = small_stack_config(shop_app="command", ready_route="/api/", proxy_names={
-        "payments": "payments", "postgres": "postgres", "redis": "redis"})
+        "payments": "payments", "postgres": "postgres", "redis": "redis", "mail": "mail"})
     if code_root is not None:
         config.code_root = code_root
     launch = load_target(OSCAR, config).launch
@@ -68,14 +69,15 @@ def failed_cases(junit: Path) -> dict[str, set[str]]:
 
 
 def test_oscar_runs_the_catalog_from_its_target_file(oscar: Stack, tmp_path: Path) -> None:
-    names = ("postgres-hard-down", "payments-hard-down", "inventory-hard-down")
+    names = ("postgres-hard-down", "payments-hard-down", "mail-hard-down",
+             "inventory-hard-down")
     result = gate(oscar, tmp_path, *names)
     out = result.stdout + result.stderr
     assert result.returncode == 1, out
     failed = failed_cases(tmp_path / "junit.xml")
     journals = {name: json.loads((tmp_path / name / "journal.json").read_text())
                 for name in names}
-    for name in names[:2]:  # found under the fault, by a shop that held before it
+    for name in names[:3]:  # found under the fault, by a shop that held before it
         assert journals[name]["phase_verdicts"]["baseline"], (name, journals[name]["reason"])
         preflight = [s["output"] for s in journals[name]["journal"]
                      if s["phase"] == "preflight" and isinstance(s["output"], dict)]
@@ -84,7 +86,8 @@ def test_oscar_runs_the_catalog_from_its_target_file(oscar: Stack, tmp_path: Pat
         audit = journals[name]["audit"]
         assert audit["orders"] > 0 and audit["charges"] > 0, audit
         assert not any(f"no {ledger}" in n for n in audit["not_judged"]
-                       for ledger in ("orders", "charges", "reservations", "stock")), audit
+                       for ledger in ("orders", "charges", "reservations", "stock", "mail")
+                       ), audit
         assert not any("status page" in r["name"] for r in journals[name]["hypotheses"]), name
     # Oscar has no status page: its hypotheses are not judged, never passed.
     assert any("no status page" in n for n in journals["payments-hard-down"]["not_judged"])
@@ -105,6 +108,14 @@ def test_oscar_runs_the_catalog_from_its_target_file(oscar: Stack, tmp_path: Pat
                        (tmp_path / "payments-hard-down" / "load").glob("evidence-*.jsonl"))
     told = [json.loads(line) for line in evidence.splitlines()]
     assert any(e["order_status"] == "confirmed" and e["http_status"] == 200 for e in told)
+    # The mail server down: Oscar mails the confirmation inside the checkout, so the SMTP
+    # error is Django's bare 500 after the card was charged, and the order is rolled back
+    # (ATOMIC_REQUESTS): money taken for orders that do not exist.
+    mail = journals["mail-hard-down"]
+    assert {"no ungraceful answers", "ledger audit: nothing lost"} <= \
+        failed["mail-hard-down"], mail["reason"]
+    rules = {v["rule"] for v in mail["audit"]["violations"]}
+    assert "orphan charge" in rules and "confirmation not mailed" not in rules, rules
     # No inventory role: skipped with the reason, neither passed nor failed.
     inventory = journals["inventory-hard-down"]
     assert inventory["verdict"] == "skipped" and "no inventory dependency" in \
@@ -113,34 +124,62 @@ def test_oscar_runs_the_catalog_from_its_target_file(oscar: Stack, tmp_path: Pat
     assert toxics == [] and all(oscar.faults.proxy_names().values())
 
 
-# Oscar's mutant: its product class does not track stock, so orders allocate nothing and
-# the shop oversells (a real deployment mistake: track_stock is one fixture field).
+# Throw-away copies of the deployment, each with one bug a shop team could ship: the check
+# named must fail on it, and hold on the deployment in the same run. Each: the file under
+# targets/oscar/ patched, the text replaced, its replacement, the audit rule it must meet.
 MUTANT_EXPERIMENT = "payments-slicer"  # one the deployment rides out
+MUTANTS = {
+    # Its products do not track stock: orders allocate nothing and the shop oversells.
+    "oversells": ("fixtures/catalog.json", '"track_stock": true', '"track_stock": false',
+                  "stock does not add up"),
+    # The confirmation step is not installed: shoppers are never mailed.
+    "mails-nothing": ("settings.py", '    "shopapi.apps.ShopApiConfig",', "",
+                      "confirmation not mailed"),
+    # The confirmation step hooked twice: every shopper gets two.
+    "mails-twice": ("shopapi/apps.py",
+                    'oscarapi_post_checkout.connect(send_confirmation, '
+                    'dispatch_uid="shop-confirmation")',
+                    'oscarapi_post_checkout.connect(send_confirmation, dispatch_uid="a")\n'
+                    '        oscarapi_post_checkout.connect(send_confirmation, dispatch_uid="b")',
+                    "confirmation mailed more than once"),
+}
 
 
-def test_the_stock_audit_kills_an_oscar_that_oversells(
-        oscar: Stack, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    gate(oscar, tmp_path / "clean", MUTANT_EXPERIMENT)
-    # The deployment's stock adds up (its verdict is not asserted: one product page past
-    # the 6 s deadline on a busy 2-core box fails the experiment, not the stock check).
-    journal = json.loads((tmp_path / "clean" / MUTANT_EXPERIMENT / "journal.json"
-                          ).read_text())
-    assert journal["phase_verdicts"]["baseline"], journal["reason"]
-    assert not any("initial = available" in n for n in journal["audit"]["not_judged"])
-    assert "stock does not add up" not in {v["rule"] for v in journal["audit"]["violations"]}
+@pytest.fixture(scope="module")
+def deployment_audit(oscar: Stack, tmp_path_factory: pytest.TempPathFactory
+                     ) -> dict[str, object]:
+    """The unmutated deployment's journal under the mutants' experiment."""
+    out = tmp_path_factory.mktemp("deployment")
+    gate(oscar, out, MUTANT_EXPERIMENT)
+    journal: dict[str, object] = json.loads(
+        (out / MUTANT_EXPERIMENT / "journal.json").read_text())
+    return journal
+
+
+@pytest.mark.parametrize("mutant", list(MUTANTS))
+def test_each_oscar_mutant_is_failed_by_the_check_that_guards_against_it(
+        mutant: str, deployment_audit: dict, request: pytest.FixtureRequest,
+        tmp_path: Path) -> None:
+    patched, text, replacement, rule = MUTANTS[mutant]
+    # The deployment's verdict is not asserted (one product page past the 6 s deadline on
+    # a busy 2-core box fails the experiment), only that this check held on it.
+    assert deployment_audit["phase_verdicts"]["baseline"], deployment_audit["reason"]
+    assert not any(f"no {ledger}" in n for n in deployment_audit["audit"]["not_judged"]
+                   for ledger in ("stock", "mail", "initial_stock"))
+    assert rule not in {v["rule"] for v in deployment_audit["audit"]["violations"]}
     code = tmp_path / "code"
     shutil.copytree(TARGETS_DIR / "oscar", code / "targets" / "oscar",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    fixture = code / "targets" / "oscar" / "fixtures" / "catalog.json"
-    text = fixture.read_text()
-    assert text.count('"track_stock": true') == 1
-    fixture.write_text(text.replace('"track_stock": true', '"track_stock": false'))
-    with oscar_stack(request.session, code) as mutant:
-        result = gate(mutant, tmp_path / "mutant", MUTANT_EXPERIMENT)
+    path = code / "targets" / "oscar" / patched
+    source = path.read_text()
+    assert source.count(text) == 1, (patched, text)
+    path.write_text(source.replace(text, replacement))
+    with oscar_stack(request.session, code) as mutant_stack:
+        result = gate(mutant_stack, tmp_path / "mutant", MUTANT_EXPERIMENT)
     assert result.returncode == 1, result.stdout + result.stderr
     journal = json.loads((tmp_path / "mutant" / MUTANT_EXPERIMENT / "journal.json"
                           ).read_text())
     assert journal["phase_verdicts"]["baseline"], journal["reason"]
-    assert "stock does not add up" in {v["rule"] for v in journal["audit"]["violations"]}
+    assert rule in {v["rule"] for v in journal["audit"]["violations"]}
     failed = failed_cases(tmp_path / "mutant" / "junit.xml")
     assert "ledger audit: nothing lost" in failed[MUTANT_EXPERIMENT]

@@ -24,9 +24,9 @@ from loadtests.shape import Api, Outcome, ShopShape, at_path, cents, fill
 STACK = {name: "1" for name in (
     "SHOP_PORT", "TOXIPROXY_PORT", "PAYMENTS_PORT", "INVENTORY_PORT", "POSTGRES_PORT",
     "REDIS_PORT", "PROXY_PAYMENTS_PORT", "PROXY_INVENTORY_PORT", "PROXY_POSTGRES_PORT",
-    "PROXY_REDIS_PORT")} | {"POSTGRES_PASSWORD": "pw", "REDIS_PASSWORD": "rpw",
-                            "SHOP_SECRET_KEY": "k", "SHOP_DB_PASSWORD": "dbpw",
-                            "PROJECT_ROOT": "/p", "RUN_DIR": "/r", "CODE_ROOT": "/c"}
+    "PROXY_REDIS_PORT", "MAIL_PORT", "SMTP_PORT", "PROXY_MAIL_PORT")} | {
+        "POSTGRES_PASSWORD": "pw", "REDIS_PASSWORD": "rpw", "SHOP_SECRET_KEY": "k",
+        "SHOP_DB_PASSWORD": "dbpw", "PROJECT_ROOT": "/p", "RUN_DIR": "/r", "CODE_ROOT": "/c"}
 OWN = """\
 name: foreign
 shop:
@@ -57,7 +57,8 @@ def test_the_oscar_file_is_a_valid_target_with_no_inventory_role() -> None:
     target = parse_target(path.read_text(), str(path), variables={}, stack=STACK)
     assert target.stack == "command" and target.launch is not None
     assert target.launch.database is not None and target.launch.database.name == "oscar"
-    assert target.roles == ["payments", "postgres", "redis"]
+    assert target.roles == ["payments", "postgres", "redis", "mail"]
+    assert target.ledgers.mail is not None and target.ledgers.mail.order
     assert target.status is None and target.shop.metrics is None
     shape = target.shape()
     assert shape.cart_named_by == "cookie" and not shape.order_readable

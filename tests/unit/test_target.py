@@ -143,7 +143,7 @@ def test_a_check_without_its_ledger_is_not_judged_and_never_passed() -> None:
              "order_id": "o1", "total_cents": 100, "ts": 1.0}]
     only_orders = audit_ledgers(_ledgers(frozenset({"orders"})), told)
     assert only_orders.clean  # what was judged held...
-    assert len(only_orders.not_judged) == 7  # ...and these were not judged at all
+    assert len(only_orders.not_judged) == 8  # ...and these were not judged at all
     assert any("no charges ledger" in n for n in only_orders.not_judged)
     # Given the charges, the same order's missing capture is a violation.
     with_charges = audit_ledgers(_ledgers(frozenset({"orders", "charges"})), told)
