@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from chaos.stack import PROJECT_ROOT, Ports, Stack, StackConfig
@@ -27,8 +28,15 @@ OUTPUT = PROJECT_ROOT / "test-output"
 
 
 def stop_leftovers() -> None:
-    """Stop stacks that an earlier, killed test session left running."""
+    """Stop stacks that an earlier, killed test session left running (not those of a test
+    session still running beside this one: their owner file names a live pid)."""
     for state in TEST_RUNS.glob("*/stack.json"):
+        try:
+            owner = int((state.parent / "owner").read_text())
+        except (OSError, ValueError):
+            owner = 0
+        if owner and owner != os.getpid() and psutil.pid_exists(owner):
+            continue
         try:
             ports = Ports(**json.loads(state.read_text())["ports"])
         except (OSError, ValueError, TypeError):
@@ -66,6 +74,8 @@ def small_stack_config(**settings: Any) -> StackConfig:
 def running_stack(config: StackConfig, session: pytest.Session) -> Iterator[Stack]:
     """The stack up for the block, and always stopped after."""
     running = Stack(config)
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    (config.run_dir / "owner").write_text(str(os.getpid()))
     try:
         running.up()
         yield running
