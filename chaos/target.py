@@ -361,10 +361,14 @@ class ShopDatabase(Strict):
 class Launch(Strict):
     """How the harness runs the target's own shop on its stack (`stack: command`): its
     database, the commands run once on a new database (migrations, fixtures), then the
-    server, each with `env` added, in `cwd`, its output in the stack's logs."""
+    server, each with `env` added, in `cwd`, its output in the stack's logs. `warm`: paths
+    requested once each, one at a time, once the server answers ready and before any
+    shopper, as a deployment warms a new instance before it takes traffic; each must answer
+    below 500 (redirects followed)."""
 
     command: list[str] = Field(min_length=1)
     prepare: list[list[str]] = Field(default_factory=list)
+    warm: list[Annotated[str, Field(pattern=r"^/")]] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str = "${PROJECT_ROOT}"
     database: ShopDatabase | None = None
@@ -374,6 +378,7 @@ class Launch(Strict):
         """As the stack runs it."""
         db = self.database
         return LaunchSpec(command=list(self.command), prepare=[list(p) for p in self.prepare],
+                          warm=list(self.warm),
                           env=dict(self.env), cwd=self.cwd,
                           database=None if db is None else db.name,
                           database_user=None if db is None else db.user,

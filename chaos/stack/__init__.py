@@ -37,6 +37,7 @@ from .config import (
     NOT_AT_UP,
     PROJECT_ROOT,
     PROXIED,
+    LaunchSpec,
     Ports,
     Progress,
     StackConfig,
@@ -444,9 +445,32 @@ class Stack:
             (self.run_dir / "shop-prepared").touch()
         proc = self._procs.spawn("shop", launch.command, self.config.ports.shop,
                                  env=launch.env, cwd=cwd)
-        self._procs.wait(proc, self._shop_ready, f"ready ({self.config.shop_ready_path})",
-                         timeout=launch.ready_timeout)
+        try:
+            self._procs.wait(proc, self._shop_ready,
+                             f"ready ({self.config.shop_ready_path})",
+                             timeout=launch.ready_timeout)
+            self._warm(launch)
+        except BaseException:
+            self._procs.stop([proc])  # a shop that never got ready is not left running
+            raise
         return proc
+
+    def _warm(self, launch: LaunchSpec) -> None:
+        """The launch's warm-up pages, one at a time: a new instance's first views (caches,
+        per-row records made on a first view) are not left to the first concurrent shoppers."""
+        if launch.warm:
+            self._progress(f"warming the shop: {len(launch.warm)} pages")
+        with httpx.Client(base_url=self.config.shop_url, follow_redirects=True,
+                          timeout=launch.ready_timeout) as client:
+            for path in launch.warm:
+                try:
+                    status = client.get(path).status_code
+                except httpx.HTTPError as exc:
+                    raise StackError(f"the shop's warm-up page {path} did not answer: {exc} "
+                                     f"(see {self.run_dir / 'logs' / 'shop.log'})") from exc
+                if status >= 500:
+                    raise StackError(f"the shop's warm-up page {path} answered {status}; "
+                                     f"see {self.run_dir / 'logs' / 'shop.log'}")
 
     def _start_shop(self) -> Running:
         if self.config.shop_app == "basket":

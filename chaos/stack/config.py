@@ -82,10 +82,12 @@ class Ports:
 @dataclass(slots=True)
 class LaunchSpec:
     """A target's own shop as the stack runs it (chaos.target.Launch, its ${...} filled):
-    a database and user of its own, commands run once on a new database, the server."""
+    a database and user of its own, commands run once on a new database, the server, and
+    the pages it is warmed with once it answers ready."""
 
     command: list[str]
     prepare: list[list[str]] = field(default_factory=list)
+    warm: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     cwd: str = "."
     database: str | None = None

@@ -225,3 +225,54 @@ def test_a_prepare_step_that_fails_starts_no_shop_and_says_where_to_look(tmp_pat
     config.launch = None
     with pytest.raises(StackError, match="gives no launch"):
         Stack(config)._start_shop()
+
+
+WARMED_SHOP = """\
+import http.server, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        with open("seen", "a") as seen:
+            seen.write(self.path + "\\n")
+        self.send_response(500 if self.path == "/boom" else 200)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def test_a_launch_warms_its_pages_in_order_and_a_warm_up_error_starts_no_shop(
+        tmp_path) -> None:
+    import sys
+
+    from chaos.errors import StackError
+    from chaos.stack import Ports, Stack, StackConfig
+    from chaos.stack.config import LaunchSpec
+    from chaos.stack.processes import port_in_use
+
+    (tmp_path / "shop.py").write_text(WARMED_SHOP)
+    ports = Ports.free()
+
+    def stack(*warm: str) -> Stack:
+        launch = LaunchSpec(command=[sys.executable, "shop.py", str(ports.shop)],
+                            warm=list(warm), cwd=str(tmp_path), ready_timeout=20)
+        return Stack(StackConfig(run_dir=tmp_path / "run", ports=ports, shop_app="command",
+                                 ready_route="/ready", launch=launch))
+
+    warmed = stack("/catalogue/", "/p_1/", "/p_2/")
+    warmed.up(only=("shop",))
+    try:
+        assert (tmp_path / "seen").read_text().split("\n")[-4:-1] == [
+            "/catalogue/", "/p_1/", "/p_2/"]
+    finally:
+        warmed.down()
+    broken = stack("/p_1/", "/boom")
+    with pytest.raises(StackError, match=r"warm-up page /boom answered 500; see .*shop\.log"):
+        broken.up(only=("shop",))
+    assert not port_in_use(ports.shop)  # the shop it started, it stopped
+
+
+def test_a_warm_up_page_is_a_path() -> None:
+    with pytest.raises(TargetError, match=r"launch\.warm"):
+        parse_target("stack: command\nlaunch: {command: [x], warm: [catalogue/]}\n" + OWN,
+                     variables={})
