@@ -57,8 +57,9 @@ load-worker: setup ## One Locust worker for `make load WORKERS_EXPECT=N` (MASTER
 	@$(CLI) load-worker --master-host "$(MASTER)" --master-port "$(MASTER_PORT)"
 
 EXPERIMENT ?= labor-day-payments-brownout
-chaos: setup ## Run one experiment (default the flagship; EXPERIMENT=name): stack up if needed, report, stack down
-	@$(CLI) run "$(EXPERIMENT)" --manage-stack --observe
+chaos: setup ## Run one experiment (default the flagship; EXPERIMENT=name, USERS=shoppers): stack up if needed, report, stack down
+	@$(CLI) run "$(EXPERIMENT)" --manage-stack --observe \
+		$(if $(filter command line environment,$(origin USERS)),--users "$(USERS)",)
 
 TAG ?=
 TIME_SCALE ?= 0.4

@@ -208,12 +208,14 @@ def _merge(chosen: Sequence[tuple[Path, Experiment]], dealt: list[Lane], out: Pa
     lane_of = {path.stem: lane for lane in dealt for path, _ in lane.chosen}
     suites: list[ET.Element] = []
     summaries: list[str] = []
+    folders: list[Path] = []
     verdicts: list[str] = []
     exit_code = max((lane.proc.returncode or 0 for lane in dealt if lane.proc), default=0)
     for index, (path, _) in enumerate(chosen, 1):
         source = lane_of[path.stem].out / path.stem
         target = out / path.stem
         journal = source / "journal.json"
+        folders.append(target)
         if not journal.exists():
             progress(gate_line(index, len(chosen), path.stem, "not run", 0, 0))
             verdicts.append("not run")
@@ -230,6 +232,6 @@ def _merge(chosen: Sequence[tuple[Path, Experiment]], dealt: list[Lane], out: Pa
         if (target / "summary.md").exists():
             summaries.append((target / "summary.md").read_text())
     write_junit(suites, out / "junit.xml")
-    (out / "summary.md").write_text(gate_markdown(summaries))
+    (out / "summary.md").write_text(gate_markdown(summaries, folders))
     progress(gate_total(verdicts, seconds, f" over {len(dealt)} lanes"))
     return exit_code

@@ -10,9 +10,7 @@ the harness would have let that defect through.
 
 from __future__ import annotations
 
-import csv
 import json
-import re
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import HarnessError
 from .experiment import load_experiment
-from .report import write_reports
+from .report import load_failures, write_reports
 from .run import Runner, RunResult
 from .stack import PROJECT_ROOT, Ports, Stack, StackConfig
 
@@ -191,19 +189,6 @@ class MutationRun:
                          "killed_by": self.killed_by(m)} for m in self.mutants],
             "outcomes": [o.as_json() for o in self.outcomes]}, indent=2))
         return paths
-
-
-def load_failures(folder: Path) -> dict[str, int]:
-    """The load's failures by reason (from Locust's locust_failures.csv in the run folder)."""
-    counts: dict[str, int] = {}
-    try:
-        with (folder / "load" / "locust_failures.csv").open() as table:
-            for row in csv.DictReader(table):
-                reason = re.sub(r"^\w+\('(.*)'\)$", r"\1", row["Error"])
-                counts[reason] = counts.get(reason, 0) + int(row["Occurrences"])
-    except (OSError, KeyError, ValueError):
-        return {}
-    return counts
 
 
 def failures(result: RunResult) -> list[str]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import io
 import json
 import os
+import re
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -380,6 +382,60 @@ def proof_markdown(proofs: list[Proof]) -> str:
             + "\n".join(rows) + "\n")
 
 
-def gate_markdown(summaries: list[str]) -> str:
-    """The gate's summary: each experiment's, in the order they ran."""
-    return "# Resilience gate\n\n" + "\n".join(summaries)
+def load_failures(folder: Path) -> dict[str, int]:
+    """The load's failures by reason (from Locust's locust_failures.csv in the run folder)."""
+    counts: dict[str, int] = {}
+    try:
+        with (folder / "load" / "locust_failures.csv").open() as table:
+            for row in csv.DictReader(table):
+                reason = re.sub(r"^\w+\('(.*)'\)$", r"\1", row["Error"])
+                counts[reason] = counts.get(reason, 0) + int(row["Occurrences"])
+    except (OSError, KeyError, ValueError):
+        return {}
+    return counts
+
+
+def glance_row(folder: Path) -> str:
+    """One experiment of a gate in a line: its verdict and the hypotheses that failed,
+    what shoppers saw (checkout success under the fault, Locust's failures by reason), and
+    what the ledger audit found."""
+    name = folder.name
+    try:
+        ran = json.loads((folder / "journal.json").read_text())
+    except (OSError, ValueError):
+        return f"| {name} | not run | | |"
+    if ran["verdict"] == "skipped":
+        return f"| {name} | skipped | {ran.get('reason', '')} | |"
+    failed = list(dict.fromkeys(h["name"] for h in ran.get("hypotheses", [])
+                                if h.get("held") is False))
+    verdict = {"failed": "failed: " + "; ".join(failed),
+               "aborted": f"aborted: {ran.get('reason', '')}"}.get(ran["verdict"],
+                                                                  ran["verdict"])
+    if (ran.get("phase_verdicts") or {}).get("baseline") is False:
+        verdict += " (before the fault)"
+    fault = (ran.get("phase_stats") or {}).get("fault") or {}
+    saw = [f"checkout success {100 * fault['checkout_success_ratio']:.0f} % in the fault"
+           ] if fault.get("checkouts") else []
+    reasons = sorted(load_failures(folder).items(), key=lambda kv: -kv[1])
+    saw.append(", ".join(f"{reason}: {n}" for reason, n in reasons) or "no contract failure")
+    audit = ran.get("audit")
+    if audit is None:
+        ledger = "not run"
+    else:
+        rules: dict[str, int] = {}
+        for violation in audit["violations"]:
+            rules[violation["rule"]] = rules.get(violation["rule"], 0) + 1
+        ledger = (", ".join(f"**{rule}**: {n}" for rule, n in rules.items()) or "clean") + (
+            f" ({audit['orders']} orders, {audit['charges']} charges)")
+    return f"| {name} | {verdict} | {'; '.join(saw)} | {ledger} |"
+
+
+def gate_markdown(summaries: list[str], folders: list[Path] | None = None) -> str:
+    """The gate's summary: a line per experiment (from the run folders' journals), then
+    each experiment's own summary, in the order they ran."""
+    glance = ""
+    rows = [glance_row(f) for f in folders or []]
+    if rows:
+        glance = ("| experiment | verdict | what shoppers saw | ledger audit |\n"
+                  "|---|---|---|---|\n" + "\n".join(rows) + "\n\n")
+    return "# Resilience gate\n\n" + glance + "\n".join(summaries)

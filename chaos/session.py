@@ -77,12 +77,17 @@ class Ran:
 def run_experiment(name: str, stack: Stack, out: Path, view_for: ViewFor,
                    time_scale: float = 1.0, shop: ShopProfile | None = None,
                    workers_expect: int = 0, master_port: int = MASTER_PORT,
-                   workers_wait: float = WORKERS_WAIT, target: Target | None = None) -> Ran:
+                   workers_wait: float = WORKERS_WAIT, target: Target | None = None,
+                   users: int | None = None) -> Ran:
     """Run one experiment (a catalog name or a file) against the target (the reference
     shop on the stack by default), with the live view and the harness's metrics, and
-    write its reports. An experiment the target cannot take is skipped, with the reason."""
+    write its reports; `users` shoppers at once instead of the experiment's. An experiment
+    the target cannot take is skipped, with the reason."""
     path, experiment = load_experiment(name)
     experiment = experiment.scaled(time_scale)
+    if users is not None:
+        experiment = experiment.model_copy(
+            update={"load": experiment.load.model_copy(update={"users": users})})
     if shop is not None:
         experiment = experiment.model_copy(update={"shop": shop})
     target = target or reference_target(stack.config)
@@ -149,7 +154,8 @@ def run_gate(chosen: Sequence[tuple[Path, Experiment]], stack: Stack, out: Path,
     write_junit([junit_suite(ran.result, name) for name, ran in outcome.runs],
                 out / "junit.xml")
     (out / "summary.md").write_text(gate_markdown(
-        [ran.paths["summary"].read_text() for _, ran in outcome.runs]))
+        [ran.paths["summary"].read_text() for _, ran in outcome.runs],
+        [ran.result.out_dir for _, ran in outcome.runs]))
     return outcome
 
 

@@ -45,11 +45,14 @@ from .common import (
 @click.option("--workers-wait", type=click.FloatRange(1, 3600), default=float(WORKERS_WAIT),
               show_default=True,
               help="Seconds to wait for the workers before refusing to run.")
+@click.option("--users", type=click.IntRange(1, 5000), default=None,
+              help="Shoppers at once, instead of the experiment's (its load.users): your "
+                   "shop's own peak. Its hypotheses and stop conditions are unchanged.")
 @target_option
 @friendly
 def run(experiment: str, out: Path | None, manage_stack: bool, shop_text: str | None,
         observe: bool, workers_expect: int, master_port: int, workers_wait: float,
-        target_file: Path | None) -> None:
+        users: int | None, target_file: Path | None) -> None:
     """Run one experiment (a file or a catalog name) against the target. Exit 0 held (or
     skipped: the target lacks what it breaks), 1 failed, 2 not run."""
     from ..experiment import load_experiment
@@ -69,7 +72,7 @@ def run(experiment: str, out: Path | None, manage_stack: bool, shop_text: str | 
             stack.observe()
         ran = run_experiment(str(path), stack, out, view_for, shop=shop,
                              workers_expect=workers_expect, master_port=master_port,
-                             workers_wait=workers_wait, target=target)
+                             workers_wait=workers_wait, target=target, users=users)
     Console().print(Markdown(ran.paths["summary"].read_text()))
     console.print(f"report: {ran.paths['html']}\njunit:  {ran.paths['junit']}")
     if ran.result.exit_code == 2:

@@ -89,6 +89,9 @@ def test_lanes_reports_merge_in_catalog_order_and_a_missing_run_is_not_passed(
     assert [s.get("name") for s in suites] == ran
     summary = (tmp_path / "summary.md").read_text()
     assert summary.index(ran[0]) < summary.index(ran[1])
+    third = experiments[2][0].stem
+    assert f"| {ran[0]} | passed | no contract failure | not run |" in summary
+    assert f"| {third} | not run | | |" in summary  # in the table, never as passed
     assert (tmp_path / ran[0] / "journal.json").exists()  # moved under the gate's folder
 
 
@@ -102,3 +105,58 @@ def test_a_lanes_progress_is_relayed_without_its_markup_eaten(tmp_path: Path) ->
     assert lane.current == "inventory-flaky" and lane.last_progress == "[method] ~12s left"
     assert said == ["lane 0 1/2 inventory-flaky                          passed   100   0:30.0"]
     assert lane.offset < len(lane.log.read_bytes())  # the half line waits for its end
+
+
+def test_users_replace_the_experiments_shoppers_and_nothing_else(tmp_path, monkeypatch) -> None:
+    from chaos.session import run_experiment
+    from chaos.stack import Ports, Stack, StackConfig
+    from chaos.target import TARGETS_DIR, load_target
+
+    monkeypatch.setenv("CC_HISTORY_FILE", str(tmp_path / "history.jsonl"))
+    config = StackConfig(run_dir=tmp_path / "run", ports=Ports.free())
+    oscar = load_target(TARGETS_DIR / "oscar.yaml", config)  # no inventory: skipped
+    ran = run_experiment("inventory-hard-down", Stack(config), tmp_path / "out",
+                         view_for=None, target=oscar, users=77)  # type: ignore[arg-type]
+    load = json.loads((tmp_path / "out" / "journal.json").read_text())["experiment"]["load"]
+    assert (ran.result.verdict, load["users"], load["spawn_rate"]) == ("skipped", 77, 10)
+
+
+def test_a_gate_line_per_experiment_says_verdict_what_shoppers_saw_and_the_ledger(
+        tmp_path: Path) -> None:
+    from chaos.report import gate_markdown
+
+    def ran(name: str, journal: dict, failures: str = "") -> Path:
+        folder = tmp_path / name
+        (folder / "load").mkdir(parents=True)
+        (folder / "journal.json").write_text(json.dumps(journal))
+        if failures:
+            (folder / "load" / "locust_failures.csv").write_text(
+                "Method,Name,Error,Occurrences,First Seen,Last Seen\n" + failures)
+        return folder
+
+    hurt = ran("mail-hard-down", {
+        "verdict": "failed", "reason": "",
+        "hypotheses": [{"name": "no ungraceful answers", "held": False},
+                       {"name": "checkouts succeed", "held": True},
+                       {"name": "no ungraceful answers", "held": False}],
+        "phase_verdicts": {"baseline": True, "fault": False},
+        "phase_stats": {"fault": {"checkouts": 16, "checkout_success_ratio": 0.0667}},
+        "audit": {"orders": 58, "charges": 78, "violations": [
+            {"rule": "orphan charge"}, {"rule": "orphan charge"}]}},
+        "POST,/api/checkout/,CatchResponseError('no_request_id'),10,a,b\n"
+        "GET,/p,CatchResponseError('past_deadline'),2,a,b\n"
+        "GET,/q,CatchResponseError('no_request_id'),4,a,b\n")
+    broken = ran("postgres-hard-down", {
+        "verdict": "aborted", "reason": "stop condition met", "hypotheses": [],
+        "phase_verdicts": {"baseline": False}, "audit": None})
+    skipped = ran("inventory-hard-down", {"verdict": "skipped",
+                                          "reason": "target oscar has no inventory"})
+    rows = gate_markdown(["## each\n"], [hurt, broken, skipped]).splitlines()
+    assert rows[4] == (
+        "| mail-hard-down | failed: no ungraceful answers | checkout success 7 % in the "
+        "fault; no_request_id: 14, past_deadline: 2 | **orphan charge**: 2 (58 orders, 78 "
+        "charges) |")
+    assert rows[5] == ("| postgres-hard-down | aborted: stop condition met (before the "
+                       "fault) | no contract failure | not run |")
+    assert rows[6] == "| inventory-hard-down | skipped | target oscar has no inventory | |"
+    assert rows[-1] == "## each"
