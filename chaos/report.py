@@ -414,8 +414,8 @@ def glance_row(folder: Path) -> str:
     if (ran.get("phase_verdicts") or {}).get("baseline") is False:
         verdict += " (before the fault)"
     fault = (ran.get("phase_stats") or {}).get("fault") or {}
-    saw = [f"checkout success {100 * fault['checkout_success_ratio']:.0f} % in the fault"
-           ] if fault.get("checkouts") else []
+    ratio = fault.get("checkout_success_ratio")  # None: no checkout that could succeed
+    saw = [f"checkout success {100 * ratio:.0f} % in the fault"] if ratio is not None else []
     reasons = sorted(load_failures(folder).items(), key=lambda kv: -kv[1])
     saw.append(", ".join(f"{reason}: {n}" for reason, n in reasons) or "no contract failure")
     audit = ran.get("audit")

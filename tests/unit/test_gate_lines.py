@@ -149,14 +149,20 @@ def test_a_gate_line_per_experiment_says_verdict_what_shoppers_saw_and_the_ledge
     broken = ran("postgres-hard-down", {
         "verdict": "aborted", "reason": "stop condition met", "hypotheses": [],
         "phase_verdicts": {"baseline": False}, "audit": None})
+    declined_only = ran("postgres-latency-brownout", {
+        "verdict": "passed", "hypotheses": [], "phase_verdicts": {"baseline": True},
+        "phase_stats": {"fault": {"checkouts": 1, "checkout_success_ratio": None}},
+        "audit": {"orders": 0, "charges": 0, "violations": []}})
     skipped = ran("inventory-hard-down", {"verdict": "skipped",
                                           "reason": "target oscar has no inventory"})
-    rows = gate_markdown(["## each\n"], [hurt, broken, skipped]).splitlines()
+    rows = gate_markdown(["## each\n"], [hurt, broken, declined_only, skipped]).splitlines()
     assert rows[4] == (
         "| mail-hard-down | failed: no ungraceful answers | checkout success 7 % in the "
         "fault; no_request_id: 14, past_deadline: 2 | **orphan charge**: 2 (58 orders, 78 "
         "charges) |")
     assert rows[5] == ("| postgres-hard-down | aborted: stop condition met (before the "
                        "fault) | no contract failure | not run |")
-    assert rows[6] == "| inventory-hard-down | skipped | target oscar has no inventory | |"
+    assert rows[6] == ("| postgres-latency-brownout | passed | no contract failure | clean "
+                       "(0 orders, 0 charges) |")  # its one checkout was a decline
+    assert rows[7] == "| inventory-hard-down | skipped | target oscar has no inventory | |"
     assert rows[-1] == "## each"
