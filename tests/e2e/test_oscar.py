@@ -146,6 +146,18 @@ MUTANTS = {
                     'oscarapi_post_checkout.connect(send_confirmation, dispatch_uid="a")\n'
                     '        oscarapi_post_checkout.connect(send_confirmation, dispatch_uid="b")',
                     "confirmation mailed more than once"),
+    # The confirmation names the basket's id, not the order's number: it confirms an order
+    # the shop does not have (and the real one is never confirmed).
+    "mails-a-lost-order": (
+        "shopapi/apps.py",
+        '    context = {"user": user, "order": order, "lines": order.lines.all(), '
+        '"request": request}\n',
+        '    context = {"user": user, "order": order, "lines": order.lines.all(), '
+        '"request": request}\n'
+        "    from copy import copy\n"
+        '    context["order"] = copy(order)\n'
+        '    context["order"].number = str(order.basket_id)\n',
+        "confirmation of a lost order"),
 }
 
 
