@@ -1,8 +1,8 @@
 """Read a storefront page as a shopper's browser would, with a real HTML parser.
 
 selectolax (the Lexbor engine) was chosen by measured cost per page inside Locust: see the
-README's benchmark table (`make bench`, section "HTML judging"), where it is set against
-the standard library's html.parser and lxml on the shop's own pages.
+benchmark table in docs/performance.md (`make bench`, section "HTML judging"), where it is
+set against the standard library's html.parser and lxml on the shop's own pages.
 
 `read_page` pulls out what the harness judges — the brand marker, the banner, the sorry
 page's promises, the forms a shopper submits — and nothing else, so a page is parsed once.

@@ -70,7 +70,7 @@ def observe(scrape_interval: str) -> None:
     console.print(f"[green]observing[/]: Prometheus {c.prometheus_url} "
                   f"(targets: {c.prometheus_url}/targets, alerts: {c.prometheus_url}/alerts)")
     console.print("  Grafana: `make grafana` (Docker), or point a Grafana at "
-                  f"{PROJECT_ROOT / 'grafana' / 'provisioning'} (see README, Dashboards)")
+                  f"{PROJECT_ROOT / 'grafana' / 'provisioning'} (see docs/dashboards.md)")
 
 
 @main.command()

@@ -169,12 +169,13 @@ def test_a_stack_running_another_targets_shop_is_refused(tmp_path: Path) -> None
     Stack(StackConfig(run_dir=tmp_path, ports=Ports(), shop_app="basket")).refuse_other_shop()
 
 
-def test_the_readmes_worked_target_file_is_valid() -> None:
-    """README, "Point it at your own checkout": the example a user copies must load."""
-    readme = (TARGETS_DIR.parent / "README.md").read_text()
+def test_the_docs_worked_target_file_is_valid() -> None:
+    """docs/targets.md, "Point it at your own checkout": the example a user copies must
+    load."""
+    readme = (TARGETS_DIR.parent / "docs" / "targets.md").read_text()
     section = readme.split("A worked target file", 1)[1]
     text = section.split("```yaml\n", 1)[1].split("```", 1)[0]
-    target = parse_target(text, "README.md", variables={"STAGING_AUDIT_PASSWORD": "x"})
+    target = parse_target(text, "docs/targets.md", variables={"STAGING_AUDIT_PASSWORD": "x"})
     assert target.stack is None and target.roles == ["payments", "inventory", "postgres"]
     shape = target.shape()
     assert shape.status.read('{"components": [{"name": "card-payments", "status": "outage"}]}') \
