@@ -57,17 +57,20 @@ load-worker: setup ## One Locust worker for `make load WORKERS_EXPECT=N` (MASTER
 	@$(CLI) load-worker --master-host "$(MASTER)" --master-port "$(MASTER_PORT)"
 
 EXPERIMENT ?= labor-day-payments-brownout
-chaos: setup ## Run one experiment (default the flagship; EXPERIMENT=name, USERS=shoppers): stack up if needed, report, stack down
-	@$(CLI) run "$(EXPERIMENT)" --manage-stack --observe \
+OBSERVE ?= 1
+chaos: setup ## Run one experiment (default the flagship; EXPERIMENT=name, USERS=shoppers; OBSERVE=0: no Prometheus and Alertmanager): stack up if needed, report, stack down
+	@$(CLI) run "$(EXPERIMENT)" --manage-stack $(if $(filter 1,$(OBSERVE)),--observe,) \
 		$(if $(filter command line environment,$(origin USERS)),--users "$(USERS)",)
 
 TAG ?=
 TIME_SCALE ?= 0.4
 SHOP ?=
 LANES ?= 3
-gate: setup ## The whole catalog as a CI gate over LANES=3 parallel stacks (TAG=, SHOP=fragile): JUnit + summary
+gate: setup ## The whole catalog as a CI gate over LANES=3 parallel stacks (TAG=, SHOP=fragile; OBSERVE=1: one lane, paging judged): JUnit + summary
 	@$(CLI) gate --manage-stack --time-scale "$(TIME_SCALE)" $(if $(TAG),--tag "$(TAG)",) \
-		--lanes "$(LANES)" $(if $(SHOP),--shop "$(SHOP)",) \
+		--lanes "$(if $(filter command line environment,$(origin OBSERVE)),$(if $(filter 1,$(OBSERVE)),1,$(LANES)),$(LANES))" \
+		$(if $(filter command line environment,$(origin OBSERVE)),$(if $(filter 1,$(OBSERVE)),--observe,),) \
+		$(if $(SHOP),--shop "$(SHOP)",) \
 		--out reports/gate$(if $(SHOP),-$(SHOP),)$(TARGET_SUFFIX)
 
 smoke: setup ## The pull-request gate: one experiment per dependency and fault class (tag smoke)

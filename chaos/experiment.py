@@ -89,8 +89,10 @@ class Tolerance(Strict):
 ProbeName = Literal[
     "success_ratio", "graceful_ratio", "error_ratio", "ungraceful", "latency",
     "request_rate", "time_to_communicate", "time_to_clear", "recovery_time",
-    "shop_metric_rate",
+    "shop_metric_rate", "time_to_page", "time_to_resolve", "unrelated_pages",
 ]
+# Probes read from the pages a real Alertmanager sent the harness (chaos.paging).
+PAGING_PROBES = ("time_to_page", "time_to_resolve", "unrelated_pages")
 
 
 class Hypothesis(Strict):
@@ -108,7 +110,8 @@ class Hypothesis(Strict):
 
     @model_validator(mode="after")
     def _needs(self) -> Hypothesis:
-        if self.probe in ("time_to_communicate", "time_to_clear") and self.dependency is None:
+        if self.probe in ("time_to_communicate", "time_to_clear", "time_to_page",
+                          "time_to_resolve") and self.dependency is None:
             raise ValueError(f"probe {self.probe} needs a dependency "
                              "(payments, inventory, database or cache)")
         if self.probe == "shop_metric_rate" and not self.metric:
@@ -268,6 +271,9 @@ class Checks(Strict):
     audit_settle: Seconds = 45.0
     metrics_agreement: bool = True
     max_metrics_disagreement: float = Field(default=0.01, ge=0, le=1)
+    # Each other plotted series (revenue, error pages, latency counts) may be this far
+    # off the load's record, relatively: answers a shopper gave up on are in the shop's.
+    max_series_disagreement: float = Field(default=0.02, ge=0, le=1)
 
 
 class Experiment(Strict):

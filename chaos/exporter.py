@@ -22,6 +22,7 @@ from loadtests.classify import CLASSES
 from .errors import StackError
 from .observe import PrometheusError, query_key_series, wait_for_scrape
 from .run.journal import Live, RunResult
+from .serving import OnePerProcess
 from .stack import Stack
 from .vocabulary import RUN_PHASES, STATUS_NAME
 
@@ -33,8 +34,9 @@ class HarnessCollector(Collector):
         self._lock = threading.Lock()
         self._run: tuple[Live, RunResult] | None = None
         self._name = ""
-        # (experiment, dependency) -> {"time_to_communicate": s, "time_to_clear": s}: the
-        # last measurement of each, kept after the run so the last scrape cannot miss it.
+        # (experiment, dependency) -> {"time_to_communicate": s, "time_to_clear": s,
+        # "time_to_page": s, "time_to_resolve": s}: the last measurement of each, kept
+        # after the run so the last scrape cannot miss it.
         self._communication: dict[tuple[str, str], dict[str, float | None]] = {}
 
     def attach(self, live: Live, result: RunResult, name: str) -> None:
@@ -48,6 +50,8 @@ class HarnessCollector(Collector):
             if self._run is not None:
                 for dependency, values in self._run[1].communication.items():
                     self._communication[(self._name, dependency)] = dict(values)
+                for dependency, values in self._run[1].paging.get("dependencies", {}).items():
+                    self._communication.setdefault((self._name, dependency), {}).update(values)
             self._run, self._name = None, ""
 
     def collect(self) -> Iterator[Any]:
@@ -57,6 +61,8 @@ class HarnessCollector(Collector):
             if run is not None:
                 for dependency, values in run[1].communication.items():
                     communication[(name, dependency)] = dict(values)
+                for dependency, values in run[1].paging.get("dependencies", {}).items():
+                    communication.setdefault((name, dependency), {}).update(values)
         running = GaugeMetricFamily("chaos_experiment_running",
                                     "1 while an experiment runs in this harness")
         running.add_metric([], 1.0 if run else 0.0)
@@ -66,6 +72,12 @@ class HarnessCollector(Collector):
                                     "dependency, in the last run of each experiment"),
             ("time_to_clear", "Seconds from the last rollback until /api/status cleared "
                               "the dependency, in the last run of each experiment"),
+            ("time_to_page", "Seconds from a fault until Alertmanager paged the harness "
+                             "with an alert naming the dependency, in the last run of each "
+                             "experiment"),
+            ("time_to_resolve", "Seconds from the last rollback until Alertmanager said "
+                                "the dependency's page resolved, in the last run of each "
+                                "experiment"),
         ):
             family = GaugeMetricFamily(f"chaos_{probe}_seconds", help_text,
                                        labels=["experiment", "dependency"])
@@ -116,30 +128,16 @@ class HarnessCollector(Collector):
         yield elapsed
 
 
-class Exporter:
+class Exporter(OnePerProcess):
     """The HTTP endpoint on loopback; started once per process, on first use."""
 
-    _lock = threading.Lock()
-    _instance: Exporter | None = None
-
     def __init__(self, port: int) -> None:
-        self.port = port
+        super().__init__(port)
         self.collector = HarnessCollector()
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self.collector)
         self.server, self.thread = start_http_server(port, addr="127.0.0.1",
                                                      registry=self.registry)
-
-    @classmethod
-    def shared(cls, port: int) -> Exporter:
-        """The process's exporter on this port; OSError when the port is taken."""
-        with cls._lock:
-            if cls._instance is None or cls._instance.port != port:
-                if cls._instance is not None:
-                    cls._instance.close()
-                    cls._instance = None
-                cls._instance = cls(port)
-            return cls._instance
 
     def close(self) -> None:
         """Stop serving (tests; a CLI process simply exits)."""

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -29,17 +29,20 @@ from .stack import PROJECT_ROOT, Ports, Stack, StackConfig
 
 MUTANTS_FILE = Path(__file__).resolve().parent / "mutants.yaml"
 SHOP_DIR = PROJECT_ROOT / "demo_shop"
+RULES_DIR = PROJECT_ROOT / "grafana" / "prometheus" / "rules"
 CLEAN = "unmutated"
 
 
 class Edit(BaseModel):
-    """Replace one exact piece of a file under demo_shop/."""
+    """Replace one exact piece of a file under demo_shop/ (`under: shop`) or of the shop's
+    alert and recording rules, grafana/prometheus/rules/ (`under: rules`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     file: str = Field(min_length=1)
     replace: str = Field(min_length=1)
     with_: str = Field(alias="with")
+    under: Literal["shop", "rules"] = "shop"
 
 
 class Mutant(BaseModel):
@@ -52,6 +55,9 @@ class Mutant(BaseModel):
     experiments: list[str] = Field(min_length=1)
     killed_by: list[str] = Field(min_length=1)
     quick: bool = False
+    # Its experiments run with Prometheus and Alertmanager beside the stack (the paging
+    # hypotheses need them); so do the unmutated shop's, when any mutant of the run does.
+    observe: bool = False
     patch: list[Edit] = Field(min_length=1)
 
 
@@ -71,10 +77,12 @@ def load_mutants(path: Path = MUTANTS_FILE) -> list[Mutant]:
     return mutants
 
 
-def apply(mutant: Mutant, shop_dir: Path) -> None:
-    """Patch a copy of the shop in place; HarnessError when an edit no longer applies."""
+def apply(mutant: Mutant, shop_dir: Path, rules_dir: Path | None = None) -> None:
+    """Patch a copy of the shop (and of its rules) in place; HarnessError when an edit no
+    longer applies."""
     for edit in mutant.patch:
-        path = shop_dir / edit.file
+        path = (rules_dir or shop_dir.parent / "rules") / edit.file if edit.under == "rules" \
+            else shop_dir / edit.file
         old, new = edit.replace.rstrip("\n"), edit.with_.rstrip("\n")
         text = path.read_text()
         found = text.count(old)
@@ -86,13 +94,14 @@ def apply(mutant: Mutant, shop_dir: Path) -> None:
 
 
 def copy_shop(into: Path, mutant: Mutant | None) -> Path:
-    """A throw-away copy of demo_shop/ under `into`, patched by the mutant; the folder to put
-    on PYTHONPATH."""
+    """A throw-away copy of demo_shop/ and of the rules under `into` (into/rules), patched
+    by the mutant; the folder to put on PYTHONPATH."""
     shutil.rmtree(into, ignore_errors=True)
     shutil.copytree(SHOP_DIR, into / "demo_shop",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(RULES_DIR, into / "rules")
     if mutant is not None:
-        apply(mutant, into / "demo_shop")
+        apply(mutant, into / "demo_shop", into / "rules")
     return into
 
 
@@ -201,14 +210,17 @@ def failures(result: RunResult) -> list[str]:
 
 @contextmanager
 def shop_stack(work: Path, name: str, mutant: Mutant | None,
-               progress: Callable[[str], None]) -> Iterator[Stack]:
-    """A whole stack whose shop and services run from a (patched) copy; always stopped."""
+               progress: Callable[[str], None], observe: bool = False) -> Iterator[Stack]:
+    """A whole stack whose shop and services run from a (patched) copy, with Prometheus
+    and Alertmanager on the copy's rules when `observe`; always stopped."""
     code_root = copy_shop(work / name / "code", mutant)
     stack = Stack(StackConfig(run_dir=work / name / "stack", ports=Ports.free(),
                               code_root=code_root))
     try:
         progress(f"{name}: starting a stack from its copy of the shop")
         stack.up()
+        if observe:
+            stack.observe(rules_dir=code_root / "rules")
         yield stack
     finally:
         stack.down()
@@ -227,8 +239,10 @@ def run_mutants(mutants: list[Mutant], out: Path, time_scale: float,
     shops: list[tuple[str, Mutant | None, list[str]]] = [(CLEAN, None, experiments)] \
         if clean else []
     shops += [(m.name, m, m.experiments) for m in mutants]
+    observed = any(m.observe for m in mutants)
     for name, mutant, names in shops:
-        with shop_stack(work, name, mutant, progress) as stack:
+        observe = mutant.observe if mutant is not None else observed
+        with shop_stack(work, name, mutant, progress, observe) as stack:
             for experiment in names:
                 path, loaded = load_experiment(experiment)
                 folder = out / name / path.stem

@@ -24,14 +24,20 @@ class PrometheusError(Exception):
     """Prometheus did not answer a query, or answered with an error."""
 
 
-def render_config(ports: Any, scrape_interval: str) -> str:
+def render_config(ports: Any, scrape_interval: str, rules_dir: Path | None = None,
+                  alertmanager: bool = False) -> str:
     """grafana/prometheus/prometheus.yml with this stack's ports, the rule files by their
-    absolute paths and the scrape interval asked for."""
+    absolute paths (from `rules_dir` when given: a copy under test) and the scrape interval
+    asked for; alerts go to the stack's Alertmanager when it runs one."""
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     config["global"]["scrape_interval"] = scrape_interval
     config["global"]["scrape_timeout"] = scrape_interval
     config["global"]["evaluation_interval"] = scrape_interval
-    config["rule_files"] = [str(PROMETHEUS_CONFIG.parent / f) for f in config["rule_files"]]
+    rules = rules_dir or PROMETHEUS_CONFIG.parent / "rules"
+    config["rule_files"] = [str(rules / Path(f).name) for f in config["rule_files"]]
+    if alertmanager:
+        config["alerting"] = {"alertmanagers": [
+            {"static_configs": [{"targets": [f"127.0.0.1:{ports.alertmanager}"]}]}]}
     for job in config["scrape_configs"]:
         port = getattr(ports, JOB_PORTS[job["job_name"]])
         job["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]

@@ -17,6 +17,7 @@ from loadtests.shape import StatusFormat
 from loadtests.timeline import histogram_percentile
 
 from .experiment import Hypothesis
+from .paging import PageLog
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +260,8 @@ class Evidence:
     last_rollback: float | None = None
     recovery_time: float | None = None
     shop_metrics: MetricsPoller | None = None
+    pages: PageLog | None = None  # what Alertmanager sent the harness (None: none runs)
+    broken: frozenset[str] = frozenset()  # the dependencies the method broke (status names)
 
 
 def measure(hypothesis: Hypothesis, window: Window, rows: list[dict[str, Any]],
@@ -288,7 +291,26 @@ def measure(hypothesis: Hypothesis, window: Window, rows: list[dict[str, Any]],
         return context.status.first(hypothesis.dependency, context.last_rollback, True)
     if probe == "recovery_time":
         return context.recovery_time
+    if probe in ("time_to_page", "time_to_resolve", "unrelated_pages"):
+        return _paging(hypothesis, context)
     if probe == "shop_metric_rate":
         return context.shop_metrics.rate(hypothesis.metric or "", hypothesis.labels, window) \
             if context.shop_metrics is not None else None
     raise AssertionError(f"unhandled probe {probe}")
+
+
+def _paging(hypothesis: Hypothesis, context: Evidence) -> float | None:
+    """Seconds from the fault's start until the alert naming the dependency paged, from the
+    last rollback until it resolved, or how many alerts named a dependency not broken."""
+    pages = context.pages
+    if pages is None or context.fault_start is None:
+        return None
+    if hypothesis.probe == "unrelated_pages":
+        return float(len(pages.unrelated(set(context.broken), context.fault_start)))
+    if hypothesis.dependency is None:
+        return None
+    if hypothesis.probe == "time_to_page":
+        return pages.first(hypothesis.dependency, "firing", context.fault_start)
+    if context.last_rollback is None:
+        return None
+    return pages.first(hypothesis.dependency, "resolved", context.last_rollback)

@@ -52,6 +52,8 @@ def journal(result: RunResult) -> dict[str, Any]:
         "recovery_time": result.recovery_time,
         "abort": result.abort,
         "communication": result.communication,
+        "surfaces": result.surfaces,
+        "paging": result.paging,
         "notes": result.notes,
         "not_judged": result.not_judged,
         "prometheus": result.prometheus,
@@ -62,6 +64,19 @@ def journal(result: RunResult) -> dict[str, Any]:
 def junit_suite(result: RunResult, name: str) -> ET.Element:
     """One testsuite; one testcase per hypothesis, so CI shows which one failed."""
     suite = ET.Element("testsuite", name=name)
+    figures = {f"{probe}.{dep}": value
+               for dep, c in result.communication.items() for probe, value in c.items()}
+    figures |= {f"{probe}.{dep}.{surface.replace(' ', '_')}": value
+                for surface, deps in result.surfaces.items()
+                for dep, c in deps.items() for probe, value in c.items()}
+    figures |= {f"{probe}.{dep}": value
+                for dep, c in result.paging.get("dependencies", {}).items()
+                for probe, value in c.items()}
+    if figures:  # CI shows the seconds each surface and each page took, judged or not
+        properties = ET.SubElement(suite, "properties")
+        for key, value in sorted(figures.items()):
+            ET.SubElement(properties, "property", name=key,
+                          value="never" if value is None else f"{value:g}")
     cases = 0
     failures = errors = skipped = 0
     for r in result.results:
@@ -79,7 +94,7 @@ def junit_suite(result: RunResult, name: str) -> ET.Element:
         case = ET.SubElement(suite, "testcase", classname=f"{name}.audit", name=what, time="0")
         cases += 1
         skipped += 1
-        ET.SubElement(case, "skipped", message="not judged: the target gives no source")
+        ET.SubElement(case, "skipped", message="not judged: the run had no source for it")
     if result.verdict == "skipped":
         case = ET.SubElement(suite, "testcase", classname=f"{name}.run", name="run", time="0")
         cases += 1
@@ -140,8 +155,20 @@ def markdown(result: RunResult, name: str) -> str:
                          f"{_fmt(c['time_to_clear'])} s after recovery"
                          for dep, c in result.communication.items())
         lines += [f"Status page: {told} (- means never).", ""]
+    for surface, deps in result.surfaces.items():
+        told = "; ".join(f"{dep}: named after {_fmt(c['time_to_communicate'])} s, cleared "
+                         f"{_fmt(c['time_to_clear'])} s after recovery"
+                         for dep, c in deps.items())
+        lines += [f"The {surface}: {told} (- means never).", ""]
+    if result.paging:
+        paged = "; ".join(f"{dep}: paged after {_fmt(c['time_to_page'])} s, resolved "
+                          f"{_fmt(c['time_to_resolve'])} s after recovery"
+                          for dep, c in result.paging["dependencies"].items())
+        unrelated = ", ".join(result.paging["unrelated"]) or "none"
+        lines += [f"Paging (Alertmanager): {paged} (- means never); unrelated alerts: "
+                  f"{unrelated}.", ""]
     if result.not_judged:
-        lines += ["Not judged (the target gives no source for them): "
+        lines += ["Not judged (the run had no source for them): "
                   + "; ".join(result.not_judged) + ".", ""]
     if result.abort:
         lines.append(f"Stop condition **{result.abort['condition']}** met; every fault was "

@@ -238,16 +238,10 @@ class Shop(Strict):
         return _loopback(value)
 
 
-class StatusSpec(Strict):
-    """How to read the status page: JSON (`at` a dotted path to a mapping or a list) or
-    lines of text (`line`, with named groups name and state), and which of the shop's
-    state words mean operational, degraded and down."""
+class _StateLines(Strict):
+    """A status surface read line by line: `line` with the named groups name and state,
+    and which of the shop's state words mean operational, degraded and down."""
 
-    route: str = "/api/status"
-    format: Literal["json", "lines"] = "json"
-    at: str = "dependencies"
-    name_key: str = "name"
-    state_key: str = "state"
     line: str = r"^\s*(?P<name>[\w .-]+?)\s*[:=]\s*(?P<state>\w+)\s*$"
     states: dict[Literal["operational", "degraded", "down"], list[str]]
 
@@ -265,6 +259,61 @@ class StatusSpec(Strict):
         if missing:
             raise ValueError(f"say which words mean {' and '.join(missing)}")
         return value
+
+
+class StatusSpec(_StateLines):
+    """How to read the status page: JSON (`at` a dotted path to a mapping or a list) or
+    lines of text (`line`, with named groups name and state), and which of the shop's
+    state words mean operational, degraded and down."""
+
+    route: str = "/api/status"
+    format: Literal["json", "lines"] = "json"
+    at: str = "dependencies"
+    name_key: str = "name"
+    state_key: str = "state"
+
+
+class StatusPageSpec(_StateLines):
+    """The HTML status page a shopper opens to learn what is going on: each element the
+    CSS selector `rows` matches is one dependency, its text (spaces collapsed) matched by
+    `line` (named groups name and state); `names` maps the page's names to the roles."""
+
+    route: str
+    rows: str = Field(min_length=1)
+    line: str
+    names: dict[str, Annotated[str, AfterValidator(one_of(TARGETS))]] = Field(min_length=1)
+
+    _route = field_validator("route")(lambda cls, v: _route(v))
+
+
+class BannerSpec(Strict):
+    """The status banner (shop.pages.banner), read by the harness on the page at `route`:
+    it names a dependency while its text matches the role's pattern in `says` (any case)."""
+
+    route: str = "/"
+    says: dict[Annotated[str, AfterValidator(one_of(TARGETS))], str] = Field(min_length=1)
+
+    _route = field_validator("route")(lambda cls, v: _route(v))
+
+    @field_validator("says")
+    @classmethod
+    def _patterns(cls, value: dict[str, str]) -> dict[str, str]:
+        for pattern in value.values():
+            _compiled(pattern)
+        return value
+
+
+class Surfaces(Strict):
+    """Where the shop tells shoppers about its state besides `status:` (its JSON status):
+    each is held to the same time to communicate and time to clear; one not given is
+    "not judged"."""
+
+    status_page: StatusPageSpec | None = None
+    banner: BannerSpec | None = None
+
+
+# What the reports call each surface, in the order they are judged.
+SURFACES = {"status": "status API", "status_page": "HTML status page", "banner": "banner"}
 
 
 class Toxiproxy(Strict):
@@ -394,6 +443,7 @@ class Target(Strict):
     launch: Launch | None = None
     shop: Shop
     status: StatusSpec | None = None  # None: the shop has no status page to read
+    surfaces: Surfaces = Field(default_factory=Surfaces)
     toxiproxy: Toxiproxy
     dependencies: dict[Annotated[str, AfterValidator(one_of(TARGETS))], Dependency] = \
         Field(min_length=1)
@@ -412,12 +462,55 @@ class Target(Strict):
         if (self.stack == "command") != (self.launch is not None):
             raise ValueError("stack: command and launch go together (launch says how the "
                              "harness starts the shop)")
+        if self.surfaces.banner is not None and (self.shop.pages is None
+                                                 or self.shop.pages.banner is None):
+            raise ValueError("surfaces.banner reads the banner: give its selector as "
+                             "shop.pages.banner")
+        named = set(self.surfaces.banner.says) if self.surfaces.banner else set()
+        if self.surfaces.status_page is not None:
+            named |= set(self.surfaces.status_page.names.values())
+        if named - set(self.dependencies):
+            raise ValueError(f"surfaces name {', '.join(sorted(named - set(self.dependencies)))}"
+                             ", which dependencies: does not map")
         return self
+
+    def surface_formats(self) -> tuple[dict[str, StatusFormat], dict[str, str]]:
+        """Each surface the shop has, as the harness reads it (by its label in SURFACES),
+        and why each other one is not judged."""
+        formats: dict[str, StatusFormat] = {}
+        missing: dict[str, str] = {}
+        shape = self.shape().status
+        if shape.route:
+            formats[SURFACES["status"]] = shape
+        else:
+            missing[SURFACES["status"]] = f"target {self.name} has no status API (status:)"
+        page = self.surfaces.status_page
+        if page is not None:
+            formats[SURFACES["status_page"]] = StatusFormat(
+                route=page.route, format="html", rows=page.rows, line=page.line,
+                names={shown: STATUS_NAME[role] for shown, role in page.names.items()},
+                states={word: state for state, words in page.states.items()
+                        for word in words})
+        else:
+            missing[SURFACES["status_page"]] = (f"target {self.name} gives no "
+                                                "surfaces.status_page")
+        banner = self.surfaces.banner
+        if banner is not None and self.shop.pages is not None and self.shop.pages.banner:
+            formats[SURFACES["banner"]] = StatusFormat(
+                route=banner.route, format="banner", rows=self.shop.pages.banner,
+                says={STATUS_NAME[role]: pattern for role, pattern in banner.says.items()})
+        else:
+            missing[SURFACES["banner"]] = f"target {self.name} gives no surfaces.banner"
+        return formats, missing
 
     def unjudgeable(self, probe: str) -> str | None:
         """Why this target cannot show what a probe measures (None: it can)."""
         if probe in ("time_to_communicate", "time_to_clear") and self.status is None:
             return f"target {self.name} has no status page (status: is not given)"
+        if probe in ("time_to_page", "time_to_resolve", "unrelated_pages") \
+                and self.shop.metrics is None:
+            return (f"target {self.name} has no metrics route (shop.metrics is not given), so "
+                    "no alert rule can see its dependencies")
         if probe == "shop_metric_rate" and self.shop.metrics is None:
             return f"target {self.name} has no metrics route (shop.metrics is not given)"
         return None

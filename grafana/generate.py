@@ -101,12 +101,25 @@ def fault_annotation() -> dash.AnnotationQuery:
             .expr(f"max by (experiment, target, toxic) (chaos_fault_active{{{EXP}}})"))
 
 
+def alert_annotation() -> dash.AnnotationQuery:
+    """Alert state beside the fault windows: a region while an alert fired (Prometheus'
+    ALERTS series; Alertmanager paged from the same alerts)."""
+    return (dash.AnnotationQuery().name("Alerts firing").datasource(DS).enable(True)
+            .icon_color("orange")
+            .expr('max by (alertname, dependency) (ALERTS{alertstate="firing"})'))
+
+
+# Each annotation's region title and tags, by its name (render() fills them in).
+ANNOTATION_TITLES = {"Fault windows": ("{{toxic}} on {{target}}", "experiment,target,toxic"),
+                     "Alerts firing": ("{{alertname}} {{dependency}}", "alertname,dependency")}
+
+
 def board(uid: str, title: str, description: str) -> dash.Dashboard:
-    """A dashboard with the common settings, variables and fault annotation."""
+    """A dashboard with the common settings, variables, fault and alert annotations."""
     d = (dash.Dashboard(title).uid(uid).description(description)
          .tags(["checkout-chaos"]).refresh("5s").time("now-30m", "now")
          .tooltip(model.DashboardCursorSync.CROSSHAIR).editable()
-         .annotation(fault_annotation()))
+         .annotation(fault_annotation()).annotation(alert_annotation()))
     return variables(d)
 
 
@@ -207,6 +220,28 @@ def dependencies() -> dash.Dashboard:
     return d
 
 
+# The seconds the harness measures in each run: (title, chaos_<metric>_seconds, what).
+TIMINGS = (
+    ("Time to communicate", "time_to_communicate",
+     "From a fault's start until /api/status named the dependency (measured by the "
+     "harness in every experiment)."),
+    ("Time to clear", "time_to_clear",
+     "From the last rollback until /api/status cleared the dependency."),
+    ("Time to page", "time_to_page",
+     "From a fault's start until Alertmanager's page naming the dependency reached the "
+     "harness's receiver (runs with OBSERVE=1)."),
+    ("Time to resolve", "time_to_resolve",
+     "From the last rollback until Alertmanager said the page resolved."),
+)
+
+
+def timing(title: str, metric: str, description: str) -> timeseries.Panel:
+    """Seconds the harness measured per experiment and dependency (chaos_<metric>_seconds)."""
+    return series(title, "s", [query(f"chaos_{metric}_seconds{{{EXP}, {DEP}}}",
+                                     "{{experiment}} {{dependency}}")],
+                  span=12, description=description)
+
+
 def communication() -> dash.Dashboard:
     d = board("shopper-communication", "Shopper communication",
               "What the banner and /status told shoppers, next to what was really wrong, "
@@ -220,15 +255,16 @@ def communication() -> dash.Dashboard:
     d = d.with_panel(states("Circuit breakers", [
         query(f"max by (dependency) (shop_breaker_state{{{DEP}}})", "{{dependency}}")],
         BREAKER, height=6))
-    d = d.with_panel(series("Time to communicate", "s", [
-        query(f"chaos_time_to_communicate_seconds{{{EXP}, {DEP}}}",
-              "{{experiment}} {{dependency}}")], span=12,
-        description="From a fault's start until /api/status named the dependency "
-                    "(measured by the harness in every experiment)."))
-    d = d.with_panel(series("Time to clear", "s", [
-        query(f"chaos_time_to_clear_seconds{{{EXP}, {DEP}}}",
-              "{{experiment}} {{dependency}}")], span=12,
-        description="From the last rollback until /api/status cleared the dependency."))
+    told, paged = TIMINGS[:2], TIMINGS[2:]
+    for title, metric, description in told:
+        d = d.with_panel(timing(title, metric, description))
+    d = d.with_panel(states("Alerts firing (what paged someone)", [
+        query('max by (alertname, dependency) (ALERTS{alertstate="firing"})',
+              "{{alertname}} {{dependency}}")], {"1": ("firing", "red")}, height=6,
+        description="Prometheus' alerts from grafana/prometheus/rules/alerts.yml, which "
+                    "Alertmanager sends to whoever is paged."))
+    for title, metric, description in paged:
+        d = d.with_panel(timing(title, metric, description))
     d = d.with_panel(series("Sorry pages by reason", "reqps", [
         query(f"sum by (reason) (rate(shop_error_pages_total{RATE}))", "{{reason}}")]))
     d = d.with_panel(series("Status page answers", "reqps", [
@@ -247,9 +283,10 @@ def render(name: str) -> str:
     for number, panel in enumerate(data["panels"], 1):
         panel["id"] = number
     for annotation in data.get("annotations", {}).get("list", []):
-        # A region per contiguous run of samples; titles name the toxic and the target.
-        annotation.update({"step": "2s", "titleFormat": "{{toxic}} on {{target}}",
-                           "tagKeys": "experiment,target,toxic", "useValueForTime": False})
+        # A region per contiguous run of samples, titled by what it is about.
+        title, tags = ANNOTATION_TITLES[annotation["name"]]
+        annotation.update({"step": "2s", "titleFormat": title, "tagKeys": tags,
+                           "useValueForTime": False})
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 

@@ -29,9 +29,14 @@ class StatusFormat:
     json: `at` is a dotted path to either a mapping (name -> {state_key: ...} or
     name -> state) or a list of objects with `name_key` and `state_key`.
     lines: a plain-text page, one dependency per line matched by `line` (named groups
-    `name` and `state`). `names` maps the shop's names to the harness's (payments,
-    inventory, database, cache); `states` maps the shop's state words (any case) to
-    operational, degraded or down."""
+    `name` and `state`).
+    html: a page a shopper reads; each element matched by the CSS selector `rows` is one
+    dependency, its text (spaces collapsed) matched by `line`.
+    banner: the status banner of a storefront page (the CSS selector `rows`): a dependency
+    is down while the banner's text matches its pattern in `says` (any case), operational
+    when it does not or there is no banner.
+    `names` maps the shop's names to the harness's (payments, inventory, database, cache);
+    `states` maps the shop's state words (any case) to operational, degraded or down."""
 
     route: str = "/api/status"
     format: str = "json"
@@ -41,6 +46,8 @@ class StatusFormat:
     line: str = r"^\s*(?P<name>[\w .-]+?)\s*[:=]\s*(?P<state>\w+)\s*$"
     names: dict[str, str] = field(default_factory=lambda: {d: d for d in DEPENDENCIES})
     states: dict[str, str] = field(default_factory=lambda: {s: s for s in STATES})
+    rows: str = ""
+    says: dict[str, str] = field(default_factory=dict)
 
     def read(self, text: str) -> dict[str, str] | None:
         """Each named dependency's state in the harness's words; None when the page is not
@@ -60,11 +67,14 @@ class StatusFormat:
         return states
 
     def _pairs(self, text: str) -> list[tuple[str, Any]] | None:
-        if self.format == "lines":
+        if self.format in ("lines", "html"):
+            lines = text.splitlines() if self.format == "lines" else self._row_texts(text)
             pattern = re.compile(self.line)
             found = [(m.group("name").strip(), m.group("state")) for m in
-                     (pattern.match(line) for line in text.splitlines()) if m is not None]
+                     (pattern.match(line) for line in lines) if m is not None]
             return found or None
+        if self.format == "banner":
+            return self._banner(text)
         try:
             node: Any = json.loads(text)
             for key in filter(None, self.at.split(".")):
@@ -77,6 +87,24 @@ class StatusFormat:
         if isinstance(node, list) and node and all(isinstance(i, dict) for i in node):
             return [(str(i.get(self.name_key)), i.get(self.state_key)) for i in node]
         return None
+
+
+    def _row_texts(self, text: str) -> list[str]:
+        from selectolax.lexbor import LexborHTMLParser
+
+        return [" ".join(node.text(separator=" ").split())
+                for node in LexborHTMLParser(text).css(self.rows)]
+
+    def _banner(self, text: str) -> list[tuple[str, Any]] | None:
+        from selectolax.lexbor import LexborHTMLParser
+
+        tree = LexborHTMLParser(text)
+        if tree.css_first("html") is None or tree.body is None:
+            return None  # not a page
+        node = tree.css_first(self.rows)
+        said = " ".join(node.text(separator=" ").split()) if node is not None else ""
+        return [(name, "down" if re.search(pattern, said, re.IGNORECASE) else "operational")
+                for name, pattern in self.says.items()]
 
 
 @dataclass(frozen=True, slots=True)

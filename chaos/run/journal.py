@@ -76,6 +76,12 @@ class RunResult:
     # Per dependency the method touched: seconds until /api/status named it, and until it
     # cleared after the last rollback (measured in every run, hypotheses or not).
     communication: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    # The same per surface besides the status API (the HTML status page, the banner).
+    surfaces: dict[str, dict[str, dict[str, float | None]]] = field(default_factory=dict)
+    # Per dependency the method touched: seconds until its alert paged (from the fault's
+    # start) and resolved (from the last rollback), through a real Alertmanager; the
+    # unrelated alerts; every page received (see chaos.paging). {}: no Alertmanager ran.
+    paging: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     # Checks the target gave no source for (a ledger, metrics): never counted as held.
     not_judged: list[str] = field(default_factory=list)

@@ -52,3 +52,23 @@ def communication(targets: list[str], fault: Window, rows: list[dict[str, Any]],
                  "tolerance": {"min": 0}}), fault, rows, evidence)
             for probe in ("time_to_communicate", "time_to_clear")}
     return timings
+
+
+def paging(targets: list[str], evidence: Evidence) -> dict[str, Any]:
+    """Time to page and time to resolve for every dependency the method touched, and the
+    alerts that named a dependency it did not touch (measured in every observed run)."""
+    timings: dict[str, Any] = {}
+    for target in targets:
+        dependency = STATUS_NAME[target]
+        timings[dependency] = {
+            probe: measure(Hypothesis.model_validate(
+                {"name": probe, "probe": probe, "dependency": dependency,
+                 "tolerance": {"min": 0}}), Window("run", 0, 0), [], evidence)
+            for probe in ("time_to_page", "time_to_resolve")}
+    pages = evidence.pages
+    unrelated = [] if pages is None or evidence.fault_start is None else \
+        pages.unrelated(set(evidence.broken), evidence.fault_start)
+    return {"dependencies": timings,
+            "unrelated": [f"{p.alertname} ({p.dependency})" for p in unrelated],
+            "pages": [] if pages is None or evidence.fault_start is None else
+            [p.as_json() for p in pages.since(evidence.fault_start - 30)]}

@@ -25,20 +25,22 @@ from loadtests.run import MASTER_PORT, WORKERS_WAIT, LoadPlan, worker_command
 from ..appfaults import AppFaultClient
 from ..audit import read_evidence, run_audit
 from ..errors import FaultError, HarnessError, StackError
-from ..experiment import Experiment, Hypothesis
+from ..experiment import PAGING_PROBES, Experiment, Hypothesis
 from ..faults import FaultInjector
+from ..paging import PageLog, Receiver
 from ..probes import Evidence, MetricsPoller, StatusPoller, Window, WindowStats
 from ..shop import SafeguardSwitch, ShopClient
 from ..stack import Stack
-from ..target import Target, reference_target
-from ..vocabulary import JUDGED_PHASES
+from ..target import SURFACES, Target, reference_target
+from ..vocabulary import JUDGED_PHASES, STATUS_NAME
 from .audit import AuditOnce, audit_run
-from .journal import Journal, Live, RunResult
-from .judge import communication, judge_phase
+from .journal import HypothesisResult, Journal, Live, RunResult
+from .judge import communication, judge, judge_phase, paging
 from .load import Feed, Load, LoadProcess
 from .method import FaultDriver, Method, sweep, target_drivers
 from .recovery import recovered_from, recovery_hypotheses, wait_cleared, wait_recovered
 from .safety import Interrupted, interruptible, kill_leftover_load, run_lock, signals_held
+from .series import reconcile
 
 # Judged checkouts a baseline that judges checkouts needs (as a recovery window does).
 MIN_CHECKOUTS = 3
@@ -98,6 +100,14 @@ class Collaborators:
     # Why the target cannot show what a probe measures (None: it can): its hypotheses
     # are then "not judged", never passed.
     unjudgeable: Callable[[str], str | None] = lambda probe: None
+    # The pages Alertmanager sends the harness during a run (None: no Alertmanager runs;
+    # the paging hypotheses are then not judged). Called once, as the run starts.
+    pages: Callable[[], PageLog | None] = lambda: None
+    # The other surfaces where the shop tells its state (by label: the HTML status page,
+    # the banner), each polled like `status`, and why each one the target lacks is not
+    # judged.
+    surfaces: Mapping[str, StatusPoller] = field(default_factory=dict)
+    surfaces_missing: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def for_stack(cls, stack: Stack, out_dir: Path, observers: Sequence[RunObserver] = (),
@@ -132,6 +142,17 @@ class Collaborators:
                 raise StackError(f"target {target.name} cannot be restarted by the harness")
             stack.restart_shop(env)
 
+        formats, missing = target.surface_formats()
+        surfaces = {label: StatusPoller(target.shop.base_url, interval=0.5,
+                                        status_format=found)
+                    for label, found in formats.items() if label != SURFACES["status"]}
+        missing.pop(SURFACES["status"], None)  # the status API's own hypotheses say so
+
+        def pages() -> PageLog | None:
+            if stack.alertmanager_url() is None:
+                return None
+            return Receiver.shared(stack.config.ports.pager).log
+
         return cls(drivers=drivers,
                    preflight=lambda roles: target_preflight(run_dir, target, injector, shop,
                                                             drivers, roles),
@@ -141,7 +162,8 @@ class Collaborators:
                    start_load=start_load,
                    audit_once=audit_once, observers=tuple(observers), run_dir=run_dir,
                    workers_expect=workers_expect, master_port=master_port,
-                   workers_wait=workers_wait, unjudgeable=target.unjudgeable)
+                   workers_wait=workers_wait, unjudgeable=target.unjudgeable, pages=pages,
+                   surfaces=surfaces, surfaces_missing=missing)
 
 
 def toxiproxy_of(target: Target) -> FaultInjector:
@@ -217,6 +239,7 @@ class Runner:
         self.feed: Feed | None = None
         self.shop_metrics: MetricsPoller | None = None
         self._fault_start: float | None = None
+        self._pages: PageLog | None = None
         self._metrics: dict[str, Any] = {}
         self._late: list[tuple[str, list[Hypothesis], Window]] = []  # judged once the load stopped
         self._method_shift = 0.0  # seconds a grown baseline took from before the first fault
@@ -238,6 +261,11 @@ class Runner:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for observer in self.c.observers:
             observer.started(Path(result.source).stem, self.live, result)
+        try:
+            self._pages = self.c.pages()
+        except OSError as exc:
+            result.notes.append(f"paging not judged: the alert receiver's port is taken "
+                                f"({exc.strerror}); set CC_PAGER_PORT to a free port")
         try:
             with run_lock(self.c.run_dir), interruptible():
                 # A report folder used before keeps the last run's load files, its stop
@@ -295,6 +323,8 @@ class Runner:
             result.not_judged.extend(outcome.not_judged)
             result.audit = outcome.audit
             entry.output = outcome.output
+            if exp.checks.metrics_agreement and self.c.shop.metrics_route is not None:
+                entry.output["series"] = self._reconcile_series()
         self._verdict()
 
     # ---- stages ---------------------------------------------------------------------------
@@ -316,8 +346,11 @@ class Runner:
                 entry.output = {"waited": self.feed.wait_workers(
                     self.c.workers_expect, self.c.workers_wait, hint)}
         self.c.status.start()
-        if any(h.probe == "shop_metric_rate" for h in exp.all_hypotheses()):
-            self.shop_metrics = MetricsPoller(f"{self.c.shop.base_url}/metrics")
+        for poller in self.c.surfaces.values():
+            poller.start()
+        reconciled = exp.checks.metrics_agreement and self.c.shop.metrics_route is not None
+        if reconciled or any(h.probe == "shop_metric_rate" for h in exp.all_hypotheses()):
+            self.shop_metrics = MetricsPoller(f"{self.c.shop.base_url}/metrics", interval=1.0)
             self.shop_metrics.start()
         self.live.started = time.time()
         return self.feed
@@ -421,6 +454,8 @@ class Runner:
 
     def _stop_load(self) -> None:
         self.c.status.stop()
+        for poller in self.c.surfaces.values():
+            poller.stop()
         if self.shop_metrics is not None:
             self.shop_metrics.stop()
         if self.feed is not None:
@@ -438,22 +473,87 @@ class Runner:
             # Planned on the fresh seconds; judged on the final ones.
             back = recovered_from(rows, t_r, self.experiment.recovery)
             self.result.recovery_time = None if back is None else round(max(0.0, back - t_r), 2)
+        self._wait_for_resolve()
         evidence = self._evidence()
         for phase, hypotheses, window in self._late:
             judged = []
             for h in hypotheses:
                 why = self.c.unjudgeable(h.probe)
+                if why is None and h.probe in PAGING_PROBES and self._pages is None:
+                    why = ("no Alertmanager runs beside the stack: run with OBSERVE=1 "
+                           "(make chaos OBSERVE=1, make observe, or --observe)")
                 if why is None:
                     judged.append(h)
                 else:
                     self.result.not_judged.append(f"{phase}: {h.name} ({why})")
             self.result.results.extend(judge_phase(phase, judged, window, rows, evidence))
+            self._judge_surfaces(phase, hypotheses, window, evidence)
         self._late = []
         fault = self.result.windows.get("fault")
         # A shop without a status page has no timings to show ("-" would read as "never").
         if fault is not None and self.c.unjudgeable("time_to_communicate") is None:
             self.result.communication.update(
                 communication(self.experiment.targets(), fault, rows, evidence))
+        if fault is not None and self._pages is not None \
+                and self.c.unjudgeable("time_to_page") is None:
+            self.result.paging = paging(self.experiment.targets(), evidence)
+
+    def _reconcile_series(self) -> dict[str, Any]:
+        """Every series the dashboards plot against the load's record of the same run
+        (chaos.run.series): a result per series, named after its metric."""
+        exp, result = self.experiment, self.result
+        t_r = self.method.last_rollback
+        checks = reconcile(
+            read_evidence(self.out_dir / "load"), result.rows, self._metrics.get("start", {}),
+            self._metrics.get("end", {}),
+            list(self.shop_metrics.samples) if self.shop_metrics is not None else [],
+            self.c.status, [STATUS_NAME[t] for t in exp.targets()], self._fault_start,
+            None if t_r is None else t_r + exp.recovery.clear_within,
+            exp.checks.max_series_disagreement)
+        out: dict[str, Any] = {}
+        for check in checks:
+            name = f"dashboard series {check.metric}: {check.what}"
+            out[check.metric] = {"held": check.held, "value": check.value, **check.detail}
+            if check.held is None:
+                result.not_judged.append(f"audit: {name} (nothing to compare it with)")
+                continue
+            result.results.append(HypothesisResult(
+                "audit", name, "series_agreement", check.tolerance, check.value, check.held,
+                1.0, "" if check.held else f"{check.metric}: {check.detail}"))
+        return out
+
+    def _judge_surfaces(self, phase: str, hypotheses: list[Hypothesis], window: Window,
+                        evidence: Evidence) -> None:
+        """Every other surface where the shop tells shoppers its state (the HTML status
+        page, the banner) held to the same time to communicate and to clear as its status
+        API; a surface the target does not give is not judged."""
+        rows = self.result.rows
+        for h in hypotheses:
+            if h.probe not in ("time_to_communicate", "time_to_clear"):
+                continue
+            for label, poller in self.c.surfaces.items():
+                on = h.model_copy(update={"name": f"{h.name} (on the {label})"})
+                self.result.results.append(judge(phase, on, window, rows,
+                                                 replace(evidence, status=poller)))
+            for label, why in self.c.surfaces_missing.items():
+                self.result.not_judged.append(f"{phase}: {h.name} (on the {label}) ({why})")
+        fault = self.result.windows.get("fault")
+        if phase == "recovery" and fault is not None:
+            for label, poller in self.c.surfaces.items():
+                self.result.surfaces[label] = communication(
+                    self.experiment.targets(), fault, rows, replace(evidence, status=poller))
+
+    def _wait_for_resolve(self) -> None:
+        """A page resolves a few seconds after the status clears (a scrape, a rule
+        evaluation, Alertmanager's group interval): wait for it as long as the experiment's
+        time_to_resolve tolerances allow, so a late resolve is measured, not missed."""
+        t_r = self.method.last_rollback
+        if self._pages is None or t_r is None:
+            return
+        for h in self.experiment.recovery.hypotheses:
+            if h.probe == "time_to_resolve" and h.dependency is not None:
+                limit = h.tolerance.max if h.tolerance.max is not None else 60.0
+                self._pages.wait_for(h.dependency, "resolved", t_r, t_r + min(limit, 120) + 1)
 
     def _verdict(self) -> None:
         result = self.result
@@ -476,11 +576,42 @@ class Runner:
         return Evidence(self.c.status, fault_start=self._fault_start,
                         last_rollback=self.method.last_rollback,
                         recovery_time=self.result.recovery_time,
-                        shop_metrics=self.shop_metrics)
+                        shop_metrics=self.shop_metrics, pages=self._pages,
+                        broken=frozenset(STATUS_NAME[t] for t in self.experiment.targets()))
 
     def _notify(self, live: Live) -> None:
+        self._communication_so_far()
         for observer in self.c.observers:
             observer.update(live)
+
+    def _communication_so_far(self) -> None:
+        """Time to communicate and to clear as soon as the status page has shown them, so
+        the harness's metrics carry them while the run goes on (the dashboards plot the run
+        they are about); the figures judged once the load has stopped replace these."""
+        injected = [e["at"] for e in self.result.fault_log if e["event"] == "injected"]
+        if not injected or self.c.unjudgeable("time_to_communicate") is not None:
+            return
+        rolled_back = sum(1 for e in self.result.fault_log if e["event"] == "rolled back")
+        done = not self.live.faults and rolled_back >= len(self.experiment.faults)
+        cleared_since = self.method.last_rollback if done else None
+        for target in self.experiment.targets():
+            dependency = STATUS_NAME[target]
+            known = self.result.communication.setdefault(
+                dependency, {"time_to_communicate": None, "time_to_clear": None})
+            if known["time_to_communicate"] is None:
+                known["time_to_communicate"] = self.c.status.first(dependency, injected[0],
+                                                                   False)
+            if known["time_to_clear"] is None and cleared_since is not None:
+                known["time_to_clear"] = self.c.status.first(dependency, cleared_since, True)
+            if self._pages is not None:
+                paged = self.result.paging.setdefault("dependencies", {}).setdefault(
+                    dependency, {"time_to_page": None, "time_to_resolve": None})
+                if paged["time_to_page"] is None:
+                    paged["time_to_page"] = self._pages.first(dependency, "firing",
+                                                              injected[0])
+                if paged["time_to_resolve"] is None and cleared_since is not None:
+                    paged["time_to_resolve"] = self._pages.first(dependency, "resolved",
+                                                                 cleared_since)
 
     def _put_shop_back(self) -> None:
         """A run leaves the shop with the safeguards it found."""

@@ -30,6 +30,7 @@ from ..appfaults import AppFaultClient
 from ..errors import StackError
 from ..faults import FaultInjector
 from ..observe import render_config
+from ..paging import render_alertmanager
 from .config import (
     COMPONENTS,
     LOOPBACK,
@@ -489,9 +490,11 @@ class Stack:
         return proc
 
     # ---- Prometheus -------------------------------------------------------------------
-    def observe(self, scrape_interval: str = "2s") -> None:
+    def observe(self, scrape_interval: str = "2s", rules_dir: Path | None = None) -> None:
         """Start Prometheus beside a running stack (own data dir, loopback), scraping the
-        shop, payments, inventory, Toxiproxy and the harness; a no-op when it runs."""
+        shop, payments, inventory, Toxiproxy and the harness, with Alertmanager beside it
+        (its notifications go to the harness's receiver); a no-op when they run.
+        `rules_dir`: the alert and recording rules to load instead of the project's."""
         procs = self._procs.load()
         if not procs:
             raise StackError("the stack is not up: run `make up` first (or `make observe`, "
@@ -499,35 +502,70 @@ class Stack:
         if self.prometheus_url() is not None:
             self._progress(f"Prometheus is already running at {self.config.prometheus_url}")
             return
+        for name in ("prometheus", "alertmanager"):
+            port = getattr(self.config.ports, name)
+            if port_in_use(port):
+                raise StackError(f"{name.capitalize()} port {port} is already in use. Stop "
+                                 f"what listens there, or pick another port with "
+                                 f"CC_{name.upper()}_PORT.")
+        binaries = {"prometheus": find_binary("prometheus", "CC_PROMETHEUS"),
+                    "alertmanager": find_binary("alertmanager", "CC_ALERTMANAGER",
+                                                (PROJECT_ROOT / ".bin",))}
+        alertmanager = self._start_alertmanager(binaries["alertmanager"])
+        self._save([p for p in procs if p.name not in ("prometheus", "alertmanager")]
+                   + [alertmanager])
         port = self.config.ports.prometheus
-        if port_in_use(port):
-            raise StackError(f"Prometheus port {port} is already in use. Stop what listens "
-                             "there, or pick another port with CC_PROMETHEUS_PORT.")
-        binary = find_binary("prometheus", "CC_PROMETHEUS")
         folder = self.run_dir / "prometheus"
         (folder / "data").mkdir(parents=True, exist_ok=True)
         config = folder / "prometheus.yml"
-        config.write_text(render_config(self.config.ports, scrape_interval))
+        config.write_text(render_config(self.config.ports, scrape_interval, rules_dir,
+                                        alertmanager=True))
         proc = self._procs.spawn(
             "prometheus",
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={folder / 'data'}",
+            [binaries["prometheus"], f"--config.file={config}",
+             f"--storage.tsdb.path={folder / 'data'}",
              f"--web.listen-address={LOOPBACK}:{port}", "--storage.tsdb.retention.time=7d"],
             port, cwd=folder,
         )
-        self._save([p for p in procs if p.name != "prometheus"] + [proc])
+        self._save([*self._procs.load(), proc])
         self._procs.wait(proc, lambda: httpx.get(f"{self.config.prometheus_url}/-/ready",
                                            timeout=1).is_success, "ready (/-/ready)")
 
+    def _start_alertmanager(self, binary: str) -> Running:
+        """Alertmanager on loopback, clustering off (it would listen on every address),
+        every alert to the harness's receiver."""
+        folder = self.run_dir / "alertmanager"
+        (folder / "data").mkdir(parents=True, exist_ok=True)
+        config = folder / "alertmanager.yml"
+        config.write_text(render_alertmanager(self.config.ports.pager))
+        port = self.config.ports.alertmanager
+        proc = self._procs.spawn(
+            "alertmanager",
+            [binary, f"--config.file={config}", f"--storage.path={folder / 'data'}",
+             f"--web.listen-address={LOOPBACK}:{port}", "--cluster.listen-address=",
+             "--log.level=warn"],
+            port, cwd=folder,
+        )
+        self._procs.wait(proc, lambda: httpx.get(f"{self.config.alertmanager_url}/-/ready",
+                                           timeout=1).is_success, "ready (/-/ready)")
+        return proc
+
     def stop_prometheus(self) -> None:
-        """Stop only Prometheus (its data stays until `down`)."""
+        """Stop only Prometheus and Alertmanager (their data stays until `down`)."""
         procs = self._procs.load()
-        self._procs.stop([p for p in procs if p.name == "prometheus"])
-        self._save([p for p in procs if p.name != "prometheus"])
+        watching = ("prometheus", "alertmanager")
+        self._procs.stop([p for p in procs if p.name in watching])
+        self._save([p for p in procs if p.name not in watching])
 
     def prometheus_url(self) -> str | None:
         """Prometheus's URL when this stack's Prometheus is running, else None."""
         running = any(p.name == "prometheus" and alive(p) for p in self._procs.load())
         return self.config.prometheus_url if running else None
+
+    def alertmanager_url(self) -> str | None:
+        """Alertmanager's URL when this stack's Alertmanager is running, else None."""
+        running = any(p.name == "alertmanager" and alive(p) for p in self._procs.load())
+        return self.config.alertmanager_url if running else None
 
     # ---- down -------------------------------------------------------------------------
     def down(self, keep_data: bool = False) -> list[str]:
@@ -551,6 +589,7 @@ class Stack:
             shutil.rmtree(self.run_dir / "redis", ignore_errors=True)
             shutil.rmtree(self.run_dir / "shop-metrics", ignore_errors=True)
             shutil.rmtree(self.run_dir / "prometheus", ignore_errors=True)
+            shutil.rmtree(self.run_dir / "alertmanager", ignore_errors=True)
             (self.run_dir / "shop-prepared").unlink(missing_ok=True)
         return stopped
 
@@ -571,6 +610,9 @@ class Stack:
             checks[MAILED] = lambda: self._http(f"{self.config.mail_url}/healthz")
         if "prometheus" in procs:  # only when `observe` started it
             checks["prometheus"] = lambda: self._http(f"{self.config.prometheus_url}/-/ready")
+        if "alertmanager" in procs:
+            checks["alertmanager"] = lambda: self._http(
+                f"{self.config.alertmanager_url}/-/ready")
         out = []
         for name, check in checks.items():
             proc = procs.get(name)

@@ -21,9 +21,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 # mail role (MAILED: the stack's SMTP sink), whose proxy and sink exist only when it does.
 PROXIED = REFERENCE_TARGETS
 MAILED = "mail"
-# Ports not bound by `up` itself: Prometheus comes with `observe`, the harness's endpoint
-# with each run.
-NOT_AT_UP = ("prometheus", "harness")
+# Ports not bound by `up` itself: Prometheus and Alertmanager come with `observe`, the
+# harness's endpoint and its alert receiver with each run.
+NOT_AT_UP = ("prometheus", "alertmanager", "harness", "pager")
 # What `up` starts, in order (each needs those before it).
 COMPONENTS = ("postgres", "redis", "toxiproxy", "payments", "inventory", "mail", "shop")
 
@@ -49,6 +49,8 @@ class Ports:
     proxy_mail: int = 18125
     prometheus: int = 9090  # only with `make observe`
     harness: int = 9108  # the harness's own metrics, while an experiment runs
+    alertmanager: int = 9093  # only with `make observe`
+    pager: int = 9109  # the harness's webhook receiver for Alertmanager, while a run runs
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Ports:
@@ -187,6 +189,11 @@ class StackConfig:
     def prometheus_url(self) -> str:
         """Prometheus, when `make observe` started it."""
         return f"http://{LOOPBACK}:{self.ports.prometheus}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        """Alertmanager, when `make observe` started it."""
+        return f"http://{LOOPBACK}:{self.ports.alertmanager}"
 
     @property
     def payments_url(self) -> str:

@@ -130,7 +130,7 @@ def run_checkout(idempotency_key: str, card: dict[str, Any]) -> CheckoutResult:
         raise
     except CheckoutFailed as exc:
         outcome = "graceful_error"
-        REVENUE_AT_RISK.inc(exc.total_cents)
+        REVENUE_AT_RISK.inc(exc.total_cents or _cart_value())
         raise
     except ShopError:  # sold out, empty cart, shed, ...
         outcome = "graceful_error"
@@ -138,6 +138,16 @@ def run_checkout(idempotency_key: str, card: dict[str, Any]) -> CheckoutResult:
     finally:
         CHECKOUT_OUTCOMES.labels(outcome).inc()
         CHECKOUT_LATENCY.labels(outcome).observe(time.perf_counter() - started)
+
+
+def _cart_value() -> int:
+    """The cart's value at the prices the shopper was shown, for a checkout that failed
+    before it could be priced (its orders database unreachable: the revenue most at risk);
+    0 when even that is unknown."""
+    try:
+        return int(cart_view(current_cart(), products_by_sku())["total_cents"])
+    except ShopError:
+        return 0
 
 
 def _checkout(idempotency_key: str, card: dict[str, Any]) -> tuple[CheckoutResult, str]:

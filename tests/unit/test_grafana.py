@@ -53,8 +53,11 @@ def test_each_dashboard_has_the_shape_grafana_loads(path: Path) -> None:
     assert re.fullmatch(r"[a-z0-9-]{8,40}", board["uid"]) and board["title"]
     names = {v["name"] for v in board["templating"]["list"]}
     assert names == {"experiment", "dependency"}
-    (faults,) = board["annotations"]["list"]
+    faults, alerts = board["annotations"]["list"]
     assert "chaos_fault_active" in faults["expr"] and faults["datasource"]["uid"] == UID
+    # Alert state beside the fault windows, titled by the alert and what it names.
+    assert 'ALERTS{alertstate="firing"}' in alerts["expr"] and alerts["datasource"]["uid"] == UID
+    assert alerts["titleFormat"] == "{{alertname}} {{dependency}}"
     panels = [p for p in board["panels"] if p["type"] != "row"]
     assert len(panels) >= 7
     ids = [p["id"] for p in board["panels"]]

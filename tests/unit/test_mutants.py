@@ -6,10 +6,12 @@ import py_compile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from chaos.errors import HarnessError
 from chaos.mutants import (
     CLEAN,
+    RULES_DIR,
     SHOP_DIR,
     Edit,
     Mutant,
@@ -32,11 +34,14 @@ def test_there_are_at_least_fifteen_mutants_each_naming_its_harm() -> None:
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)
 def test_each_patch_applies_to_a_copy_and_compiles(mutant: Mutant, tmp_path: Path) -> None:
     root = copy_shop(tmp_path, mutant)
-    changed = {edit.file for edit in mutant.patch}
-    for name in changed:
-        patched = root / "demo_shop" / name
-        py_compile.compile(str(patched), doraise=True)
-        assert patched.read_text() != (SHOP_DIR / name).read_text()
+    for edit in mutant.patch:
+        if edit.under == "rules":  # the rules stay rules Prometheus loads
+            patched, original = root / "rules" / edit.file, RULES_DIR / edit.file
+            assert yaml.safe_load(patched.read_text())["groups"]
+        else:
+            patched, original = root / "demo_shop" / edit.file, SHOP_DIR / edit.file
+            py_compile.compile(str(patched), doraise=True)
+        assert patched.read_text() != original.read_text()
 
 
 def test_the_shop_itself_is_never_touched(tmp_path: Path) -> None:

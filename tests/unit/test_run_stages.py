@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,39 @@ def test_a_run_goes_through_its_phases_in_order_and_rolls_every_fault_back(
     assert toxic.log.count(("inject", "payments")) == 1 and not toxic.on and not down.on
     assert toxic.swept == down.swept == 1
     assert {r.phase for r in result.results} == {"baseline", "fault", "recovery"}
+
+
+class Watcher:
+    """An observer keeping what each update showed of the run's communication figures."""
+
+    def __init__(self) -> None:
+        self.result: Any = None
+        self.seen: list[dict[str, dict[str, float | None]]] = []
+
+    def started(self, name: str, live: Any, result: Any) -> None:
+        self.result = result
+
+    def update(self, live: Any) -> None:
+        self.seen.append({d: dict(v) for d, v in self.result.communication.items()})
+
+    def ended(self, result: Any) -> None:
+        pass
+
+
+def test_the_communication_figures_are_known_while_the_run_goes_on(tmp_path: Path) -> None:
+    """The harness's metrics plot time to communicate and to clear during the run, not
+    only once it has ended (a dashboard shows the run it is about)."""
+    watcher = Watcher()
+    c = collaborators(FakeLoad(), FakeDriver(), FakeDriver(), tmp_path)
+    result = Runner(EXPERIMENT, "fake.yaml", tmp_path / "out",
+                    replace(c, observers=(watcher,))).run()
+    assert result.verdict == "passed", result.reason
+    told = [s for s in watcher.seen if s.get("payments", {}).get("time_to_communicate")]
+    cleared = [s for s in watcher.seen if s.get("cache", {}).get("time_to_clear")]
+    assert told and cleared, watcher.seen[-3:]
+    # Known during the fault (before every fault was rolled back), not at the end only.
+    assert not watcher.seen[watcher.seen.index(told[0])].get("cache", {}).get(
+        "time_to_clear")
 
 
 def test_sigterm_mid_method_still_rolls_back_every_fault(tmp_path: Path) -> None:
