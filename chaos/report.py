@@ -289,6 +289,28 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def _told_and_paged(result: RunResult) -> list[str]:
+    """The seconds each surface took to name each dependency and to clear it, and each
+    page's time to page and to resolve (- never)."""
+    told = {"status API": result.communication, **result.surfaces}
+    rows = [f"<tr><td>{html.escape(surface)}</td><td>{html.escape(dep)}</td>"
+            f"<td>{_fmt(c.get('time_to_communicate'))}</td>"
+            f"<td>{_fmt(c.get('time_to_clear'))}</td></tr>"
+            for surface, deps in told.items() for dep, c in deps.items()]
+    rows += [f"<tr><td>page (Alertmanager)</td><td>{html.escape(dep)}</td>"
+             f"<td>{_fmt(c.get('time_to_page'))}</td><td>{_fmt(c.get('time_to_resolve'))}"
+             "</td></tr>" for dep, c in result.paging.get("dependencies", {}).items()]
+    if not rows:
+        return []
+    out = ["<h2>What shoppers were told, and who was paged</h2><table id='told'><tr>"
+           "<th>surface</th><th>dependency</th><th>named after (s)</th>"
+           "<th>cleared after recovery (s)</th></tr>", *rows, "</table>"]
+    if result.paging:
+        unrelated = ", ".join(result.paging.get("unrelated", [])) or "none"
+        out.append(f"<p>Alerts naming a dependency that worked: {html.escape(unrelated)}</p>")
+    return out
+
+
 def html_report(result: RunResult, name: str, history: list[dict[str, Any]]) -> str:
     """A self-contained HTML page: verdict, phases, hypotheses, charts, score trend."""
     body = [f"<h1>{html.escape(result.experiment.title)}</h1>",
@@ -314,8 +336,9 @@ def html_report(result: RunResult, name: str, history: list[dict[str, Any]]) -> 
     for note in result.notes:
         body.append(f"<p class='note'>{html.escape(note)}</p>")
     for what in result.not_judged:
-        body.append(f"<p class='note'>not judged (the target gives no source): "
+        body.append(f"<p class='note'>not judged (the run had no source for it): "
                     f"{html.escape(what)}</p>")
+    body += _told_and_paged(result)
     body.append("<h2>Hypotheses</h2><table><tr><th>phase</th><th>hypothesis</th>"
                 "<th>measured</th><th>wanted</th><th></th></tr>")
     for r in result.results:

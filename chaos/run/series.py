@@ -1,7 +1,8 @@
 """Every series the dashboards plot during an outage, reconciled with what the load saw in
-the same run: revenue confirmed and at risk, error pages, the dependency state, checkout
-latency (checkout outcomes are chaos.run.audit.metrics_disagreement's). A series that stays
-flat, or says something else than the shoppers' answers, fails and names the metric.
+the same run: revenue confirmed and at risk, error pages, checkout latency, the dependency
+state and its errors (checkout outcomes are chaos.run.audit.metrics_disagreement's). A
+series that stays flat, or says something else than the shoppers' answers, fails and names
+the metric.
 
 The shop's figures are its /metrics at the run's start and end (counters, histograms) and
 its samples during the run (the dependency state gauge); the harness's are the evidence of
@@ -183,6 +184,28 @@ def dependency_state(samples: list[tuple[float, Samples]], status: StatusPoller,
                        (wrong == 0) if judged else None, float(wrong), "at most 0", detail)
 
 
+def dependency_errors(start: Samples, end: Samples, status: StatusPoller, broken: list[str],
+                      fault_start: float | None, clear_by: float | None) -> SeriesCheck:
+    """Dependency errors: a dependency the status API called down during the fault must
+    show errors in the shop's counter (a flat error panel while it is down is a lie)."""
+    detail: dict[str, Any] = {}
+    wrong = 0
+    for dependency in broken:
+        down = fault_start is not None and clear_by is not None and any(
+            states.get(dependency) == "down" for at, states in list(status.samples)
+            if fault_start <= at <= clear_by)
+        if not down:
+            detail[dependency] = "the status API never called it down: not compared"
+            continue
+        errors = _delta(start, end, "shop_dependency_errors_total", {"dependency": dependency})
+        detail[dependency] = {"errors": errors}
+        wrong += errors <= 0
+    judged = any(isinstance(v, dict) for v in detail.values())
+    return SeriesCheck("shop_dependency_errors_total",
+                       "dependency errors show the dependency that was down",
+                       (wrong == 0) if judged else None, float(wrong), "at most 0", detail)
+
+
 def reconcile(evidence: list[dict[str, Any]], rows: list[dict[str, Any]], start: Samples,
               end: Samples, samples: list[tuple[float, Samples]], status: StatusPoller,
               broken: list[str], fault_start: float | None, clear_by: float | None,
@@ -193,7 +216,8 @@ def reconcile(evidence: list[dict[str, Any]], rows: list[dict[str, Any]], start:
             revenue_at_risk(answered, start, end, limit),
             error_pages(answered, rows, start, end, limit),
             checkout_latency(rows, start, end, limit),
-            dependency_state(samples, status, broken, fault_start, clear_by)]
+            dependency_state(samples, status, broken, fault_start, clear_by),
+            dependency_errors(start, end, status, broken, fault_start, clear_by)]
 
 
 __all__ = ["SeriesCheck", "reconcile"]

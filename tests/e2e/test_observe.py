@@ -89,6 +89,9 @@ def test_every_panel_shows_data_and_the_report_draws_prometheus(
     assert report.count("<img ") == 8
     assert "data-fault-windows='0'" not in report
     assert "inventory blackholed" in report.split("fault windows (red):", 1)[1]
+    told = report.split("<table id='told'>", 1)[1].split("</table>", 1)[0]
+    assert all(s in told for s in ("status API", "HTML status page", "banner",
+                                   "page (Alertmanager)")), told
     series = journal["prometheus"]
     assert set(series["breakers"]["lines"]) >= {"payments", "inventory", "database", "cache"}
     errors = series["dependency_errors"]["lines"]["inventory"]

@@ -134,3 +134,23 @@ def test_the_config_renders_with_the_stack_ports() -> None:
                        "harness": ["127.0.0.1:19108"]}
     assert config["global"]["scrape_interval"] == "1s"
     assert all(Path(f).is_absolute() and Path(f).exists() for f in config["rule_files"])
+
+
+def test_the_docs_list_every_panel_and_say_how_each_plotted_series_is_held() -> None:
+    """docs/dashboards.md names every panel; docs/metrics.md says, for every series a panel
+    plots, which check reconciles it with the load or why none does."""
+    dashboards_doc = (PROJECT_ROOT / "docs" / "dashboards.md").read_text()
+    metrics_doc = (PROJECT_ROOT / "docs" / "metrics.md").read_text()
+    held = metrics_doc.split("## Every plotted series, and the check that holds it", 1)[1]
+    for path in DASHBOARDS:
+        board = json.loads(path.read_text())
+        for panel in board["panels"]:
+            if panel["type"] == "row":
+                continue
+            assert f"| {panel['title']} (" in dashboards_doc, panel["title"]
+            for target in panel["targets"]:
+                for metric in re.findall(r"\b((?:shop|toxiproxy|payments|inventory)_[a-z_]+"
+                                         r"|ALERTS|chaos_[a-z_]+)", target["expr"]):
+                    family = re.sub(r"_(bucket|count|sum)$", "", metric)
+                    assert family in held or metric.startswith("chaos_"), (panel["title"],
+                                                                            metric)

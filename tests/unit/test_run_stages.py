@@ -15,6 +15,7 @@ import pytest
 from chaos.audit import AuditResult
 from chaos.errors import FaultError, HarnessError
 from chaos.experiment import Experiment, Fault, StopCondition, parse_experiment
+from chaos.paging import PageLog
 from chaos.probes import StatusPoller, Window
 from chaos.run import Collaborators, Interrupted, Live, Runner
 from chaos.run.load import Feed
@@ -116,15 +117,18 @@ class FakeShop(ShopClient):
         return frozenset()
 
 
-EXPERIMENT = parse_experiment("""
-title: fake
-description: a run in seconds against fakes
-load: {warmup: 0s}
+# The steady state both fake experiments share.
+STEADY = """load: {warmup: 0s}
 steady_state:
   duration: 1s
   hypotheses:
     - {name: checkouts succeed, probe: success_ratio, tolerance: {min: 0.9}}
-faults:
+"""
+
+EXPERIMENT = parse_experiment("""
+title: fake
+description: a run in seconds against fakes
+""" + STEADY + """faults:
   - {name: slow payments, target: [payments, inventory], toxic: latency,
      attributes: {latency: 100}, duration: 1s}
   - {name: redis gone, target: redis, toxic: down, start: 0.2s, duration: 1s}
@@ -374,3 +378,60 @@ def test_under_a_steady_load_a_quiet_baseline_grows_and_the_method_waits(
     start, up to three times its length."""
     start, end = grown("0s", tmp_path, profile="steady")
     assert end - start == 5
+
+
+PAGED = parse_experiment("""
+title: paged
+description: a run whose paging is judged when an Alertmanager runs
+""" + STEADY + """faults:
+  - {name: slow payments, target: payments, toxic: latency, attributes: {latency: 100},
+     duration: 1s}
+hypotheses:
+  - {name: payments pages, probe: time_to_page, dependency: payments, tolerance: {max: 5}}
+  - {name: nothing else pages, probe: unrelated_pages, tolerance: {max: 0}}
+recovery:
+  deadline: 5s
+  window: 1s
+  hypotheses:
+    - {name: payments resolves, probe: time_to_resolve, dependency: payments,
+       tolerance: {max: 3}}
+checks: {audit: false, metrics_agreement: false}
+""", "paged.yaml")
+
+
+class PagingDriver(FakeDriver):
+    """Alertmanager's pages as the faults go: firing at injection, resolved at rollback."""
+
+    def __init__(self, log: PageLog) -> None:
+        super().__init__()
+        self.pages = log
+
+    def inject(self, target: str, fault: Fault, name: str) -> str:
+        handle = super().inject(target, fault, name)
+        self.pages.add({"alerts": [{"status": "firing", "labels": {
+            "alertname": "DependencyTrouble", "dependency": "payments"}}]}, time.time())
+        return handle
+
+    def roll_back(self, target: str, handle: str) -> None:
+        super().roll_back(target, handle)
+        # As Alertmanager would: a little after the rollback (here, stamped so).
+        self.pages.add({"alerts": [{"status": "resolved", "labels": {
+            "alertname": "DependencyTrouble", "dependency": "payments"}}]}, time.time() + 0.5)
+
+
+def test_paging_is_judged_from_the_pages_and_not_judged_without_an_alertmanager(
+        tmp_path: Path) -> None:
+    log = PageLog()
+    driver = PagingDriver(log)
+    c = collaborators(FakeLoad(), driver, FakeDriver(), tmp_path)
+    result = Runner(PAGED, "paged.yaml", tmp_path / "out", replace(c, pages=lambda: log)).run()
+    assert result.verdict == "passed", result.reason
+    judged = {r.name: r.value for r in result.results}
+    assert judged["payments pages"] is not None and judged["payments pages"] < 1
+    assert judged["nothing else pages"] == 0 and judged["payments resolves"] is not None
+    assert result.paging["dependencies"]["payments"]["time_to_page"] is not None
+    # No Alertmanager: the same hypotheses are not judged, never passed.
+    alone = Runner(PAGED, "paged.yaml", tmp_path / "alone",
+                   collaborators(FakeLoad(), FakeDriver(), FakeDriver(), tmp_path)).run()
+    assert not {"payments pages", "payments resolves"} & {r.name for r in alone.results}
+    assert any("payments pages" in n and "no Alertmanager" in n for n in alone.not_judged)
