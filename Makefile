@@ -32,7 +32,7 @@ down: ## Stop every process the stack started; sweep harness toxics
 status: ## Show each process, its port and health
 	@$(CLI) status
 
-observe: setup ## Prometheus beside the stack (brought up if down; CC_PROMETHEUS_PORT, default 9090)
+observe: setup ## Prometheus and Alertmanager beside the stack (brought up if down; CC_PROMETHEUS_PORT 9090, CC_ALERTMANAGER_PORT 9093)
 	@$(CLI) observe
 
 grafana: ## Grafana with the provisioning (Docker), or how to point your own Grafana at it

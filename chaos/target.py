@@ -558,7 +558,10 @@ class Target(Strict):
             p = shop.pages
             pages = Pages(home=p.home, product=p.product, status=p.status or "",
                           checkout=p.checkout_forms,
-                          markers=Markers(p.brand.selector, p.brand.text, p.banner or ""))
+                          markers=Markers(p.brand.selector, p.brand.text, p.banner or "",
+                                          says={STATUS_NAME[role]: pattern for role, pattern
+                                                in (self.surfaces.banner.says.items()
+                                                    if self.surfaces.banner else ())}))
         return ShopShape(products=r.products, cart=r.cart, cart_items=r.cart_items,
                          checkout=r.checkout, order=r.order or "", ready=r.ready,
                          cart_header=shop.cart.header, cart_named_by=shop.cart.named_by,

@@ -9,6 +9,7 @@ whose gevent makes these sleeps and sockets cooperative.
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.request
 from collections import deque
@@ -32,6 +33,7 @@ class Seen:
     name: str
     cls: str
     checkout: bool
+    banner_text: str = ""
 
 
 class StatusWatch:
@@ -42,17 +44,23 @@ class StatusWatch:
 
     def __init__(self, base_url: str, before: float, on_wrong: Callable[[Seen, str], None],
                  status_format: StatusFormat | None = None, after: float = 2.5,
-                 interval: float = 0.5) -> None:
+                 interval: float = 0.5, says: dict[str, str] | None = None) -> None:
         self.format = status_format or StatusFormat()
         self.url = f"{base_url.rstrip('/')}{self.format.route}"
         self.before, self.after, self.interval = before, after, interval
         self.samples: deque[tuple[float, bool | None]] = deque(maxlen=400)
+        # Per dependency the banner names (`says`), whether the status called it troubled.
+        self.says = {d: re.compile(p, re.IGNORECASE) for d, p in (says or {}).items()}
+        self.by_dependency: dict[str, deque[tuple[float, bool | None]]] = {
+            d: deque(maxlen=400) for d in self.says}
         self.pending: deque[Seen] = deque(maxlen=20_000)
         self._on_wrong = on_wrong
 
     def poll_once(self) -> None:
-        """One sample: is any dependency not operational (None: the status did not answer)."""
+        """One sample: is any dependency not operational (None: the status did not answer),
+        and each dependency the banner names, on its own."""
         troubled: bool | None
+        states: dict[str, str] | None = None
         try:
             with urllib.request.urlopen(self.url, timeout=2) as answer:
                 states = self.format.read(answer.read().decode("utf-8", "replace"))
@@ -60,7 +68,11 @@ class StatusWatch:
                 any(state != "operational" for state in states.values())
         except (OSError, ValueError):
             troubled = None
-        self.samples.append((time.time(), troubled))
+        now = time.time()
+        self.samples.append((now, troubled))
+        for dependency, kept in self.by_dependency.items():
+            state = None if states is None else states.get(dependency)
+            kept.append((now, None if state is None else state != "operational"))
 
     def observe(self, seen: Seen) -> None:
         """A page to judge once the status after it is known."""
@@ -80,7 +92,21 @@ class StatusWatch:
             elif expected == "hidden" and seen.banner:
                 self._on_wrong(seen, "banner_stuck")
                 wrong += 1
+            elif seen.banner and self._misnames(seen):
+                self._on_wrong(seen, "banner_misnames")
+                wrong += 1
         return wrong
+
+    def _misnames(self, seen: Seen) -> bool:
+        """The banner leaves out a dependency the status called troubled all around the
+        page, or names one it called operational all around it."""
+        for dependency, pattern in self.says.items():
+            expected = banner_expected(list(self.by_dependency[dependency]), seen.at,
+                                       self.before, self.after, self.interval)
+            named = pattern.search(seen.banner_text) is not None
+            if (expected == "shown" and not named) or (expected == "hidden" and named):
+                return True
+        return False
 
     def poll(self) -> None:
         """Poll until the process ends (the greenlet is killed at quit)."""

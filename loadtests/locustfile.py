@@ -162,8 +162,9 @@ def _start_sampling(environment: Environment, **_: Any) -> None:
                 request_type="GET", name=f"{seen.name} [banner]", response_time=0,
                 response_length=0, exception=BannerWrong(reason), context={})
 
-        watch = StatusWatch(environment.host, options.banner_grace, wrong,
-                            environment.cc_shape.status)  # type: ignore[attr-defined]
+        shape = environment.cc_shape  # type: ignore[attr-defined]
+        watch = StatusWatch(environment.host, options.banner_grace, wrong, shape.status,
+                            says=shape.pages.markers.says if shape.pages else None)
         environment.cc_status = watch  # type: ignore[attr-defined]
         environment.cc_status_loops = [  # type: ignore[attr-defined]
             gevent.spawn(watch.poll), gevent.spawn(watch.judge)]
@@ -327,7 +328,7 @@ class ShopperBase(FastHttpUser):
         if watch is not None and verdict.page is not None and \
                 verdict.cls not in CONTRACT_FAILURES:
             watch.observe(Seen((asked + time.time()) / 2, verdict.page.banner, name,
-                               verdict.cls, checkout))
+                               verdict.cls, checkout, verdict.page.banner_text))
         location = (response.headers or {}).get("Location", "")
         if follow and verdict.cls == OK and verdict.reason == "redirect" and location:
             return self.page("GET", location, _page_name(location))

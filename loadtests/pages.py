@@ -42,6 +42,7 @@ class Page:
 
     branded: bool = False
     banner: bool = False
+    banner_text: str = ""  # its words, spaces collapsed
     sorry: bool = False
     request_id: str = ""
     payment_statement: str = ""
@@ -113,10 +114,11 @@ def read_page(html: str, markers: Markers | None = None) -> Page:
 
     brand = tree.css_first(markers.brand_selector)
     total = text("#cart-total")
+    banner = tree.css_first(markers.banner_selector) if markers.banner_selector else None
     return Page(
         branded=brand is not None and markers.brand_text in brand.text(),
-        banner=bool(markers.banner_selector) and tree.css_first(markers.banner_selector)
-        is not None,
+        banner=banner is not None,
+        banner_text=" ".join(banner.text(separator=" ").split()) if banner is not None else "",
         sorry=tree.css_first("#sorry") is not None,
         request_id=text("#request-id"),
         payment_statement=text("#payment-statement"),

@@ -114,6 +114,12 @@ class Markers:
     brand_selector: str = "header a.brand"
     brand_text: str = "Outpost Outfitters"
     banner_selector: str = "#site-banner"
+    # Per dependency (the status API's words), what the banner says when it names it (a
+    # regular expression, any case); {}: the banner is judged on being there only. The
+    # reference shop's words by default, as targets/reference.yaml gives them.
+    says: dict[str, str] = field(default_factory=lambda: {
+        "payments": "card payments", "inventory": r"\bstock\b", "database": r"\borders\b",
+        "cache": r"\bcarts\b"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,8 +86,8 @@ def main(debug: bool) -> None:
     """Chaos experiments for e-commerce checkout."""
 
 
-OBSERVE_HELP = ("Start Prometheus beside the stack, so the report draws the shop's own "
-                "series too.")
+OBSERVE_HELP = ("Start Prometheus and Alertmanager beside the stack, so the report draws "
+                "the shop's own series too and paging is judged.")
 SHOP_HELP = ("The shop to run against: resilient, fragile (every safeguard off) or "
              "without:<safeguard>[,...]. Default: what each experiment declares.")
 

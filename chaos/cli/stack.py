@@ -59,8 +59,9 @@ def up(observe: bool, target_file: Path | None) -> None:
               help="How often Prometheus scrapes (a Prometheus duration).")
 @friendly
 def observe(scrape_interval: str) -> None:
-    """Prometheus beside the stack (brought up if it is down): it scrapes the shop, payments,
-    inventory, Toxiproxy and the harness; `down` stops it."""
+    """Prometheus and Alertmanager beside the stack (brought up if it is down): Prometheus
+    scrapes the shop, payments, inventory, Toxiproxy and the harness, and its alerts go
+    through Alertmanager to the harness's receiver during runs; `down` stops both."""
     from ..session import ensure_stack
 
     stack = env_stack()
@@ -68,7 +69,9 @@ def observe(scrape_interval: str) -> None:
     stack.observe(scrape_interval)
     c = stack.config
     console.print(f"[green]observing[/]: Prometheus {c.prometheus_url} "
-                  f"(targets: {c.prometheus_url}/targets, alerts: {c.prometheus_url}/alerts)")
+                  f"(targets: {c.prometheus_url}/targets, alerts: {c.prometheus_url}/alerts), "
+                  f"Alertmanager {c.alertmanager_url} (pages to 127.0.0.1:{c.ports.pager} "
+                  "while a run runs)")
     console.print("  Grafana: `make grafana` (Docker), or point a Grafana at "
                   f"{PROJECT_ROOT / 'grafana' / 'provisioning'} (see docs/dashboards.md)")
 

@@ -154,3 +154,30 @@ def test_prometheus_has_no_lifecycle_api(prometheus: str) -> None:
     for action in ("quit", "reload"):
         answer = httpx.post(f"{prometheus}/-/{action}", timeout=5)
         assert answer.status_code == 403 and "Lifecycle API is not enabled" in answer.text
+
+
+def test_an_alert_rule_that_waits_too_long_fails_time_to_page(
+    stack: Stack, prometheus: str, tmp_path: Path, cli_env: dict[str, str],
+) -> None:
+    """The mutant alert-waits-too-long, on the real Prometheus and Alertmanager: the same
+    experiment that pages within 20 s on the project's rules fails on "the inventory alert
+    pages" when its rule waits five minutes."""
+    from chaos.mutants import apply, copy_shop, load_mutants
+
+    mutant = next(m for m in load_mutants() if m.name == "alert-waits-too-long")
+    copy = copy_shop(tmp_path / "copy", None)
+    apply(mutant, copy / "demo_shop", copy / "rules")
+    stack.stop_prometheus()
+    try:
+        stack.observe(scrape_interval="1s", rules_dir=copy / "rules")
+        result = run_cli("run", str(HERE / "observed.yaml"), "--out", str(tmp_path / "out"),
+                         env=cli_env)
+    finally:
+        stack.stop_prometheus()
+        stack.observe(scrape_interval="1s")  # the module's Prometheus, on the project's rules
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    journal = json.loads((tmp_path / "out" / "journal.json").read_text())
+    failed = {h["name"] for h in journal["hypotheses"] if not h["held"]}
+    assert failed == {"the inventory alert pages", "the inventory page resolves"}, failed
+    assert journal["paging"]["dependencies"]["inventory"]["time_to_page"] is None
+    assert_clean(stack)

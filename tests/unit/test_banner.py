@@ -45,3 +45,24 @@ def test_an_unanswered_status_judges_nothing() -> None:
     watch, wrong = watch_with([True] * 8 + [None] + [True] * 11)
     watch.observe(seen(105.0, False, "/"))
     assert watch.judge_due(now=110.0) == 0 and wrong == []
+
+
+def test_a_banner_that_does_not_name_the_troubled_dependency_is_wrong() -> None:
+    wrong: list[tuple[str, str]] = []
+    watch = StatusWatch("http://127.0.0.1:1", before=3.0,
+                        on_wrong=lambda seen, reason: wrong.append((seen.name, reason)),
+                        says={"payments": "card payments", "cache": r"\bcarts\b"})
+    for i in range(20):  # payments down throughout, the carts fine
+        at = 100.0 + i * 0.5
+        watch.samples.append((at, True))
+        watch.by_dependency["payments"].append((at, True))
+        watch.by_dependency["cache"].append((at, False))
+    told = "Card payments are not going through right now. Your cart is saved."
+    watch.observe(Seen(105.0, True, "/", "ok", False, told))
+    watch.observe(Seen(105.0, True, "/cart (page)", "ok", False,
+                       "Some parts of the shop are having trouble."))  # names nothing
+    watch.observe(Seen(105.0, True, "/products/x (page)", "ok", False,
+                       f"{told} Shopping carts are having trouble."))  # names the carts too
+    assert watch.judge_due(now=110.0) == 2
+    assert wrong == [("/cart (page)", "banner_misnames"),
+                     ("/products/x (page)", "banner_misnames")]
