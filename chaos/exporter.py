@@ -58,10 +58,10 @@ class HarnessCollector(Collector):
         with self._lock:
             run, name = self._run, self._name
             communication = dict(self._communication)
-            if run is not None:
-                for dependency, values in run[1].communication.items():
+            if run is not None:  # the runner adds to these as it goes: read copies
+                for dependency, values in list(run[1].communication.items()):
                     communication[(name, dependency)] = dict(values)
-                for dependency, values in run[1].paging.get("dependencies", {}).items():
+                for dependency, values in list(run[1].paging.get("dependencies", {}).items()):
                     communication.setdefault((name, dependency), {}).update(values)
         running = GaugeMetricFamily("chaos_experiment_running",
                                     "1 while an experiment runs in this harness")

@@ -515,7 +515,7 @@ class Runner:
             name = f"dashboard series {check.metric}: {check.what}"
             out[check.metric] = {"held": check.held, "value": check.value, **check.detail}
             if check.held is None:
-                result.not_judged.append(f"audit: {name} (nothing to compare it with)")
+                result.not_judged.append(f"audit: {name} ({check.why})")
                 continue
             result.results.append(HypothesisResult(
                 "audit", name, "series_agreement", check.tolerance, check.value, check.held,

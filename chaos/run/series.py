@@ -12,8 +12,10 @@ every checkout answer, the load's timeline and the status API's samples.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from loadtests.classify import CONTRACT_FAILURES
 
 from ..probes import Samples, StatusPoller, WindowStats
 
@@ -31,10 +33,11 @@ class SeriesCheck:
 
     metric: str
     what: str  # the hypothesis's words
-    held: bool | None  # None: nothing to judge it on
+    held: bool | None  # None: nothing to judge it on (`why`)
     value: float | None
     tolerance: str
     detail: dict[str, Any]
+    why: str = ""
 
 
 def _delta(start: Samples, end: Samples, name: str,
@@ -92,11 +95,17 @@ def error_pages(evidence: list[dict[str, Any]], rows: list[dict[str, Any]], star
     load = float(stats.classes["graceful_error"] + api_declines)
     shop = _delta(start, end, "shop_error_pages_total")
     off = _relative(shop, load)
-    return SeriesCheck("shop_error_pages_total",
-                       "error pages are the sorry pages shoppers got", off <= limit, off,
-                       f"at most {limit:g}",
-                       {"shop": shop, "load_graceful": stats.classes["graceful_error"],
-                        "load_api_declines": api_declines})
+    detail = {"shop": shop, "load_graceful": stats.classes["graceful_error"],
+              "load_api_declines": api_declines}
+    what = "error pages are the sorry pages shoppers got"
+    if stats.classes["ungraceful"]:
+        # A sorry page that broke the contract (no Retry-After, say) is the shop's error
+        # page but not a graceful answer: the counts cannot be set side by side, and the
+        # contract failure is already judged ("no ungraceful answers").
+        return SeriesCheck("shop_error_pages_total", what, None, None, f"at most {limit:g}",
+                           detail, "shoppers got ungraceful answers, judged on their own")
+    return SeriesCheck("shop_error_pages_total", what, off <= limit, off,
+                       f"at most {limit:g}", detail)
 
 
 def _quantile_bucket(start: Samples, end: Samples, name: str, q: float
@@ -139,7 +148,7 @@ def checkout_latency(rows: list[dict[str, Any]], start: Samples, end: Samples,
     if load_p95 is None or not load_count:
         return SeriesCheck("shop_checkout_duration_seconds",
                            "checkout latency is what shoppers waited", None, None,
-                           "no checkout answered", detail)
+                           "no checkout answered", detail, "no checkout was answered")
     off = _relative(shop_count, load_count)
     waited = load_p95 / 1000
     covered = bucket is not None and bucket[0] * 0.9 <= waited <= \
@@ -181,7 +190,8 @@ def dependency_state(samples: list[tuple[float, Samples]], status: StatusPoller,
         "still_shown_at_the_end" in detail
     return SeriesCheck("shop_dependency_state",
                        "the dependency state shows what the status API said",
-                       (wrong == 0) if judged else None, float(wrong), "at most 0", detail)
+                       (wrong == 0) if judged else None, float(wrong), "at most 0", detail,
+                       "" if judged else "the status API never named a broken dependency")
 
 
 def dependency_errors(start: Samples, end: Samples, status: StatusPoller, broken: list[str],
@@ -203,7 +213,8 @@ def dependency_errors(start: Samples, end: Samples, status: StatusPoller, broken
     judged = any(isinstance(v, dict) for v in detail.values())
     return SeriesCheck("shop_dependency_errors_total",
                        "dependency errors show the dependency that was down",
-                       (wrong == 0) if judged else None, float(wrong), "at most 0", detail)
+                       (wrong == 0) if judged else None, float(wrong), "at most 0", detail,
+                       "" if judged else "the status API never called a broken dependency down")
 
 
 def reconcile(evidence: list[dict[str, Any]], rows: list[dict[str, Any]], start: Samples,
@@ -212,8 +223,17 @@ def reconcile(evidence: list[dict[str, Any]], rows: list[dict[str, Any]], start:
               limit: float) -> list[SeriesCheck]:
     """Every plotted series of the dashboards against the run's own record."""
     answered = [e for e in evidence if e.get("status")]
-    return [revenue_confirmed(answered, start, end, limit),
-            revenue_at_risk(answered, start, end, limit),
+    revenue = [revenue_confirmed(answered, start, end, limit),
+               revenue_at_risk(answered, start, end, limit)]
+    failures = sum(1 for e in answered if e.get("cls") in CONTRACT_FAILURES)
+    if failures:
+        # A checkout answer that broke the contract (201 without an order, an error in a
+        # 200) leaves the load's record of what was confirmed or failed incomplete: the
+        # revenue series cannot be set beside it, and "no ungraceful answers" judges it.
+        revenue = [replace(c, held=None, value=None,
+                           why=f"{failures} checkout answers broke the contract, judged on "
+                               "their own") for c in revenue]
+    return [*revenue,
             error_pages(answered, rows, start, end, limit),
             checkout_latency(rows, start, end, limit),
             dependency_state(samples, status, broken, fault_start, clear_by),

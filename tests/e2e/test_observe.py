@@ -69,7 +69,7 @@ def test_every_panel_shows_data_and_the_report_draws_prometheus(
     start, end = window(tmp_path / "journal.json")
     empty = []
     queries = panel_queries()
-    assert len(queries) >= 31
+    assert len(queries) >= 40
     # Within the run itself: a dashboard shows the run it is about while it goes on, not
     # figures that appear once the harness has stopped.
     for board, title, expr in queries:

@@ -55,6 +55,11 @@ def test_error_pages_are_graceful_answers_and_api_declines() -> None:
     end = counter("shop_error_pages_total", 13, reason="x", format="json")
     assert error_pages(evidence, rows, start, end, LIMIT).held  # 7 graceful + 1 API decline
     assert not error_pages(evidence, rows, start, start, LIMIT).held
+    # A broken contract (a sorry page without Retry-After is ungraceful, not graceful) is
+    # judged on its own: the counts are not set side by side then.
+    rows[0]["ungraceful"] = 2
+    broken = error_pages(evidence, rows, start, start, LIMIT)
+    assert broken.held is None and "ungraceful" in broken.why
 
 
 def histogram(counts: dict[str, float]) -> Samples:
@@ -123,3 +128,15 @@ def test_reconcile_names_every_plotted_series() -> None:
         "shop_revenue_confirmed_cents_total", "shop_revenue_at_risk_cents_total",
         "shop_error_pages_total", "shop_checkout_duration_seconds", "shop_dependency_state",
         "shop_dependency_errors_total"]
+
+
+def test_revenue_is_not_set_beside_answers_that_broke_the_contract() -> None:
+    """A checkout answered 201 without an order is judged as ungraceful; the revenue the
+    shop confirmed for it has no order in the load's record to be compared with."""
+    evidence = [ordered("o1", 1000), {"status": 200, "cls": "ungraceful", "via": "api"}]
+    end = counter("shop_revenue_confirmed_cents_total", 3000)
+    confirmed, at_risk, *_ = reconcile(evidence, [], {}, end, [], status(), ["payments"],
+                                       None, None, LIMIT)
+    assert confirmed.held is None and at_risk.held is None
+    assert "broke the contract" in confirmed.why
+
