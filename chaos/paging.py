@@ -131,7 +131,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != "/alerts":
             self._answer(404, {"error": "POST Alertmanager's notifications to /alerts"})
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.headers.get("Content-Length") or "0"
+        length = int(raw) if raw.isdigit() else 0
         if not 0 < length <= MAX_BODY:
             self._answer(413 if length else 400, {"error": "a notification of 1 B to 1 MB"})
             return

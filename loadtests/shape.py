@@ -88,7 +88,6 @@ class StatusFormat:
             return [(str(i.get(self.name_key)), i.get(self.state_key)) for i in node]
         return None
 
-
     def _row_texts(self, text: str) -> list[str]:
         from selectolax.lexbor import LexborHTMLParser
 
@@ -98,10 +97,10 @@ class StatusFormat:
     def _banner(self, text: str) -> list[tuple[str, Any]] | None:
         from selectolax.lexbor import LexborHTMLParser
 
-        tree = LexborHTMLParser(text)
-        if tree.css_first("html") is None or tree.body is None:
-            return None  # not a page
-        node = tree.css_first(self.rows)
+        head = text[:2000].lower()
+        if "<html" not in head and "<body" not in head:
+            return None  # not a page (an error in another format): nothing is known
+        node = LexborHTMLParser(text).css_first(self.rows)
         said = " ".join(node.text(separator=" ").split()) if node is not None else ""
         return [(name, "down" if re.search(pattern, said, re.IGNORECASE) else "operational")
                 for name, pattern in self.says.items()]

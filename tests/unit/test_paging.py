@@ -86,6 +86,10 @@ def test_the_receiver_keeps_notifications_and_refuses_what_is_not_one(
     assert httpx.post(url, json={"alerts": "no"}).status_code == 400
     assert httpx.post(url, content=b"{").status_code == 400
     assert httpx.post(url.replace("/alerts", "/other"), json={}).status_code == 404
+    with socket.create_connection(("127.0.0.1", receiver.port), timeout=5) as raw:
+        raw.sendall(f"POST /alerts HTTP/1.1\r\nHost: 127.0.0.1:{receiver.port}\r\n"
+                    "Content-Length: x\r\n\r\n{}".encode())
+        assert raw.recv(200).startswith(b"HTTP/1.0 400")  # a length that is no number
     # DNS rebinding: a page from a browser that was sent elsewhere says another Host.
     rebound = httpx.post(url, json=notification("firing", ("X", "cache")),
                          headers={"Host": "attacker.example"})
