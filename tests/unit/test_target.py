@@ -181,3 +181,31 @@ def test_the_docs_worked_target_file_is_valid() -> None:
     assert shape.status.read('{"components": [{"name": "card-payments", "status": "outage"}]}') \
         == {"payments": "down"}
     assert shape.pages is not None and shape.pages.markers.banner_selector == ".incident-banner"
+
+
+def test_surfaces_are_read_as_the_target_says_and_a_wrong_one_is_refused() -> None:
+    reference = load("reference")
+    formats, missing = reference.surface_formats()
+    assert list(formats) == ["status API", "HTML status page", "banner"] and not missing
+    page = ("<html><body><table><tr id='dep-payments'><td>Card payments</td><td>down</td>"
+            "</tr><tr id='dep-database'><td>Orders</td><td>operational</td></tr></table>")
+    assert formats["HTML status page"].read(page) == {"payments": "down",
+                                                      "database": "operational"}
+    banner = "<html><body><div id='site-banner'><p>Stock checks are slower.</p></div>"
+    assert formats["banner"].read(banner)["inventory"] == "down"
+    _, basket_missing = load("basket").surface_formats()
+    assert "HTML status page" in basket_missing  # not given: not judged, never passed
+    text = load_text("reference")
+    for change, says in (
+            (("banner: \"#site-banner\"", "banner: null"),
+             "give its selector as shop.pages.banner"),
+            (("      redis: \\bcarts\\b\n", "      mail: \\bmail\\b\n"), "surfaces name mail"),
+            (("      payments: card payments\n", "      payments: card (\n"),
+             "not a regular expression")):
+        with pytest.raises(TargetError) as raised:
+            parse_target(text.replace(*change), "reference.yaml", variables={}, stack=STACK)
+        assert says in str(raised.value), (change, str(raised.value))
+
+
+def load_text(name: str) -> str:
+    return (TARGETS_DIR / f"{name}.yaml").read_text()
