@@ -79,6 +79,9 @@ def create_app() -> Flask:
     inventory_url = os.environ["BASKET_INVENTORY_URL"]
     status_file = Path(os.environ.get("BASKET_STATUS_FILE",
                                       Path(tempfile.gettempdir()) / "basket-status.json"))
+    token = os.environ.get("BASKET_SERVICE_TOKEN", "")
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
 
     # A connection the database dropped is found before use, not by a shopper.
     pool = ConnectionPool(database_url, min_size=1, max_size=16, timeout=2,
@@ -91,8 +94,15 @@ def create_app() -> Flask:
             yield conn
 
     @app.before_request
-    def _request_id() -> None:
+    def _request_id() -> Response | None:
         g.request_id = uuid.uuid4().hex[:16]
+        # Only our own loopback address and port (no DNS rebinding from a browser).
+        host, port = request.host.rpartition(":")[::2] if ":" in request.host else (
+            request.host, "80")
+        if host not in ("127.0.0.1", "localhost") or port != request.environ.get(
+                "SERVER_PORT"):
+            return problem(421, "This shop answers its loopback address only")
+        return None
 
     @app.after_request
     def _tag(response: Response) -> Response:
@@ -201,7 +211,8 @@ def create_app() -> Flask:
 
     def release(rid: str) -> None:
         with contextlib.suppress(httpx.HTTPError):  # else it expires on its own
-            httpx.post(f"{inventory_url}/v1/reservations/{rid}/release", timeout=2)
+            httpx.post(f"{inventory_url}/v1/reservations/{rid}/release", timeout=2,
+                       headers=auth, json={})
 
     @app.post("/basket/pay")
     def pay() -> Response:
@@ -232,7 +243,8 @@ def create_app() -> Flask:
         unavailable = problem(503, "We could not take your order just now", retry_after=5,
                               charged=False, cart_saved=True)
         try:
-            held = httpx.post(f"{inventory_url}/v1/reservations", timeout=2, json={
+            held = httpx.post(f"{inventory_url}/v1/reservations", timeout=2, headers=auth,
+                              json={
                 "reservation_id": rid, "ttl_seconds": 30,
                 "items": [{"sku": i["sku"], "qty": i["qty"]} for i in lines["items"]]})
         except httpx.HTTPError:
@@ -247,7 +259,7 @@ def create_app() -> Flask:
         try:
             # WEAKNESS 1: no timeout on the card gateway.
             charge = httpx.post(f"{payments_url}/v1/charges", timeout=None,
-                                headers={"Idempotency-Key": order_id}, json={
+                                headers={"Idempotency-Key": order_id, **auth}, json={
                                     "order_id": order_id, "amount_cents": lines["total_cents"],
                                     "card": body["card"], "capture": True})
         except httpx.HTTPError:
@@ -262,7 +274,8 @@ def create_app() -> Flask:
             return unavailable
         # If this fails, the audit says the paid order's stock was not committed.
         with contextlib.suppress(httpx.HTTPError):
-            httpx.post(f"{inventory_url}/v1/reservations/{rid}/commit", timeout=2)
+            httpx.post(f"{inventory_url}/v1/reservations/{rid}/commit", timeout=2,
+                       headers=auth, json={})
         set_order(order_id, "confirmed", charge_id=charge.json().get("charge_id"))
         with db() as conn:
             conn.execute("DELETE FROM basket_lines WHERE basket_id = %s", (basket_id,))

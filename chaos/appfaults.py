@@ -25,13 +25,16 @@ def settings_for(toxic: str, attributes: dict[str, int]) -> dict[str, float]:
 class AppFaultClient:
     """set / clear / sweep application faults on the services, addressed directly."""
 
-    def __init__(self, urls: dict[str, str]) -> None:
+    def __init__(self, urls: dict[str, str], tokens: dict[str, str] | None = None) -> None:
         self._urls = urls  # target -> service base URL (loopback, not through Toxiproxy)
+        self._tokens = tokens or {}  # target -> the admin's Bearer token
 
     def _call(self, target: str, method: str, path: str, json: Any = None) -> dict[str, Any]:
         url = f"{self._urls[target]}{path}"
+        token = self._tokens.get(target)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            response = httpx.request(method, url, json=json, timeout=5)
+            response = httpx.request(method, url, json=json, timeout=5, headers=headers)
         except httpx.HTTPError as exc:
             raise FaultError(f"the {target} service did not answer its fault endpoint "
                              f"({url}): {exc}") from exc

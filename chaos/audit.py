@@ -153,6 +153,9 @@ def last_answers(evidence: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return last
 
 
+READ_ONLY_SESSION = "-c default_transaction_read_only=on -c statement_timeout=30000"
+
+
 def _fetch(source: LedgerSource, params: dict[str, Any]) -> list[dict[str, Any]]:
     """One ledger's rows: an HTTP GET's JSON list under its key, or a SQL query's rows."""
     if source.http is not None:
@@ -163,9 +166,14 @@ def _fetch(source: LedgerSource, params: dict[str, Any]) -> list[dict[str, Any]]
             raise ValueError(f"{source.http} answered no list under {source.key!r}")
         return rows
     assert source.dsn is not None and source.query is not None
-    with psycopg.connect(source.dsn, connect_timeout=5, autocommit=True) as conn:
-        found: list[dict[str, Any]] = conn.cursor(row_factory=dict_row).execute(
-            source.query.encode(), params).fetchall()
+    # The query comes from a target file: untrusted. Validation let only one SELECT in;
+    # the session is read-only with a statement timeout whatever role the DSN names, and
+    # the query runs in a READ ONLY transaction, so nothing it says can write.
+    with psycopg.connect(source.dsn, connect_timeout=5, options=READ_ONLY_SESSION) as conn:
+        conn.read_only = True
+        with conn.transaction():
+            found: list[dict[str, Any]] = conn.cursor(row_factory=dict_row).execute(
+                source.query.encode(), params).fetchall()
     return found
 
 

@@ -130,6 +130,10 @@ class Load(Strict):
     # The share of journeys made through the storefront's HTML pages (the rest use the
     # JSON API); every page is judged as a shopper sees it, banner included.
     storefront_share: float = Field(default=0.34, ge=0, le=1)
+    # A shopper whose checkout never answered (the client gave up) presses "Place order"
+    # again with the same idempotency key, as people do: the retry a shop must not charge
+    # twice for.
+    retry_given_up: bool = False
 
 
 class Fault(Strict):

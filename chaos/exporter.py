@@ -12,11 +12,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
+from demo_shop.hosts import LoopbackHosts
 from loadtests.classify import CLASSES
 
 from .errors import StackError
@@ -128,6 +131,11 @@ class HarnessCollector(Collector):
         yield elapsed
 
 
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not news."""
+
+
 class Exporter(OnePerProcess):
     """The HTTP endpoint on loopback; started once per process, on first use."""
 
@@ -136,8 +144,12 @@ class Exporter(OnePerProcess):
         self.collector = HarnessCollector()
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self.collector)
-        self.server, self.thread = start_http_server(port, addr="127.0.0.1",
-                                                     registry=self.registry)
+        # Only Host: 127.0.0.1:<port> (or localhost): no DNS rebinding into the run's data.
+        self.server = make_server("127.0.0.1", port,
+                                  LoopbackHosts(make_wsgi_app(self.registry)),
+                                  ThreadingWSGIServer, handler_class=_Quiet)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
 
     def close(self) -> None:
         """Stop serving (tests; a CLI process simply exits)."""

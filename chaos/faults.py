@@ -6,6 +6,7 @@ from a killed run can be found and swept without touching anyone else's toxics.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -104,6 +105,19 @@ class FaultInjector:
         if name in proxies:
             self._call(f"removing proxy {name}", proxies[name].destroy)
 
+    def close_exposed(self) -> list[str]:
+        """Remove every proxy that listens beyond loopback (one made through the API by
+        anybody but the harness: it would open a dependency, or a simulator's admin, to
+        the network); what it removed."""
+        done = []
+        for name, proxy in self._call("listing proxies", self._server.proxies).items():
+            host = str(proxy.listen).rpartition(":")[0].strip("[]")
+            if not _LOOPBACK_LISTEN.match(host):
+                self._call(f"removing proxy {name}", proxy.destroy)
+                done.append(f"removed proxy {name}: it listened on {proxy.listen}, "
+                            "beyond loopback")
+        return done
+
     def proxy_names(self) -> dict[str, bool]:
         """Every proxy's name and whether it is enabled."""
         proxies = self._call("listing proxies", self._server.proxies)
@@ -193,6 +207,9 @@ class FaultInjector:
                 self.enable(name)
                 done.append(f"re-enabled {name}")
         return done
+
+
+_LOOPBACK_LISTEN = re.compile(r"^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|::1)$")
 
 
 def _text(exc: Exception) -> str:

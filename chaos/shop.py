@@ -4,9 +4,12 @@ with (restarting it with others, and back)."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -75,24 +78,45 @@ def profile_env(off: frozenset[str]) -> dict[str, str]:
     return {"SHOP_RESILIENCE": "on", "SHOP_SAFEGUARDS_OFF": ",".join(sorted(off))}
 
 
-class SafeguardSwitch:
-    """Run the shop with a set of safeguards off, and put back what was found."""
+# Where a safeguard switch writes what it found before it changes the shop.
+SAFEGUARD_JOURNAL = "safeguards-found.json"
 
-    def __init__(self, shop: ShopClient, restart: Callable[[dict[str, str]], None]) -> None:
+
+class SafeguardSwitch:
+    """Run the shop with a set of safeguards off, and put back what was found.
+
+    What was found is journaled to disk (`journal`) before the shop is changed and
+    removed once it is back: a harness killed in between (SIGKILL, a lost terminal) leaves
+    the journal, and the next switch restores the shop from it first, never taking the
+    killed run's 'safeguards off' for the shop's own state. `make down` removes it
+    with the shop."""
+
+    def __init__(self, shop: ShopClient, restart: Callable[[dict[str, str]], None],
+                 journal: Path | None = None) -> None:
         self._shop = shop
         self._restart = restart  # e.g. Stack.restart_shop
+        self._journal = journal
         self.found: frozenset[str] | None = None  # what to put back, when changed
 
     def ensure(self, wanted: frozenset[str]) -> dict[str, Any]:
-        """Restart the shop if it does not run with these safeguards off; what it did."""
+        """Restart the shop if it does not run with these safeguards off; what it did
+        (and what it restored first, when a killed run left its journal)."""
+        done: dict[str, Any] = {}
+        left = self.left_by_killed_run()
+        if left is not None:
+            self._restart_with(left)
+            self._forget()
+            done["restored_after_killed_run"] = sorted(left)
         found = self._shop.safeguards_off()
         if found is None:
-            return {"checked": False}  # the preflight says what is wrong with the shop
+            return {**done, "checked": False}  # the preflight says what is wrong
         if found == wanted:
-            return {"safeguards_off": sorted(wanted), "restarted": False}
+            return {**done, "safeguards_off": sorted(wanted), "restarted": False}
+        self._remember(found)
         self._restart_with(wanted)
         self.found = found
-        return {"safeguards_off": sorted(wanted), "restarted": True, "was": sorted(found)}
+        return {**done, "safeguards_off": sorted(wanted), "restarted": True,
+                "was": sorted(found)}
 
     def restore(self) -> bool:
         """Put back the safeguards found (True when a restart was needed)."""
@@ -100,7 +124,33 @@ class SafeguardSwitch:
             return False
         found, self.found = self.found, None
         self._restart_with(found)
+        self._forget()
         return True
+
+    def left_by_killed_run(self) -> frozenset[str] | None:
+        """The safeguards off before a run that was killed changed them, if one was."""
+        if self._journal is None:
+            return None
+        try:
+            data = json.loads(self._journal.read_text())
+            return frozenset(str(name) for name in data["found_off"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError, KeyError):
+            return frozenset()  # unreadable: every safeguard on, the shop's default
+
+    def _remember(self, found: frozenset[str]) -> None:
+        if self._journal is None:
+            return
+        self._journal.parent.mkdir(parents=True, exist_ok=True)
+        fresh = self._journal.with_suffix(".new")
+        fresh.write_text(json.dumps({"found_off": sorted(found), "pid": os.getpid(),
+                                     "at": time.time()}))
+        os.replace(fresh, self._journal)  # on disk before the shop is restarted
+
+    def _forget(self) -> None:
+        if self._journal is not None:
+            self._journal.unlink(missing_ok=True)
 
     def _restart_with(self, off: frozenset[str]) -> None:
         try:
@@ -112,10 +162,11 @@ class SafeguardSwitch:
 
 @contextmanager
 def shop_profile(shop: ShopClient, restart: Callable[[dict[str, str]], None],
-                 wanted: frozenset[str], restore: bool = True) -> Iterator[dict[str, Any]]:
+                 wanted: frozenset[str], restore: bool = True,
+                 journal: Path | None = None) -> Iterator[dict[str, Any]]:
     """The shop runs with `wanted` safeguards off for the block, and as found after it
     (unless `restore` is False: a stack about to be taken down)."""
-    profile = SafeguardSwitch(shop, restart)
+    profile = SafeguardSwitch(shop, restart, journal)
     done = profile.ensure(wanted)
     try:
         yield done

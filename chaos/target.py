@@ -4,9 +4,12 @@ every problem said with its path and line (as experiment files are).
 A target says where the shop is and how it is shaped (routes, how a cart is named, the
 test cards, the page markers of its brand and banner), how to read its status page, which
 Toxiproxy proxy stands for each dependency role, and where the audit reads the ledgers.
-Strings may name `${VARIABLE}`s: the environment's (a staging password), and for a target
-the harness runs on its own stack (`stack:`), that stack's ports and secrets
-(STACK_VARIABLES), so one file serves `make up`, test stacks and gate lanes alike.
+Strings may name `${VARIABLE}`s: for a target the harness runs on its own stack (`stack:`),
+that stack's ports and secrets (STACK_VARIABLES), so one file serves `make up`, test stacks
+and gate lanes alike; and from the environment, only the names the file declares under
+`secrets:` (a staging password). A target file is untrusted input: it can name no other
+environment variable, reach no address beyond loopback, and its ledger queries are single
+SELECTs that the audit runs in read-only transactions (docs/targets.md#trust).
 
 The reference shop is `targets/reference.yaml`, the default of every command.
 """
@@ -61,6 +64,38 @@ def _loopback(value: str) -> str:
         raise ValueError(f"{value!r} must be a loopback http URL such as http://127.0.0.1:8000 "
                          "(the harness only reaches loopback)")
     return value.rstrip("/")
+
+
+_LOOPBACK_HOSTS = re.compile(r"^(127\.\d+\.\d+\.\d+|localhost|::1)$")
+
+
+def _loopback_dsn(value: str) -> str:
+    """A PostgreSQL DSN whose every host is a loopback address (no socket paths, no
+    hostaddr beyond loopback, no service file that could name another)."""
+    import psycopg.conninfo
+
+    try:
+        parts = psycopg.conninfo.conninfo_to_dict(value)
+    except psycopg.ProgrammingError as exc:
+        raise ValueError(f"not a PostgreSQL DSN: {str(exc).strip()}") from None
+    hosts = [h for key in ("host", "hostaddr") for h in str(parts.get(key) or "").split(",")
+             if h]
+    if not hosts or "service" in parts or any(not _LOOPBACK_HOSTS.match(h) for h in hosts):
+        raise ValueError("the dsn must name a loopback host, such as postgresql://user:"
+                         "password@127.0.0.1:5432/shop (the harness only reaches loopback)")
+    return value
+
+
+def _one_select(value: str) -> str:
+    """A ledger query: one SELECT (a WITH ... SELECT is one), nothing else."""
+    import sqlparse
+
+    statements = [s for s in sqlparse.parse(value) if s.token_first(skip_cm=True) is not None]
+    if len(statements) != 1 or statements[0].get_type() != "SELECT":
+        kinds = ", ".join(s.get_type() for s in statements) or "nothing"
+        raise ValueError(f"a ledger query must be one SELECT (this is {kinds}): the audit "
+                         "only reads")
+    return value
 
 
 def _compiled(value: str) -> re.Pattern[str]:
@@ -334,6 +369,8 @@ class Dependency(Strict):
     proxy: str = Field(min_length=1)
     status_name: str | None = None
     fault_admin: str | None = None
+    # What the fault admin wants as `Authorization: Bearer ...` (the install's token).
+    fault_admin_token: str | None = None
 
     @field_validator("fault_admin")
     @classmethod
@@ -359,6 +396,15 @@ class Source(Strict):
                 raise ValueError("an http source needs key: the JSON list to read")
         elif not self.query:
             raise ValueError("a dsn source needs query")
+        else:
+            problems = []
+            for check, value in ((_loopback_dsn, self.dsn), (_one_select, self.query)):
+                try:
+                    check(str(value))
+                except ValueError as exc:
+                    problems.append(str(exc))
+            if problems:
+                raise ValueError("; and ".join(problems))
         return self
 
 
@@ -450,6 +496,10 @@ class Target(Strict):
     ledgers: Ledgers = Field(default_factory=Ledgers)
     # The shop can be restarted with safeguards off (the reference shop on its own stack).
     safeguards: bool = False
+    # The environment variables its ${...} may name (nothing else of the environment is
+    # read): a staging password, say. Stack variables need no declaring.
+    secrets: list[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]] = \
+        Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> Target:
@@ -589,6 +639,10 @@ _STACK_VALUES: dict[str, Callable[[StackConfig], object]] = {
     "REDIS_PASSWORD": lambda c: c.secrets.redis_password,
     "SHOP_SECRET_KEY": lambda c: c.secrets.shop_secret_key,
     "SHOP_DB_PASSWORD": lambda c: c.shop_database_password,
+    # The services' token for state-changing calls and their fault admin.
+    "SERVICE_TOKEN": lambda c: c.secrets.admin_token,
+    # The audit's read-only PostgreSQL role (cc_auditor) on this stack.
+    "AUDIT_DB_PASSWORD": lambda c: c.audit_database_password,
     "PROJECT_ROOT": lambda c: PROJECT_ROOT, "RUN_DIR": lambda c: c.run_dir,
     # Where the shop's code is taken from: the repository, or a mutant's throw-away copy.
     "CODE_ROOT": lambda c: c.code_root,
@@ -621,9 +675,11 @@ def _substitute(data: Any, variables: Mapping[str, str], path: tuple[Any, ...],
 def parse_target(text: str, source: str = "<target>",
                  variables: Mapping[str, str] | None = None,
                  stack: Mapping[str, str] | None = None) -> Target:
-    """Validate YAML text into a Target, ${...} filled from `variables` (the environment
-    by default) and, for a target with `stack:`, the stack's (`stack_variables`);
-    TargetError lists every problem with its line."""
+    """Validate YAML text into a Target, ${...} filled from the names it declares under
+    `secrets:`, taken from `variables` (the environment by default), and for a target with
+    `stack:`, from the stack's (`stack_variables`); TargetError lists every problem with
+    its line. No other variable is read: a shared target file cannot send the
+    environment anywhere."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -633,22 +689,35 @@ def parse_target(text: str, source: str = "<target>",
                           ) from None
     if not isinstance(data, dict):
         raise TargetError(source, ["the file must be a mapping of keys (name, shop, ...)"])
-    known = dict(os.environ if variables is None else variables)
+    environment = os.environ if variables is None else variables
+    listed = data.get("secrets")
+    declared = [name for name in (listed if isinstance(listed, list) else [])
+                if isinstance(name, str)]
+    known = {name: environment[name] for name in declared if name in environment}
     if data.get("stack") and stack is not None:
         known.update(stack)
     missing: list[tuple[tuple[Any, ...], str]] = []
     data = _substitute(data, known, (), missing)
     if missing:
-        stack_hint = "" if data.get("stack") else \
-            f" ({', '.join(STACK_VARIABLES)} are given only to a target with stack:)"
         raise TargetError(source, [
-            f"{'.'.join(map(str, path))}: ${{{name}}} is not set: export it{stack_hint}"
+            f"{'.'.join(map(str, path))}: ${{{name}}} "
+            + _why_unset(name, declared, bool(data.get("stack")))
             + (f" (line {line_of(text, path)})" if line_of(text, path) else "")
             for path, name in missing])
     try:
         return Target.model_validate(data)
     except ValidationError as exc:
         raise TargetError(source, problems_of(exc, text)) from None
+
+
+def _why_unset(name: str, declared: list[str], on_stack: bool) -> str:
+    if name in declared:
+        return "is not set: export it"
+    if name in STACK_VARIABLES and not on_stack:
+        return (f"is a stack variable ({', '.join(STACK_VARIABLES)} are given only to a "
+                "target with stack:)")
+    return (f"is not declared: list {name} under secrets: to take it from the environment "
+            "(a target file reads no other variable)")
 
 
 def stack_config(path: Path | str | None) -> StackConfig:

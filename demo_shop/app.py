@@ -12,6 +12,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from .config import SafeguardPolicy, check_secrets, settings_from_env
 from .health import HealthBoard
+from .hosts import LoopbackHosts, also_ports
 from .metrics import render_latest
 from .resilience import Deadline
 from .web import api, pages
@@ -71,6 +72,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     wired: Shop = app.config.get("SHOP") or build_shop(app.config)
     app.extensions["shop"] = wired
+    # Only a loopback Host of the shop's port: a page elsewhere reaching it by a name of
+    # its own (DNS rebinding) is refused before any handler runs.
+    app.wsgi_app = LoopbackHosts(app.wsgi_app, also_ports())  # type: ignore[method-assign]
 
     csrf = CSRFProtect(app)
     csrf.exempt(api.bp)  # the API takes JSON only, which a cross-site form cannot send

@@ -261,16 +261,35 @@ class _Checkout:
             raise CheckoutInProgress(existing.idempotency_key)
         self.total_cents = order.total_cents
         if existing.status is OrderStatus.FAILED:
-            # Nothing is held and nothing was charged: a fresh attempt with its own keys.
-            order.attempt += 1
-            order.reservation_id = f"{order.order_id}-{order.attempt}"
-            order.charge_id = None
-            self._reserve(order, persisted=True)
+            self._retry_failed(order)
         else:
             # payment_unknown or a stale pending: keep the attempt, so the processor's
             # idempotency key finds the charge that may exist instead of making a second one.
             self.resuming = True
         return self._pay_and_confirm(order, card)
+
+    def _retry_failed(self, order: Order) -> None:
+        """Another try at a failed order. The order failing does not prove no money moved:
+        a checkout that outlived its deadline may still have authorized, or captured, after
+        the order was given up. So the processor is asked first: a charge of the last attempt
+        that holds or took money is this try's charge (same key, no second one); only when
+        there is none (or it was voided or refunded) does a fresh attempt get its own keys.
+        A processor that cannot be asked: no try now, and no promise about the money."""
+        answered, found = self._lookup(f"{order.order_id}:{order.attempt}")
+        if not answered:
+            self._mark_failed(order)
+            raise CheckoutFailed("payments", charged=None, cart_saved=True)
+        if found is not None and found.status in ("processing", "authorized", "captured"):
+            log.warning("failed order has a charge: retried with it",
+                        extra={"ref": order.order_id, "charge": found.charge_id,
+                               "status": found.status})
+            order.reservation_id = f"{order.order_id}-{order.attempt}-{self.deps.new_id()[:8]}"
+            self.resuming = True  # as for an unknown payment: the processor's record rules
+        else:
+            order.attempt += 1
+            order.reservation_id = f"{order.order_id}-{order.attempt}"
+        order.charge_id = None
+        self._reserve(order, persisted=True)
 
     def _reserve(self, order: Order, *, persisted: bool) -> None:
         assert order.reservation_id is not None
@@ -292,6 +311,12 @@ class _Checkout:
     def _pay_and_confirm(self, order: Order, card: dict[str, Any]) -> CheckoutResult:
         deps, work = self.deps, self.work
         charge_key = f"{order.order_id}:{order.attempt}"
+        if work.expired:
+            # The steps before took the time (a dependency trickling its answers): no money
+            # has moved in this try, and none will after the shopper was told the outcome.
+            if self.resuming:
+                self._still_unknown(order, "payments")
+            self._fail(order, "inventory", charged=False)
         try:
             charge = deps.payments.authorize(
                 charge_key, order.order_id, order.total_cents, card, work
@@ -308,6 +333,12 @@ class _Checkout:
             charge = found
 
         order.charge_id = charge.charge_id
+        if charge.status != "captured" and work.expired:
+            # The hold came back too late to move the money within the deadline.
+            if not self.resuming and self._may_take_payment_later():
+                return self._take_payment_later(order, card, "payments")
+            self._void_quietly(charge.charge_id)
+            self._fail(order, "payments", charged=False)
         if charge.status != "captured":
             captured = self._capture(order, charge, charge_key)
             if captured is None:

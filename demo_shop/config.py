@@ -144,6 +144,8 @@ def _resilient_settings() -> dict[str, Any]:
         ),
         "REDIS_URL": os.environ.get("SHOP_REDIS_URL", "redis://127.0.0.1:26379/0"),
         "PAYMENTS_URL": os.environ.get("SHOP_PAYMENTS_URL", "http://127.0.0.1:18101"),
+        # The install's token for the services' state-changing calls (.run/secrets.json).
+        "SERVICE_TOKEN": os.environ.get("SHOP_SERVICE_TOKEN", ""),
         "INVENTORY_URL": os.environ.get("SHOP_INVENTORY_URL", "http://127.0.0.1:18102"),
         "CHECKOUT_DEADLINE": _env_float("SHOP_CHECKOUT_DEADLINE", 5.0),
         "TIMEOUTS": {

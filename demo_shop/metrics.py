@@ -93,6 +93,11 @@ FALLBACKS = _made(
     "Answers a fallback gave (payment_pending, cookie_cart, stock_cache), by fallback",
     ["fallback"],
 )
+RECONCILE_ERRORS = _made(
+    Counter, "shop_reconcile_errors_total",
+    "Orders the reconciliation pass could not settle and set aside for later, by error",
+    ["error"],
+)
 REVENUE_CONFIRMED = _made(
     Counter, "shop_revenue_confirmed_cents_total", "Order value confirmed to shoppers, in cents",
 )

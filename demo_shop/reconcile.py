@@ -15,6 +15,10 @@
 Every step is idempotent (the processor and inventory dedupe by key and id), and an order
 is settled under a lease (longer than a settle) with every change conditional on the
 version read: a shopper's retry or another worker can never settle the same order too.
+An order whose checkout is still going is under the checkout's lease and not touched.
+An order that cannot be settled (whatever the error) is set aside with a backoff
+(`next_attempt_at`) and counted in `shop_reconcile_errors_total`: it never holds up the
+orders behind it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 from .checkout import CheckoutDeps
 from .domain import Charge, Order, OrderStatus, StaleOrder
 from .errors import DependencyUnavailable, PaymentDeclined, ReservationClosed
+from .metrics import RECONCILE_ERRORS
 from .resilience import Deadline
 
 log = logging.getLogger(__name__)
@@ -115,18 +120,42 @@ class Reconciler:
                 if not self._orders.claim(order, Deadline(2.0)):  # type: ignore[attr-defined]
                     counts["skipped"] += 1
                     continue
-                try:
-                    counts[self._settle_order(order)] += 1
-                finally:
-                    self._end_lease(order)
+            except StaleOrder:
+                counts["skipped"] += 1
+                continue
+            except DependencyUnavailable:
+                break  # the database is down: nothing can be settled this pass
+            try:
+                counts[self._settle_order(order)] += 1
             except StaleOrder:
                 counts["skipped"] += 1  # a shopper's retry or another worker got there first
+                self._end_lease(order)
             except DependencyUnavailable as exc:
+                # Not this order's fault: the dependency is down for every order. It is not
+                # set aside (a backoff would keep it waiting after the dependency is back).
                 log.info("reconciliation waits", extra={"order_id": order.order_id,
                                                         "error": str(exc)})
                 counts["skipped"] += 1
-                break  # the dependency is still down: try again next pass
+                self._end_lease(order)
+                break  # try again next pass
+            except Exception as exc:
+                counts["skipped"] += 1
+                self._set_aside(order, exc)
+            else:
+                self._end_lease(order)
         return Reconciled(**counts)
+
+    def _set_aside(self, order: Order, exc: Exception) -> None:
+        """This order could not be settled now (a sold-out re-reserve, a closed reservation,
+        a processor's refusal): log it, count it, and let it wait its
+        backoff behind nobody — the orders after it are settled meanwhile."""
+        RECONCILE_ERRORS.labels(type(exc).__name__).inc()
+        waits = 0.0
+        with contextlib.suppress(DependencyUnavailable):  # if not, its lease ends by itself
+            waits = self._orders.set_aside(order, Deadline(1.0))  # type: ignore[attr-defined]
+        log.warning("reconciliation set an order aside",
+                    extra={"order_id": order.order_id, "status": str(order.status),
+                           "error": f"{type(exc).__name__}: {exc}", "retry_in": waits})
 
     def _end_lease(self, order: Order) -> None:
         with contextlib.suppress(DependencyUnavailable):  # if not, the lease ends by itself

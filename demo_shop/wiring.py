@@ -66,8 +66,10 @@ def build_shop(config: dict[str, Any]) -> Shop:
     pool = connect_pool(config["DATABASE_URL"], timeouts["database"])
     carts = CartStore(connect_redis(config["REDIS_URL"], timeouts["cache"]), calls)
     orders = OrdersStore(pool, timeouts["database"], calls)
-    payments = PaymentsClient(config["PAYMENTS_URL"], timeouts["payments"], calls)
-    inventory = InventoryClient(config["INVENTORY_URL"], timeouts["inventory"], calls)
+    payments = PaymentsClient(config["PAYMENTS_URL"], timeouts["payments"], calls,
+                              token=config["SERVICE_TOKEN"])
+    inventory = InventoryClient(config["INVENTORY_URL"], timeouts["inventory"], calls,
+                                token=config["SERVICE_TOKEN"])
     releases = ReleaseQueue()
     deps = CheckoutDeps(
         carts=carts, orders=orders, payments=payments, inventory=inventory,

@@ -93,6 +93,10 @@ def _options(parser: Any) -> None:
                              "(default: the reference shop's)")
     parser.add_argument("--decline-share", type=float, default=0.05, env_var="LOAD_DECLINE_SHARE",
                         help="Share of checkouts made with a card that is declined")
+    parser.add_argument("--retry-given-up", action="store_true", default=False,
+                        env_var="LOAD_RETRY_GIVEN_UP",
+                        help="A shopper whose checkout never answered presses 'Place order' "
+                             "again, with the same idempotency key")
 
 
 @events.init.add_listener
@@ -369,6 +373,10 @@ class ShopperBase(FastHttpUser):
         total = api.total_cents(shown, api.cart_total) if shown is not None else None
         return (total if total is not None else 0), at_path(shown, api.cart_ref)
 
+    def _retries_given_up(self) -> bool:
+        options = self._options()
+        return bool(options and getattr(options, "retry_given_up", False))
+
     def _card(self) -> tuple[dict[str, Any], bool]:
         options = self._options()
         share = options.decline_share if options else 0.05
@@ -377,7 +385,8 @@ class ShopperBase(FastHttpUser):
 
     def checkout(self, cart: dict[str, str], total: int | None = None,
                  cart_ref: Any = None) -> None:
-        """Check out once; on 503/429 wait as told (at most 2 s) and retry with the same key.
+        """Check out once; on 503/429 wait as told (at most 2 s) and retry with the same key
+        (and, with --retry-given-up, at once after an answer that never came).
         The body is the target's template; the answer is read where the target says."""
         card, declined = self._card()
         key = uuid.uuid4().hex
@@ -414,6 +423,8 @@ class ShopperBase(FastHttpUser):
             if response.status_code in (429, 503) and attempt == 1:
                 retry_after = _seconds((response.headers or {}).get("Retry-After", "1"))
                 gevent.sleep(min(retry_after, 2.0))
+                continue
+            if response.status_code == 0 and attempt == 1 and self._retries_given_up():
                 continue
             break
         if ordered and order_id is not None and shape.order_readable:

@@ -57,6 +57,7 @@ class LoadPlan:
     ui: bool = False
     day_minutes: float = 0.0
     storefront_share: float | None = None  # None: the locustfile's default
+    retry_given_up: bool = False  # shoppers press again after a checkout never answered
     # The shape's length when the run may go on after it (an experiment's recovery), and
     # whether the last users stay until the run time is up.
     shape_seconds: int | None = None
@@ -81,6 +82,8 @@ class LoadPlan:
             cmd += ["--day-minutes", str(self.day_minutes)]
         if self.storefront_share is not None:
             cmd += ["--storefront-share", str(self.storefront_share)]
+        if self.retry_given_up:
+            cmd += ["--retry-given-up"]
         if self.shape_seconds is not None:
             cmd += ["--shape-seconds", str(self.shape_seconds)]
         if self.hold:

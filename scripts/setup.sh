@@ -45,10 +45,21 @@ else
   arch="$(uname -m)"; case "$arch" in x86_64) arch=amd64;; aarch64|arm64) arch=arm64;; esac
   os="$(uname -s | tr '[:upper:]' '[:lower:]')"
   url="https://github.com/Shopify/toxiproxy/releases/download/${TOXIPROXY_VERSION}/toxiproxy-server-${os}-${arch}"
+  # The release binary is taken only when its SHA-256 is the one pinned here (v2.12.0's
+  # toxiproxy-server-linux-amd64); another platform or version, or a download that differs,
+  # is built from source instead, which Go checks against the module checksum database.
+  pinned=""
+  [ "${TOXIPROXY_VERSION}-${os}-${arch}" = "v2.12.0-linux-amd64" ] && \
+    pinned="556d891134a3c582dc1e1a3f7335fd55142e5965769855a00b944e13e48302fc"
   say "fetching the official Toxiproxy ${TOXIPROXY_VERSION} release binary"
-  if curl -fsSL --connect-timeout 5 --max-time 60 -o "$BIN_DIR/toxiproxy-server.part" "$url" 2>/dev/null; then
+  if [ -n "$pinned" ] && curl -fsSL --connect-timeout 5 --max-time 60 -o "$BIN_DIR/toxiproxy-server.part" "$url" 2>/dev/null \
+      && echo "$pinned  $BIN_DIR/toxiproxy-server.part" | sha256sum -c --status; then
+    say "release binary matches its pinned SHA-256"
     chmod +x "$BIN_DIR/toxiproxy-server.part" && mv "$BIN_DIR/toxiproxy-server.part" "$BIN_DIR/toxiproxy-server"
   else
+    if [ -s "$BIN_DIR/toxiproxy-server.part" ]; then
+      say "the downloaded binary's SHA-256 is not the pinned one: not used"
+    fi
     rm -f "$BIN_DIR/toxiproxy-server.part"
     GO="$(command -v go || ls /usr/local/go/bin/go 2>/dev/null || true)"
     [ -n "$GO" ] || fail "could not download Toxiproxy and Go is not installed: install Go >= 1.22 (https://go.dev/dl) or put toxiproxy-server ${TOXIPROXY_VERSION} on PATH."

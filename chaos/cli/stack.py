@@ -83,8 +83,18 @@ def down(keep_data: bool) -> None:
     """Stop every process the stack started (and only those), whichever shop it runs;
     sweep harness toxics."""
     from ..lanes import clear_leftover_lanes
+    from ..run.safety import kill_leftover_load
+    from ..shop import SAFEGUARD_JOURNAL
 
-    stopped = env_stack().down(keep_data=keep_data)
+    stack = env_stack()
+    for line in kill_leftover_load(stack.run_dir):  # a killed runner's Locust
+        console.print(f"  cleared a killed run's leftover: {line}")
+    stopped = stack.down(keep_data=keep_data)
+    journal = stack.run_dir / SAFEGUARD_JOURNAL
+    if journal.exists():  # the shop it was about is stopped: the next start has them all
+        journal.unlink()
+        console.print("  cleared a killed run's safeguard journal (the shop starts with "
+                      "every safeguard on)")
     console.print(f"[green]stack down[/] ({len(stopped)} processes stopped)")
     for line in clear_leftover_lanes(lambda message: console.print(f"  {message}")):
         console.print(f"  cleared a gate's leftover: {line}")

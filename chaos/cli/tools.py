@@ -220,7 +220,7 @@ def matrix(shop_text: str, expected: Path | None, tries: int, out: Path | None,
     from ..matrix import load_expected
     from ..run import run_lock
     from ..session import managed_stack
-    from ..shop import ShopClient, shop_profile
+    from ..shop import SAFEGUARD_JOURNAL, ShopClient, shop_profile
     from .matrix.run import EXPECTED_FILE, run, write
 
     profile = shop_option(shop_text)
@@ -229,7 +229,8 @@ def matrix(shop_text: str, expected: Path | None, tries: int, out: Path | None,
     with managed_stack(env_stack(), manage_stack, say) as stack, \
             run_lock(stack.run_dir, "matrix"):
         console.print(f"the shop: {profile.describe()}")
-        with shop_profile(ShopClient(stack.config.shop_url), stack.restart_shop, profile.off):
+        with shop_profile(ShopClient(stack.config.shop_url), stack.restart_shop, profile.off,
+                          journal=stack.run_dir / SAFEGUARD_JOURNAL):
             stack.faults.sweep()
             try:
                 result = run(stack.config.shop_url, stack.faults, wanted, profile.describe(),

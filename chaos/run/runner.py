@@ -29,7 +29,7 @@ from ..experiment import PAGING_PROBES, Experiment, Hypothesis
 from ..faults import FaultInjector
 from ..paging import PageLog, Receiver
 from ..probes import Evidence, MetricsPoller, StatusPoller, Window, WindowStats
-from ..shop import SafeguardSwitch, ShopClient
+from ..shop import SAFEGUARD_JOURNAL, SafeguardSwitch, ShopClient
 from ..stack import Stack
 from ..target import SURFACES, Target, reference_target
 from ..vocabulary import JUDGED_PHASES, STATUS_NAME
@@ -122,8 +122,10 @@ class Collaborators:
         injector = toxiproxy_of(target)
         admin = {str(role): d.fault_admin for role, d in target.dependencies.items()
                  if d.fault_admin is not None}
+        tokens = {str(role): d.fault_admin_token for role, d in target.dependencies.items()
+                  if d.fault_admin_token}
         drivers = target_drivers(injector, {r: target.proxy(r) for r in target.roles},
-                                 AppFaultClient(admin))
+                                 AppFaultClient(admin, tokens))
         shape = target.shape()
         shop = shop_of(target)
         shape_file = out_dir / "target-shape.json"
@@ -157,7 +159,8 @@ class Collaborators:
                    preflight=lambda roles: target_preflight(run_dir, target, injector, shop,
                                                             drivers, roles),
                    shop=shop,
-                   profile=SafeguardSwitch(shop, restart_shop),
+                   profile=SafeguardSwitch(shop, restart_shop,
+                                           run_dir / SAFEGUARD_JOURNAL),
                    status=StatusPoller(target.shop.base_url, status_format=shape.status),
                    start_load=start_load,
                    audit_once=audit_once, observers=tuple(observers), run_dir=run_dir,
@@ -216,7 +219,7 @@ def target_preflight(run_dir: Path, target: Target, injector: FaultInjector, sho
     stopped = kill_leftover_load(run_dir)
     version, proxies = check_target(target, roles, injector, shop)
     try:
-        swept = sweep(drivers)
+        swept = injector.close_exposed() + sweep(drivers)
     except FaultError as exc:
         raise HarnessError(str(exc)) from exc
     return {"target": target.name, "toxiproxy": version, "proxies": sorted(proxies),
@@ -294,8 +297,15 @@ class Runner:
         exp, result, step = self.experiment, self.result, self.journal.step
         with step("shop", f"the shop runs {exp.shop.describe()}") as entry:
             entry.output = self.c.profile.ensure(exp.shop.off)
+        restored = entry.output.get("restored_after_killed_run")
+        if restored is not None:
+            result.notes.append("a killed run had changed the shop's safeguards: restored "
+                                "first (" + (", ".join(restored) + " off" if restored
+                                             else "every safeguard on") + ")")
         with step("preflight", "stack, Toxiproxy, proxies, leftovers") as entry:
             entry.output = self.c.preflight(exp.targets())
+        for line in entry.output.get("swept_leftovers", []):
+            result.notes.append(f"cleared a killed run's leftover: {line}")
         try:
             self._metrics["start"] = self.c.shop.metrics()
             feed = self._start_load()
@@ -334,6 +344,7 @@ class Runner:
             LoadPlan(self.c.shop.base_url, exp.load.profile, exp.load.users,
                      exp.load.spawn_rate, int(exp.load_seconds()) + 1, exp.load.processes,
                      self.out_dir / "load", storefront_share=exp.load.storefront_share,
+                     retry_given_up=exp.load.retry_given_up,
                      shape_seconds=int(exp.planned_seconds()) + 1, hold=True,
                      workers_expect=self.c.workers_expect, master_port=self.c.master_port,
                      workers_wait=int(self.c.workers_wait) + 1))

@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -32,6 +33,7 @@ from ..faults import FaultInjector
 from ..observe import render_config
 from ..paging import render_alertmanager
 from .config import (
+    AUDIT_ROLE,
     COMPONENTS,
     LOOPBACK,
     MAILED,
@@ -65,7 +67,9 @@ class Stack:
                                    config.ready_timeout, self._progress)
         self.faults = FaultInjector(LOOPBACK, config.ports.toxiproxy)
         self.app_faults = AppFaultClient({"payments": config.payments_url,
-                                          "inventory": config.inventory_url})
+                                          "inventory": config.inventory_url},
+                                         dict.fromkeys(("payments", "inventory"),
+                                                       config.secrets.admin_token))
 
     def _save(self, procs: list[Running]) -> None:
         self._procs.save(procs, {"ports": asdict(self.config.ports),
@@ -142,7 +146,8 @@ class Stack:
                 procs.append(starters[component]())
                 self._save(procs)
         except BaseException:
-            self._procs.stop(procs)
+            # Every process spawned is recorded at once, the one whose wait failed too.
+            self._procs.stop(self._procs.load())
             self._procs.state_file.unlink(missing_ok=True)
             raise
 
@@ -153,6 +158,8 @@ class Stack:
             s.name for s in self.config.proxy_specs()))
         self.faults.ensure_proxies(self.config.proxy_specs())
         self.faults.sweep()
+        for line in self.faults.close_exposed():
+            self._progress(line)
         return running
 
     def _check_ports(self, wanted: tuple[str, ...]) -> None:
@@ -226,12 +233,31 @@ class Stack:
                     if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'shop'"
                                     ).fetchone() is None:
                         conn.execute("CREATE DATABASE shop")
+                    self._audit_role(conn)
                 return True
             except psycopg.OperationalError:
                 return False
 
         self._procs.wait(proc, ready, "accepting connections")
         return proc
+
+    def _audit_role(self, conn: Any) -> None:
+        """The role the ledger audit reads through: it can read every shop's tables
+        (pg_read_all_data) and write nothing; its sessions are read-only with a statement
+        timeout, whatever a target file's query asks. Made or brought up to date at every
+        start (a cluster from before it existed gets it too)."""
+        from psycopg import sql
+
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (AUDIT_ROLE,)
+                        ).fetchone() is None:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(AUDIT_ROLE)))
+        role = sql.Identifier(AUDIT_ROLE)
+        conn.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}"
+                             ).format(role, sql.Literal(self.config.audit_database_password)))
+        conn.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(role))
+        conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on"
+                             ).format(role))
+        conn.execute(sql.SQL("ALTER ROLE {} SET statement_timeout = '30s'").format(role))
 
     def _start_redis(self, redis_bin: str) -> Running:
         port = self.config.ports.redis
@@ -289,6 +315,9 @@ class Stack:
             # The admin endpoint for application-level faults (loopback only); the
             # services leave it out unless told.
             "SERVICE_ADMIN": "1",
+            "SERVICE_TOKEN": self.config.secrets.admin_token,
+            # Its proxy's port is a Host it answers too (Toxiproxy forwards bytes as sent).
+            "LISTEN_ALSO_PORTS": str(getattr(self.config.ports, f"proxy_{name}")),
         }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         proc = self._procs.spawn(
@@ -366,6 +395,7 @@ class Stack:
             "SHOP_VAULT_KEY": self.config.secrets.shop_vault_key,
             "SHOP_PAYMENTS_URL": f"http://{LOOPBACK}:{p.proxy_payments}",
             "SHOP_INVENTORY_URL": f"http://{LOOPBACK}:{p.proxy_inventory}",
+            "SHOP_SERVICE_TOKEN": self.config.secrets.admin_token,
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
             "SHOP_HEALTH_DIR": str(self.run_dir / "shop-health"),
             "PYTHONPATH": str(self.config.code_root),
@@ -385,6 +415,7 @@ class Stack:
                "BASKET_DATABASE_URL": self.config.database_url,
                "BASKET_PAYMENTS_URL": f"http://{LOOPBACK}:{p.proxy_payments}",
                "BASKET_INVENTORY_URL": f"http://{LOOPBACK}:{p.proxy_inventory}",
+               "BASKET_SERVICE_TOKEN": self.config.secrets.admin_token,
                "BASKET_STATUS_FILE": str(self.run_dir / "basket-status.json"),
                "PYTHONPATH": str(self.config.code_root)}
         proc = self._procs.spawn("shop", [self._gunicorn(), "-c",

@@ -16,6 +16,8 @@ from ..vocabulary import REFERENCE_TARGETS
 from .secrets import Secrets
 
 LOOPBACK = "127.0.0.1"
+# The PostgreSQL role the ledger audit connects as: reads every table, writes nothing.
+AUDIT_ROLE = "cc_auditor"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 # The reference shop's dependencies (each reached through its proxy); a target may add the
 # mail role (MAILED: the stack's SMTP sink), whose proxy and sink exist only when it does.
@@ -147,6 +149,13 @@ class StackConfig:
         """The password of a target shop's own database user (derived from this install's
         PostgreSQL password, so it is per install and needs no file of its own)."""
         return hashlib.sha256(f"shop-db:{self.secrets.postgres_password}".encode()
+                              ).hexdigest()[:32]
+
+    @property
+    def audit_database_password(self) -> str:
+        """The password of the audit's read-only role (AUDIT_ROLE), derived as the shop
+        database's is."""
+        return hashlib.sha256(f"audit-db:{self.secrets.postgres_password}".encode()
                               ).hexdigest()[:32]
 
     @property

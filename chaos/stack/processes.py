@@ -146,8 +146,22 @@ class ProcessTable:
         self._children[proc.pid] = proc
         ticks = start_ticks(proc.pid) or 0
         running = Running(name, proc.pid, port, ticks, str(log_path))
+        # Recorded now, before any readiness wait: a timeout, Ctrl-C or SIGKILL of the
+        # harness during the wait leaves a process `down` (or the next start) knows of.
+        self._record(running)
         self._progress(f"started {name} (pid {proc.pid}, port {port})")
         return running
+
+    def _record(self, running: Running) -> None:
+        """Add one process to the state file, keeping what else it holds."""
+        try:
+            raw = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            raw = {}
+        raw = raw if isinstance(raw, dict) else {}
+        known = [item for item in raw.get("processes", []) if isinstance(item, dict)]
+        extra = {k: v for k, v in raw.items() if k != "processes"}
+        self.save([*(Running(**item) for item in known), running], extra)
 
     def wait(self, proc: Running, ready: Callable[[], bool], what: str,
              timeout: float | None = None) -> None:

@@ -2,7 +2,8 @@
 by every restart, never committed (the run folder is in .gitignore).
 
 The shop signs its cookies (cart, CSRF) with one key and seals stored cards with another;
-payments keys its card fingerprints; PostgreSQL and Redis each have a generated password.
+payments keys its card fingerprints; PostgreSQL and Redis each have a generated password;
+the services' state-changing calls and fault admin take the admin token.
 No install shares a secret with another, so a cart forged or a card unsealed on one proves
 nothing about the next. `make setup` makes them (`main`); `make up` would too.
 """
@@ -31,6 +32,8 @@ class Secrets:
     payments_fingerprint_key: str  # keys payments' card fingerprints
     postgres_password: str
     redis_password: str
+    # The services' state-changing calls and fault admin take only this (Bearer).
+    admin_token: str = ""
 
     @classmethod
     def generate(cls) -> Secrets:
@@ -56,10 +59,28 @@ class Secrets:
             path.chmod(0o600)
         try:
             data = json.loads(path.read_text())
+            missing = [f.name for f in fields(cls) if f.name not in data]
+            if missing and set(missing) <= ADDED_LATER:
+                # A file from before these secrets existed: add them, keep the others.
+                data.update({name: secrets.token_urlsafe(32) for name in missing})
+                _rewrite(path, data)
             return cls(**{f.name: _secret(data, f.name) for f in fields(cls)})
         except (ValueError, TypeError, KeyError) as exc:
             raise StackError(f"{path} is damaged ({exc}): stop the stack (`make down`), "
                              "delete the file and run `make up` to make new secrets") from exc
+
+
+# Secrets added after the first installs: made and written in on first load.
+ADDED_LATER = frozenset({"admin_token"})
+
+
+def _rewrite(path: Path, data: dict[str, object]) -> None:
+    """Replace the secrets file atomically, mode 0600."""
+    fresh = path.with_suffix(".new")
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(data, out, indent=1)
+    os.replace(fresh, path)
 
 
 def _secret(data: dict[str, object], name: str) -> str:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextvars
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
+import httpcore
 import httpx
 
 from ..calls import GuardedCalls
@@ -49,18 +52,99 @@ def raise_for_server_error(dependency: str, response: httpx.Response) -> None:
         raise OutcomeUnknown(dependency, "status", f"answered {response.status_code}")
 
 
-class JsonHttp:
-    """A keep-alive httpx client whose every call is bounded by Timeouts and a Deadline."""
+# When the call in progress on this thread (or greenlet) must have its answer, by
+# time.monotonic(); None: only the per-operation timeouts apply.
+_CALL_ENDS: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "call_ends", default=None)
 
-    def __init__(self, base_url: str, timeouts: Timeouts, max_connections: int = 50) -> None:
+
+def _left(timeout: float | None) -> float | None:
+    """The timeout for one socket operation: at most what is left of the whole call.
+    httpx's own timeouts are per operation, so an answer that trickles a few bytes every
+    few hundred ms never times out; this makes the call's time the limit, not each read's."""
+    ends = _CALL_ENDS.get()
+    if ends is None:
+        return timeout
+    left = ends - time.monotonic()
+    if left <= 0:
+        raise httpcore.ReadTimeout("the call's time is up")
+    return left if timeout is None else min(timeout, left)
+
+
+class _CallBoundStream(httpcore.NetworkStream):
+    """A connection whose every read and write waits at most what is left of the call."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _left(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _left(timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _CallBoundStream(self._stream.start_tls(ssl_context, server_hostname,
+                                                       _left(timeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _CallBoundBackend(httpcore.NetworkBackend):
+    """httpcore's socket backend, each connection bound by the call's total time."""
+
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        return _CallBoundStream(self._backend.connect_tcp(
+            host, port, _left(timeout), local_address, socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None
+                            ) -> httpcore.NetworkStream:
+        return _CallBoundStream(self._backend.connect_unix_socket(
+            path, _left(timeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _call_bound_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
+    """httpx's transport over a connection pool whose sockets honour the call's total time
+    (httpx has no total timeout; httpcore takes a network backend, httpx does not pass one)."""
+    transport = httpx.HTTPTransport(limits=limits)
+    transport._pool = httpcore.ConnectionPool(
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry, network_backend=_CallBoundBackend())
+    return transport
+
+
+class JsonHttp:
+    """A keep-alive httpx client whose every call is bounded by Timeouts and a Deadline:
+    each socket operation by its timeout, the whole call (connect, send, every read of
+    the answer) by the time the deadline leaves it."""
+
+    def __init__(self, base_url: str, timeouts: Timeouts, max_connections: int = 50,
+                 token: str = "") -> None:
         self._timeouts = timeouts
+        # Idle connections are dropped after 2 s, well before the services' gunicorn
+        # closes them (10 s): reusing one the server is closing races into a reset.
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=20,
+                              keepalive_expiry=2.0)
         self._client = httpx.Client(
-            base_url=base_url,
-            # Idle connections are dropped after 2 s, well before the services' gunicorn
-            # closes them (10 s): reusing one the server is closing races into a reset.
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=20,
-                                keepalive_expiry=2.0),
-            headers={"User-Agent": "demo-shop"},
+            base_url=base_url, transport=_call_bound_transport(limits),
+            headers={"User-Agent": "demo-shop",
+                     # The services take a state-changing call only with the install's token.
+                     **({"Authorization": f"Bearer {token}"} if token else {})},
         )
 
     def request(
@@ -72,12 +156,21 @@ class JsonHttp:
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """Send one request, with connect and read timeouts capped by the deadline."""
+        """Send one request, with connect and read timeouts capped by the deadline and the
+        whole call ended when the read timeout (so capped) has passed."""
         connect, read = self._timeouts.cap(deadline)
         timeout = httpx.Timeout(read, connect=connect, pool=read)
-        return self._client.request(
-            method, path, json=json, headers=headers, params=params, timeout=timeout
-        )
+        if json is None and method in ("POST", "PUT", "PATCH"):
+            json = {}  # a state-changing call is always JSON (the services take no other)
+        if not self._timeouts.within_deadline:  # a shop without deadlines: per read only
+            return self._client.request(
+                method, path, json=json, headers=headers, params=params, timeout=timeout)
+        token = _CALL_ENDS.set(time.monotonic() + read)
+        try:
+            return self._client.request(
+                method, path, json=json, headers=headers, params=params, timeout=timeout)
+        finally:
+            _CALL_ENDS.reset(token)
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -91,8 +184,9 @@ class DependencyClient:
 
     dependency = ""
 
-    def __init__(self, base_url: str, timeouts: Timeouts, calls: GuardedCalls) -> None:
-        self._http = JsonHttp(base_url, timeouts)
+    def __init__(self, base_url: str, timeouts: Timeouts, calls: GuardedCalls,
+                 token: str = "") -> None:
+        self._http = JsonHttp(base_url, timeouts, token=token)
         self._timeouts = timeouts
         self._calls = calls
         self._translate = http_translator(self.dependency)

@@ -64,10 +64,22 @@ ALTER TABLE orders ADD COLUMN IF NOT EXISTS version integer NOT NULL DEFAULT 0;
 ALTER TABLE orders ADD COLUMN IF NOT EXISTS lease_until timestamptz;
 -- What the idempotency key was first used for (keyed digest of cart and card).
 ALTER TABLE orders ADD COLUMN IF NOT EXISTS request_digest text NOT NULL DEFAULT '';
+-- An order the reconciler could not settle waits until then (backoff), behind nobody.
+ALTER TABLE orders ADD COLUMN IF NOT EXISTS next_attempt_at timestamptz;
+ALTER TABLE orders ADD COLUMN IF NOT EXISTS reconcile_failures integer NOT NULL DEFAULT 0;
 """
 # Longer than the slowest settle (find, authorize, capture, save, commit, save: 2 s each).
 LEASE_SECONDS = 30.0
 LEASE_FREE = "(lease_until IS NULL OR lease_until < now())"
+# A checkout holds a lease on its order from the moment it writes (or retries) it until it
+# stores an outcome: the time its deadline leaves, plus this for the compensation steps it
+# may still run after it. The reconciler takes no order under a lease, so it never gives up
+# an order whose checkout is still going (and may still be charging).
+CHECKOUT_LEASE_MARGIN = 5.0
+# The longest an order the reconciler could not settle waits before the next try.
+SET_ASIDE_MOST = 300.0
+# What a save does to the lease: an outcome ends the checkout's; a pending order keeps it.
+END_LEASE_ON_OUTCOME = "lease_until = CASE WHEN %s = 'pending' THEN lease_until END"
 
 
 def translate_pg(exc: BaseException) -> DependencyUnavailable | None:
@@ -126,6 +138,11 @@ def check_idle_socket(conn: psycopg.Connection[Any]) -> None:
     if readable:
         conn.close()  # closed, the pool discards it instead of handing it out again
         raise psycopg.OperationalError("connection was closed by the server")
+
+
+def _checkout_lease(deadline: Deadline) -> float:
+    """How long a checkout holds its order: what its deadline leaves, and the margin."""
+    return deadline.remaining() + CHECKOUT_LEASE_MARGIN
 
 
 def connect_pool(dsn: str, timeouts: Timeouts, max_size: int = 10) -> ConnectionPool:
@@ -213,15 +230,17 @@ class OrdersStore:
         with self._transaction("insert_order", deadline, atomic=False) as conn:
             return conn.execute(
                 "WITH placed AS (INSERT INTO orders (order_id, idempotency_key, cart_id, "
-                "status, total_cents, attempt, reservation_id, request_digest, version) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "status, total_cents, attempt, reservation_id, request_digest, version, "
+                "lease_until) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                "now() + make_interval(secs => %s)) "
                 "ON CONFLICT (idempotency_key) DO NOTHING RETURNING order_id) "
                 "INSERT INTO order_items (order_id, sku, qty, unit_price_cents) "
                 "SELECT placed.order_id, line.sku, line.qty, line.price FROM placed, "
                 "unnest(%s::text[], %s::int[], %s::int[]) AS line(sku, qty, price)",
                 (order.order_id, order.idempotency_key, order.cart_id, order.status,
                  order.total_cents, order.attempt, order.reservation_id,
-                 order.request_digest, order.version, [line.sku for line in lines],
+                 order.request_digest, order.version, _checkout_lease(deadline),
+                 [line.sku for line in lines],
                  [line.qty for line in lines], [unit_prices[line.sku] for line in lines]),
             ).rowcount > 0  # an order has items: none written means the key was taken
 
@@ -233,11 +252,12 @@ class OrdersStore:
             changed = conn.execute(
                 "UPDATE orders SET status = %s, attempt = %s, reservation_id = %s, "
                 "charge_id = %s, stock_committed = %s, updated_at = now(), "
-                "version = version + 1, "
+                f"version = version + 1, {END_LEASE_ON_OUTCOME}, "
                 "card_sealed = CASE WHEN %s = 'payment_pending' THEN card_sealed END "
                 "WHERE order_id = %s AND version = %s",
                 (order.status, order.attempt, order.reservation_id, order.charge_id,
-                 order.stock_committed, order.status, order.order_id, order.version),
+                 order.stock_committed, order.status, order.status, order.order_id,
+                 order.version),
             ).rowcount
         self._bump(order, changed)
 
@@ -247,8 +267,8 @@ class OrdersStore:
         with self._transaction("park_order", deadline, atomic=False) as conn:
             changed = conn.execute(
                 "UPDATE orders SET status = 'payment_pending', charge_id = %s, "
-                "card_sealed = %s, updated_at = now(), version = version + 1 "
-                "WHERE order_id = %s AND version = %s",
+                "card_sealed = %s, updated_at = now(), version = version + 1, "
+                "lease_until = NULL WHERE order_id = %s AND version = %s",
                 (order.charge_id, sealed_card, order.order_id, order.version),
             ).rowcount
         self._bump(order, changed)
@@ -269,16 +289,17 @@ class OrdersStore:
     def claim_for_retry(
         self, idempotency_key: str, stale_after_seconds: float, deadline: Deadline
     ) -> Order | None:
-        """Atomically move a retryable (or stale pending) order back to pending; None if not."""
+        """Atomically move a retryable (or stale pending) order back to pending, under the
+        checkout's lease; None if not (another checkout or the reconciler holds it)."""
         with self._transaction("claim_order", deadline) as conn:
             row = conn.execute(
                 "UPDATE orders SET status = 'pending', updated_at = now(), "
-                "version = version + 1 "
+                "version = version + 1, lease_until = now() + make_interval(secs => %s) "
                 f"WHERE idempotency_key = %s AND {LEASE_FREE} "
                 "AND (status IN ('failed', 'payment_unknown') "
                 "OR (status = 'pending' AND updated_at < now() - make_interval(secs => %s))) "
                 "RETURNING order_id, status",
-                (idempotency_key, stale_after_seconds),
+                (_checkout_lease(deadline), idempotency_key, stale_after_seconds),
             ).fetchone()
             return self._load(conn, "idempotency_key", idempotency_key) if row else None
 
@@ -289,10 +310,11 @@ class OrdersStore:
         payment is to be taken later (at once: they wait for payments, not for a checkout)."""
         with self._transaction("find_unreconciled", deadline) as conn:
             ids = [r[0] for r in conn.execute(
-                "SELECT order_id FROM orders WHERE (updated_at < now() - make_interval(secs => %s)"
-                " AND (status IN ('payment_unknown', 'pending') OR (status = 'confirmed' AND "
-                "NOT stock_committed))) OR status = 'payment_pending' ORDER BY updated_at "
-                "LIMIT %s",
+                "SELECT order_id FROM orders WHERE ((updated_at < now() - "
+                "make_interval(secs => %s) AND (status IN ('payment_unknown', 'pending') OR "
+                "(status = 'confirmed' AND NOT stock_committed))) OR status = 'payment_pending')"
+                f" AND {LEASE_FREE} AND (next_attempt_at IS NULL OR next_attempt_at < now()) "
+                "ORDER BY updated_at LIMIT %s",
                 (older_than_seconds, limit))]
             return [o for i in ids if (o := self._load(conn, "order_id", i)) is not None]
 
@@ -309,6 +331,20 @@ class OrdersStore:
         if changed == 1:
             order.version += 1
         return changed == 1
+
+    def set_aside(self, order: Order, deadline: Deadline,
+                  most_seconds: float = SET_ASIDE_MOST) -> float:
+        """The reconciler could not settle this order: it waits (1 s, 2 s, 4 s, ... at most
+        most_seconds) before it is tried again, and ends the reconciler's lease, so the
+        orders behind it are settled meanwhile. The seconds it waits."""
+        with self._transaction("set_aside_order", deadline, atomic=False) as conn:
+            row = conn.execute(
+                "UPDATE orders SET reconcile_failures = reconcile_failures + 1, "
+                "next_attempt_at = now() + make_interval(secs => "
+                "least(%s, power(2, reconcile_failures))), lease_until = NULL "
+                "WHERE order_id = %s RETURNING least(%s, power(2, reconcile_failures - 1))",
+                (most_seconds, order.order_id, most_seconds)).fetchone()
+        return float(row[0]) if row else 0.0
 
     def release(self, order: Order, deadline: Deadline) -> None:
         """End a reconciler's lease on the order (it expires by itself if this fails)."""

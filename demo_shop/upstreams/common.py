@@ -20,6 +20,8 @@ from prometheus_client import (
 )
 from werkzeug.exceptions import HTTPException
 
+from ..hosts import LoopbackHosts, also_ports, token_refusal
+
 
 class SqliteStore:
     """One SQLite file, a connection per thread, writes in BEGIN IMMEDIATE transactions."""
@@ -81,8 +83,33 @@ def json_body() -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+# The largest request body a service reads (its requests are a few hundred bytes).
+MAX_BODY_BYTES = 64 * 1024
+
+
 def instrument(app: Flask, service: str) -> None:
-    """Request counts and latency per endpoint, /metrics and /healthz, problem+json errors."""
+    """Request counts and latency per endpoint, /metrics and /healthz, problem+json errors;
+    and who may call: only a loopback Host of its own port (or its proxy's, from
+    LISTEN_ALSO_PORTS), bodies up to MAX_BODY_BYTES, and every state-changing request JSON
+    with the install's SERVICE_TOKEN (a cross-site form can send neither)."""
+    app.config.setdefault("SERVICE_TOKEN", os.environ.get("SERVICE_TOKEN", ""))
+    if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default is None: no limit
+        app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.wsgi_app = LoopbackHosts(app.wsgi_app, also_ports())  # type: ignore[method-assign]
+
+    @app.before_request
+    def _who_is_calling() -> Response | None:
+        if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
+            return None
+        if (request.content_length or 0) > app.config["MAX_CONTENT_LENGTH"]:
+            return problem(413, "Request body too large",
+                           detail=f"at most {app.config['MAX_CONTENT_LENGTH']} bytes")
+        refused = token_refusal(app.config["SERVICE_TOKEN"], request.headers,
+                                request.content_type, body_expected=request.method != "DELETE")
+        if refused is None:
+            return None
+        return problem(415 if "JSON" in refused else 401, "Refused", detail=refused)
+
     registry = CollectorRegistry()
     requests_total = Counter(
         f"{service}_requests_total", f"Requests {service} answered", ["endpoint", "status"],

@@ -23,7 +23,8 @@ def charge(order_number: str, amount: Decimal, currency: str, card: dict,
             f"{settings.PAYMENTS_URL}/v1/charges",
             json={"order_id": order_number, "amount_cents": int(amount * 100),
                   "currency": currency.lower(), "card": card, "capture": True},
-            headers={"Idempotency-Key": idempotency_key},
+            headers={"Idempotency-Key": idempotency_key,
+                     "Authorization": f"Bearer {settings.PAYMENTS_TOKEN}"},
             timeout=settings.PAYMENTS_TIMEOUT_SECONDS,
         )
     except httpx.HTTPError as exc:

@@ -170,6 +170,7 @@ OSCARAPI_BLOCK_ADMIN_API_ACCESS = True
 # The card processor, reached through its proxy; how long the gateway may take.
 PAYMENTS_URL = _env("OSCAR_PAYMENTS_URL")
 PAYMENTS_TIMEOUT_SECONDS = float(_env("OSCAR_PAYMENTS_TIMEOUT", "4"))
+PAYMENTS_TOKEN = _env("OSCAR_PAYMENTS_TOKEN", "")  # the processor's API key
 
 # The shop's mail server (SMTP), reached through its proxy; Django's defaults otherwise
 # (no timeout of its own), as a deployment that sets only where the server is.

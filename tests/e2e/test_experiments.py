@@ -209,3 +209,39 @@ def test_the_gate_fails_a_fragile_shop_and_passes_the_resilient_one(
     assert resilient.returncode == 0, resilient.stdout[-3000:] + resilient.stderr
     assert failed_suites(tmp_path / "resilient" / "junit.xml") == set()
     assert_clean(stack)
+
+
+def test_sigkill_mid_safeguard_experiment_leaves_every_safeguard_on_after_the_next_start(
+        stack: Stack, tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """The runner turned a safeguard off (the shop restarted without retries) and was
+    killed -9 mid-fault: nothing of it could run. Its journal is on disk, so the next run
+    restores the shop first (it does not take 'retries off' for the shop's own state), and
+    its preflight sweeps the toxic and stops the load."""
+    from chaos.experiment import load_experiment
+    from chaos.run import Collaborators
+    from chaos.shop import SAFEGUARD_JOURNAL, ShopClient
+
+    shop = ShopClient(stack.config.shop_url)
+    proc = subprocess.Popen([*CLI, "run", str(HERE / "safeguard-long-fault.yaml"), "--out",
+                             str(tmp_path / "killed")], env=cli_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_toxic(stack)
+        assert shop.safeguards_off() == frozenset({"retries"})
+        proc.kill()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    journal = stack.config.run_dir / SAFEGUARD_JOURNAL
+    assert json.loads(journal.read_text())["found_off"] == []
+    assert harness_toxics(stack)
+    _, experiment = load_experiment(str(HERE / "short-pass.yaml"))
+    nxt = Collaborators.for_stack(stack, tmp_path / "next")
+    done = nxt.profile.ensure(experiment.shop.off)
+    assert done["restored_after_killed_run"] == []  # every safeguard on, as found
+    assert shop.safeguards_off() == frozenset() and not journal.exists()
+    assert nxt.profile.found is None  # nothing of the killed run's to 'put back' later
+    swept = nxt.preflight(experiment.targets())["swept_leftovers"]
+    assert any("stopped leftover load" in line for line in swept)
+    assert_clean(stack)

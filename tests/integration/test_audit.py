@@ -21,6 +21,7 @@ import pytest
 from chaos.audit import AuditResult, run_audit, stack_sources
 from chaos.stack import Stack
 from chaos.waiting import eventually
+from tests.conftest import service_post
 
 pytestmark = pytest.mark.integration
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
@@ -41,7 +42,7 @@ def plant_order(ledgers: Stack, status: str, *, charge_id: str | None = None,
 
 
 def charge(ledgers: Stack, order_id: str, *, capture: bool = True, amount: int = 1199) -> str:
-    response = httpx.post(f"{ledgers.config.payments_url}/v1/charges",
+    response = service_post(ledgers, f"{ledgers.config.payments_url}/v1/charges",
                           headers={"Idempotency-Key": uuid.uuid4().hex},
                           json={"order_id": order_id, "amount_cents": amount, "card": CARD,
                                 "capture": capture}, timeout=10)
@@ -49,18 +50,20 @@ def charge(ledgers: Stack, order_id: str, *, capture: bool = True, amount: int =
 
 
 def move(ledgers: Stack, charge_id: str, operation: str) -> None:
-    httpx.post(f"{ledgers.config.payments_url}/v1/charges/{charge_id}/{operation}", timeout=10)
+    service_post(ledgers, f"{ledgers.config.payments_url}/v1/charges/{charge_id}/{operation}",
+                 timeout=10)
 
 
 def reserve(ledgers: Stack, reservation_id: str, ttl: float = 900) -> None:
-    httpx.post(f"{ledgers.config.inventory_url}/v1/reservations", json={
+    service_post(ledgers, f"{ledgers.config.inventory_url}/v1/reservations", json={
         "reservation_id": reservation_id, "ttl_seconds": ttl,
         "items": [{"sku": "LAMP-001", "qty": 1}]}, timeout=10)
 
 
 def finish(ledgers: Stack, reservation_id: str, target: str) -> None:
-    httpx.post(f"{ledgers.config.inventory_url}/v1/reservations/{reservation_id}/{target}",
-               timeout=10)
+    service_post(ledgers,
+                 f"{ledgers.config.inventory_url}/v1/reservations/{reservation_id}/{target}",
+                 timeout=10)
 
 
 def audit(ledgers: Stack, since: float, evidence: list[dict[str, Any]] | None = None,
@@ -324,3 +327,34 @@ def test_a_charge_taken_now_for_an_order_made_before_the_window_is_not_an_orphan
     found = rules(audit(ledgers, since))
     assert not any(ids.get("charge_id") == captured for ids in found.get("orphan charge", []))
     assert not any(ids.get("order_id") == order_id for rule in found.values() for ids in rule)
+
+
+@pytest.mark.parametrize("role", ["auditor", "superuser"])
+def test_the_audit_cannot_write_whatever_a_target_files_query_says(
+        ledgers: Stack, role: str) -> None:
+    """A query that got past validation (one that writes inside a WITH) is refused by the
+    read-only transaction, as the stack's own auditor role and even through a superuser
+    DSN; the order it would delete is still there."""
+    from chaos.audit import _fetch
+    from chaos.target import Source
+
+    order_id = plant_order(ledgers, "failed")
+    dsn = (stack_sources(ledgers.config).orders.dsn if role == "auditor"
+           else ledgers.config.direct_database_url)
+    hostile = Source.model_construct(
+        dsn=dsn, query="WITH gone AS (DELETE FROM orders WHERE order_id = %(id)s "
+                       "RETURNING order_id) SELECT * FROM gone")
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        _fetch(hostile, {"id": order_id})
+    with psycopg.connect(ledgers.config.direct_database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM orders WHERE order_id = %s",
+                            (order_id,)).fetchone() == (1,)
+
+
+def test_the_auditor_role_reads_every_table_and_can_run_no_program(ledgers: Stack) -> None:
+    dsn = stack_sources(ledgers.config).orders.dsn
+    assert dsn is not None and "cc_auditor" in dsn
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM orders").fetchone() is not None
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("COPY (SELECT 1) TO PROGRAM 'true'")

@@ -127,6 +127,40 @@ def test_the_reconcilers_lease_keeps_a_shoppers_retry_out_until_it_ends(
     assert not orders_via_proxy.claim(order, Deadline(5))
 
 
+def test_a_checkouts_lease_keeps_the_reconciler_out_until_it_stores_an_outcome(
+        orders_via_proxy: OrdersStore) -> None:
+    order = new_order()
+    orders_via_proxy.insert_pending(order, {"LAMP-001": 1, "TOWL-001": 1}, Deadline(5))
+
+    def waiting() -> set[str]:
+        return {o.order_id for o in orders_via_proxy.needing_reconciliation(0, 1000,
+                                                                            Deadline(5))}
+
+    # Pending and old enough for the reconciler, but its checkout still holds it.
+    assert order.order_id not in waiting()
+    assert not orders_via_proxy.claim(order, Deadline(5))
+    order.transition(OrderStatus.FAILED)
+    orders_via_proxy.save(order, Deadline(5))  # an outcome: the lease ends with it
+    retried = orders_via_proxy.claim_for_retry(order.idempotency_key, 60, Deadline(5))
+    assert retried is not None  # a shopper's retry takes it at once, under its own lease
+    assert retried.order_id not in waiting()
+
+
+def test_an_order_set_aside_waits_its_backoff_behind_nobody(
+        orders_via_proxy: OrdersStore) -> None:
+    order = new_order()
+    orders_via_proxy.insert_pending(order, {"LAMP-001": 1, "TOWL-001": 1}, Deadline(5))
+    order.transition(OrderStatus.PAYMENT_UNKNOWN)
+    orders_via_proxy.save(order, Deadline(5))
+    ids = {o.order_id for o in orders_via_proxy.needing_reconciliation(0, 1000, Deadline(5))}
+    assert order.order_id in ids
+    assert orders_via_proxy.claim(order, Deadline(5))
+    assert orders_via_proxy.set_aside(order, Deadline(5)) == 1.0
+    assert orders_via_proxy.set_aside(order, Deadline(5)) == 2.0  # the backoff doubles
+    ids = {o.order_id for o in orders_via_proxy.needing_reconciliation(0, 1000, Deadline(5))}
+    assert order.order_id not in ids
+
+
 def test_racing_claims_on_the_real_store_have_one_winner(orders_via_proxy: OrdersStore) -> None:
     """Eight reconcilers and eight retries at once, each from its own read: one wins."""
     order = new_order()

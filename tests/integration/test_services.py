@@ -11,12 +11,24 @@ import pytest
 from chaos.stack import Stack
 from chaos.vocabulary import GOOD_CARD
 from chaos.waiting import eventually
+from tests.conftest import service_post
 
 pytestmark = pytest.mark.integration
+_TOKEN: list[Stack] = []
+
+
+@pytest.fixture(autouse=True)
+def _services(upstreams: Stack) -> None:
+    _TOKEN[:] = [upstreams]
+
+
+def post(url: str, **kwargs: object) -> httpx.Response:
+    """As the shop calls the services: JSON, with the install's token."""
+    return service_post(_TOKEN[0], url, **kwargs)
 
 
 def charge(base: str, key: str, order_id: str, capture: bool = True) -> httpx.Response:
-    return httpx.post(f"{base}/v1/charges", headers={"Idempotency-Key": key}, timeout=15,
+    return post(f"{base}/v1/charges", headers={"Idempotency-Key": key}, timeout=15,
                       json={"order_id": order_id, "amount_cents": 4599, "card": GOOD_CARD,
                             "capture": capture})
 
@@ -49,17 +61,17 @@ def test_authorize_capture_void_refund_state_machine(upstreams: Stack) -> None:
     held = charge(base, uuid.uuid4().hex, uuid.uuid4().hex, capture=False).json()
     assert held["status"] == "authorized"
     cid = held["charge_id"]
-    assert httpx.post(f"{base}/v1/charges/{cid}/refund").status_code == 409  # nothing captured
-    assert httpx.post(f"{base}/v1/charges/{cid}/capture").json()["status"] == "captured"
-    assert httpx.post(f"{base}/v1/charges/{cid}/capture").json()["status"] == "captured"
-    assert httpx.post(f"{base}/v1/charges/{cid}/void").status_code == 409
-    assert httpx.post(f"{base}/v1/charges/{cid}/refund").json()["status"] == "refunded"
+    assert post(f"{base}/v1/charges/{cid}/refund").status_code == 409  # nothing captured
+    assert post(f"{base}/v1/charges/{cid}/capture").json()["status"] == "captured"
+    assert post(f"{base}/v1/charges/{cid}/capture").json()["status"] == "captured"
+    assert post(f"{base}/v1/charges/{cid}/void").status_code == 409
+    assert post(f"{base}/v1/charges/{cid}/refund").json()["status"] == "refunded"
 
 
 @pytest.mark.parametrize("number,code", [("4000000000000002", "card_declined"),
                                          ("4000000000009995", "insufficient_funds")])
 def test_test_cards_decline(upstreams: Stack, number: str, code: str) -> None:
-    response = httpx.post(
+    response = post(
         f"{upstreams.config.payments_url}/v1/charges",
         headers={"Idempotency-Key": uuid.uuid4().hex},
         json={"order_id": "o", "amount_cents": 100, "card": {**GOOD_CARD, "number": number}},
@@ -74,40 +86,40 @@ def stock_of(base: str, sku: str) -> dict:
 def test_reservation_expires_and_frees_its_stock(upstreams: Stack) -> None:
     base, rid = upstreams.config.inventory_url, uuid.uuid4().hex
     before = stock_of(base, "KAYK-001")["available"]
-    made = httpx.post(f"{base}/v1/reservations", json={
+    made = post(f"{base}/v1/reservations", json={
         "reservation_id": rid, "ttl_seconds": 1, "items": [{"sku": "KAYK-001", "qty": 3}]})
     assert made.status_code == 201
     assert stock_of(base, "KAYK-001")["available"] == before - 3
     eventually(lambda: httpx.get(f"{base}/v1/reservations/{rid}").json()["state"] == "expired",
                10, "the reservation expires")
     assert stock_of(base, "KAYK-001")["available"] == before
-    late = httpx.post(f"{base}/v1/reservations/{rid}/commit")
+    late = post(f"{base}/v1/reservations/{rid}/commit")
     assert late.status_code == 409  # an expired reservation cannot become a sale
 
 
 def test_reservation_commit_takes_stock_and_never_goes_below_zero(upstreams: Stack) -> None:
     base = upstreams.config.inventory_url
     rid = uuid.uuid4().hex
-    httpx.post(f"{base}/v1/reservations", json={"reservation_id": rid,
+    post(f"{base}/v1/reservations", json={"reservation_id": rid,
                                                  "items": [{"sku": "BIKE-001", "qty": 1}]})
     on_hand = stock_of(base, "BIKE-001")["on_hand"]
-    assert httpx.post(f"{base}/v1/reservations/{rid}/commit").json()["state"] == "committed"
+    assert post(f"{base}/v1/reservations/{rid}/commit").json()["state"] == "committed"
     assert stock_of(base, "BIKE-001")["on_hand"] == on_hand - 1
-    assert httpx.post(f"{base}/v1/reservations/{rid}/release").status_code == 409
+    assert post(f"{base}/v1/reservations/{rid}/release").status_code == 409
 
     available = stock_of(base, "BIKE-001")["available"]
     everything = uuid.uuid4().hex  # hold every remaining bike, in lines of at most 99
     lines = [{"sku": "BIKE-001", "qty": min(99, available - done)}
              for done in range(0, available, 99)]
-    assert httpx.post(f"{base}/v1/reservations", timeout=30, json={
+    assert post(f"{base}/v1/reservations", timeout=30, json={
         "reservation_id": everything, "items": lines}).status_code == 201
     try:
         assert stock_of(base, "BIKE-001")["available"] == 0
-        one_more = httpx.post(f"{base}/v1/reservations", json={
+        one_more = post(f"{base}/v1/reservations", json={
             "reservation_id": uuid.uuid4().hex, "items": [{"sku": "BIKE-001", "qty": 1}]})
         assert one_more.status_code == 409 and one_more.json()["sku"] == "BIKE-001"
     finally:
-        httpx.post(f"{base}/v1/reservations/{everything}/release")
+        post(f"{base}/v1/reservations/{everything}/release")
     assert stock_of(base, "BIKE-001")["available"] == available
 
 
@@ -119,7 +131,7 @@ def test_inventory_and_ledger_survive_a_restart(tmp_path) -> None:
     first = inventory.create_app(config).test_client()
     first.post("/v1/reservations", json={"reservation_id": "r1",
                                          "items": [{"sku": "FIRE-001", "qty": 2}]})
-    first.post("/v1/reservations/r1/commit")
+    first.post("/v1/reservations/r1/commit", json={})
     restarted = inventory.create_app(config).test_client()
     stock = {i["sku"]: i for i in restarted.get("/v1/stock").get_json()["items"]}
     assert stock["FIRE-001"]["on_hand"] == 11998  # seeded 12000, not re-seeded on restart

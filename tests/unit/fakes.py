@@ -59,6 +59,7 @@ class FakeOrders:
     claimed_elsewhere: set[str] = field(default_factory=set)
     cards: dict[str, str] = field(default_factory=dict)  # order id -> sealed card
     released: list[str] = field(default_factory=list)  # reconciler leases ended
+    set_aside_ids: list[str] = field(default_factory=list)  # waiting their backoff
 
     def _maybe_fail(self, op: str) -> None:
         if op in self.fail_on:
@@ -121,9 +122,15 @@ class FakeOrders:
                                deadline: Deadline) -> list[Order]:
         self._maybe_fail("find_unreconciled")
         return [copy.deepcopy(o) for o in self.orders.values()
-                if o.status in (OrderStatus.PAYMENT_UNKNOWN, OrderStatus.PENDING,
-                                OrderStatus.PAYMENT_PENDING)
-                or (o.status is OrderStatus.CONFIRMED and not o.stock_committed)][:limit]
+                if o.order_id not in self.set_aside_ids and (
+                    o.status in (OrderStatus.PAYMENT_UNKNOWN, OrderStatus.PENDING,
+                                 OrderStatus.PAYMENT_PENDING)
+                    or (o.status is OrderStatus.CONFIRMED and not o.stock_committed))][:limit]
+
+    def set_aside(self, order: Order, deadline: Deadline) -> float:
+        self._maybe_fail("set_aside")
+        self.set_aside_ids.append(order.order_id)
+        return 1.0
 
     def claim(self, order: Order, deadline: Deadline) -> bool:
         self._maybe_fail("claim")
@@ -271,3 +278,23 @@ def fake_app(deps: Any = None) -> Any:
     board = HealthBoard()
     shop = Shop(deps, deps.orders, deps.carts, board, Periodic({}, board, 0))
     return create_app({"SHOP": shop, "TESTING": True, "SECRET_KEY": "test"})
+
+
+class FakeClock:
+    """A monotonic clock a test moves on by hand (`now`)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def checkout_deps(cart: dict[str, int]) -> Any:
+    """CheckoutDeps over fresh fakes, cart1 holding `cart`, order ids o1, o2, ..."""
+    from demo_shop.checkout import CheckoutDeps
+
+    ids = itertools.count(1)
+    return CheckoutDeps(carts=FakeCarts({"cart1": dict(cart)}), orders=FakeOrders(),
+                        payments=FakePayments(), inventory=FakeInventory(),
+                        new_id=lambda: f"o{next(ids)}")

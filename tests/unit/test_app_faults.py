@@ -84,6 +84,6 @@ def test_a_release_after_expiry_is_recorded_as_given_back(tmp_path: Path) -> Non
     assert made.status_code == 201
     eventually(lambda: client.get("/v1/reservations/r1").json["state"] == "expired", 5,
                "the hold expires", every=0.02)
-    released = client.post("/v1/reservations/r1/release")
+    released = client.post("/v1/reservations/r1/release", json={})
     assert released.status_code == 200 and released.json["state"] == "released"
-    assert client.post("/v1/reservations/r1/commit").status_code == 409
+    assert client.post("/v1/reservations/r1/commit", json={}).status_code == 409

@@ -26,7 +26,8 @@ STACK = {name: "1" for name in (
     "REDIS_PORT", "PROXY_PAYMENTS_PORT", "PROXY_INVENTORY_PORT", "PROXY_POSTGRES_PORT",
     "PROXY_REDIS_PORT", "MAIL_PORT", "SMTP_PORT", "PROXY_MAIL_PORT")} | {
         "POSTGRES_PASSWORD": "pw", "REDIS_PASSWORD": "rpw", "SHOP_SECRET_KEY": "k",
-        "SHOP_DB_PASSWORD": "dbpw", "PROJECT_ROOT": "/p", "RUN_DIR": "/r", "CODE_ROOT": "/c"}
+        "SHOP_DB_PASSWORD": "dbpw", "PROJECT_ROOT": "/p", "RUN_DIR": "/r", "CODE_ROOT": "/c",
+        "AUDIT_DB_PASSWORD": "apw", "SERVICE_TOKEN": "t"}
 OWN = """\
 name: foreign
 shop:

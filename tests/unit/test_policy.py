@@ -19,13 +19,9 @@ from demo_shop.resilience import (
     retrying,
 )
 
+from .fakes import FakeClock
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+Clock = FakeClock
 
 
 @pytest.fixture

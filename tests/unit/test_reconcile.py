@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from demo_shop.checkout import CheckoutDeps, CheckoutFailed, checkout
@@ -12,17 +10,14 @@ from demo_shop.errors import PaymentDeclined
 from demo_shop.reconcile import Reconciler, ReleaseQueue
 from demo_shop.resilience import Deadline
 
-from .fakes import FakeCarts, FakeInventory, FakeOrders, FakePayments, down, lost
+from .fakes import checkout_deps, down, lost
 
 GOOD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
 
 
 @pytest.fixture
 def deps() -> CheckoutDeps:
-    ids = itertools.count(1)
-    return CheckoutDeps(carts=FakeCarts({"cart1": {"A": 2}}), orders=FakeOrders(),
-                        payments=FakePayments(), inventory=FakeInventory(),
-                        new_id=lambda: f"o{next(ids)}")
+    return checkout_deps({"A": 2})
 
 
 def reconciler(deps: CheckoutDeps) -> Reconciler:

@@ -4,6 +4,7 @@ card data, idempotency scope, cart names, input that must never be a 500 (issue 
 from __future__ import annotations
 
 import itertools
+import json
 import stat
 from dataclasses import astuple
 from pathlib import Path
@@ -67,7 +68,21 @@ def test_secrets_are_made_once_per_install_private_and_reused(tmp_path: Path) ->
     assert stat.S_IMODE((tmp_path / "secrets.json").stat().st_mode) == 0o600
     assert Secrets.load_or_create(tmp_path) == first
     assert Secrets.load_or_create(tmp_path / "other") != first
-    assert len(set(astuple(first))) == 5  # no key does two jobs
+    assert len(set(astuple(first))) == 6  # no key does two jobs
+
+
+def test_a_secrets_file_from_before_the_admin_token_gets_one_and_keeps_the_rest(
+        tmp_path: Path) -> None:
+    first = Secrets.load_or_create(tmp_path)
+    path = tmp_path / "secrets.json"
+    old = json.loads(path.read_text())
+    del old["admin_token"]
+    path.write_text(json.dumps(old))
+    upgraded = Secrets.load_or_create(tmp_path)
+    assert upgraded.postgres_password == first.postgres_password
+    assert len(upgraded.admin_token) >= 32 and upgraded.admin_token != first.admin_token
+    assert Secrets.load_or_create(tmp_path) == upgraded  # written back, not made again
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 @pytest.mark.parametrize("secret,vault", [

