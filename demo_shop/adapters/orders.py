@@ -263,13 +263,17 @@ class OrdersStore:
 
     def park_for_payment(self, order: Order, sealed_card: str, deadline: Deadline) -> None:
         """Store the order as payment_pending with the sealed card for the capture later
-        (conditional on the version read, as every change)."""
+        (conditional on the version read, as every change) — and the attempt and the
+        reservation it holds: the reconciler takes the payment with this attempt's key, so
+        a retried order parked here must not be reconciled under the attempt before it."""
         with self._transaction("park_order", deadline, atomic=False) as conn:
             changed = conn.execute(
                 "UPDATE orders SET status = 'payment_pending', charge_id = %s, "
+                "attempt = %s, reservation_id = %s, "
                 "card_sealed = %s, updated_at = now(), version = version + 1, "
                 "lease_until = NULL WHERE order_id = %s AND version = %s",
-                (order.charge_id, sealed_card, order.order_id, order.version),
+                (order.charge_id, order.attempt, order.reservation_id, sealed_card,
+                 order.order_id, order.version),
             ).rowcount
         self._bump(order, changed)
 

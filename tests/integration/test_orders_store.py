@@ -198,3 +198,23 @@ def test_postgres_takes_only_its_generated_password(database) -> None:  # type: 
         with psycopg.connect(database.config.postgres_url(port), connect_timeout=3) as conn:
             method = conn.execute("SELECT current_setting('password_encryption')").fetchone()
             assert method == ("scram-sha-256",)
+
+
+def test_parking_a_retried_order_stores_the_attempt_and_reservation_it_holds(
+        orders_via_proxy: OrdersStore) -> None:
+    """The reconciler takes a parked order's payment with the stored attempt's key: a
+    retried order (attempt 2) parked with attempt 1 stored is charged anew under key :1
+    while attempt 2's hold stays open (found by the trickle experiments)."""
+    order = new_order()
+    orders_via_proxy.insert_pending(order, {"LAMP-001": 1, "TOWL-001": 1}, Deadline(5))
+    order.transition(OrderStatus.FAILED)
+    orders_via_proxy.save(order, Deadline(5))
+    retried = orders_via_proxy.claim_for_retry(order.idempotency_key, 60, Deadline(5))
+    assert retried is not None
+    retried.attempt, retried.reservation_id = 2, f"{retried.order_id}-2"
+    retried.charge_id = "ch_hold"
+    orders_via_proxy.park_for_payment(retried, "sealed", Deadline(5))
+    stored = orders_via_proxy.get(retried.order_id, Deadline(5))
+    assert stored is not None and stored.status is OrderStatus.PAYMENT_PENDING
+    assert (stored.attempt, stored.reservation_id, stored.charge_id) == (
+        2, f"{retried.order_id}-2", "ch_hold")

@@ -102,10 +102,14 @@ class FakeOrders:
             self.cards.pop(order.order_id, None)  # as the real store: erased once settled
 
     def park_for_payment(self, order: Order, sealed_card: str, deadline: Deadline) -> None:
+        """As the real store: status, charge, attempt and reservation are stored (the
+        order's other fields stay as they were stored)."""
         self._maybe_fail("park")
         self._bump(order)
-        stored = copy.deepcopy(order)
+        stored = copy.deepcopy(self.orders.get(order.order_id, order))
         stored.status = OrderStatus.PAYMENT_PENDING
+        stored.charge_id, stored.attempt = order.charge_id, order.attempt
+        stored.reservation_id, stored.version = order.reservation_id, order.version
         self.orders[order.order_id] = stored
         self.cards[order.order_id] = sealed_card
 

@@ -171,3 +171,35 @@ def test_a_shop_without_deadlines_waits_the_whole_trickle(trickler: str) -> None
                                                     within_deadline=False))
     assert client.request("GET", "/", Deadline(0.6)).json() == {"ok": True}
     client.close()
+
+
+def test_a_retried_order_parked_for_payment_is_paid_with_its_own_attempts_key(
+        deps: CheckoutDeps) -> None:
+    """Found by payments/inventory-trickle: a failed order retried (attempt 2) and parked
+    as payment_pending kept attempt 1 in the store, so the reconciler charged key o1:1 anew
+    and attempt 2's hold stayed open on a confirmed order."""
+    from demo_shop.vault import CardVault
+
+    deps.vault, deps.payment_pending_seconds = CardVault("test-secret"), 600
+    deps.inventory.fail_on["reserve"] = resilience.DependencyUnavailable(
+        "inventory", "refused", "")
+    with pytest.raises(CheckoutFailed):
+        checkout(deps, "cart1", "key1", GOOD, Deadline(5.0))  # o1 failed, nothing charged
+    deps.inventory.fail_on.clear()
+    deps.payments.fail_on["authorize"] = resilience.OutcomeUnknown("payments", "timeout", "")
+    real_authorize = deps.payments.authorize
+
+    def held_then_lost(*args: Any, **kwargs: Any) -> Any:
+        deps.payments.fail_on.pop("authorize")
+        real_authorize(*args, **kwargs)  # the hold is made; its answer is lost
+        raise resilience.OutcomeUnknown("payments", "timeout", "")
+
+    deps.payments.authorize = held_then_lost  # type: ignore[method-assign]
+    retried = checkout(deps, "cart1", "key1", GOOD, Deadline(5.0))
+    assert retried.order.status is OrderStatus.PAYMENT_PENDING and retried.order.attempt == 2
+    deps.payments.authorize = real_authorize  # type: ignore[method-assign]
+    assert deps.orders.orders["o1"].attempt == 2  # stored with the attempt it holds
+    Reconciler(deps, deps.orders, settle_seconds=0).run_once()
+    assert deps.orders.orders["o1"].status is OrderStatus.CONFIRMED
+    assert [(c.idempotency_key, c.status) for c in deps.payments.charges.values()] == [
+        ("o1:2", "captured")]
