@@ -73,6 +73,8 @@ def run_fuzz(faults: FaultInjector, shop_port: int, out: Path, examples: int,
     command = [str(Path(sys.executable).with_name("schemathesis")), "--config-file",
                str(CONFIG), "run", f"http://{LOOPBACK}:{port}/api/openapi.json",
                "--max-examples", str(examples), "--request-timeout", "10",
+               # The proxy forwards bytes as sent: the shop answers only its own address.
+               "--header", f"Host: {LOOPBACK}:{shop_port}",
                "--report", "junit", "--report-junit-path", str(junit), "--no-color"]
     if seed is not None:
         command += ["--seed", str(seed)]

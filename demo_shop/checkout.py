@@ -279,17 +279,28 @@ class _Checkout:
         if not answered:
             self._mark_failed(order)
             raise CheckoutFailed("payments", charged=None, cart_saved=True)
-        if found is not None and found.status in ("processing", "authorized", "captured"):
+        reused = found if found is not None and found.status in (
+            "processing", "authorized", "captured") else None
+        if reused is not None:
             log.warning("failed order has a charge: retried with it",
-                        extra={"ref": order.order_id, "charge": found.charge_id,
-                               "status": found.status})
+                        extra={"ref": order.order_id, "charge": reused.charge_id,
+                               "status": reused.status})
             order.reservation_id = f"{order.order_id}-{order.attempt}-{self.deps.new_id()[:8]}"
             self.resuming = True  # as for an unknown payment: the processor's record rules
         else:
             order.attempt += 1
             order.reservation_id = f"{order.order_id}-{order.attempt}"
         order.charge_id = None
-        self._reserve(order, persisted=True)
+        try:
+            self._reserve(order, persisted=True)
+        except (OutOfStock, CheckoutFailed):
+            if reused is not None:  # no stock for it now: the money found goes back
+                if reused.status == "captured":
+                    self._quietly(lambda d: self.deps.payments.refund(reused.charge_id, d),
+                                  "refund", order.order_id)
+                else:
+                    self._void_quietly(reused.charge_id)
+            raise
 
     def _reserve(self, order: Order, *, persisted: bool) -> None:
         assert order.reservation_id is not None

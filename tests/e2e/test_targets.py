@@ -85,9 +85,9 @@ def test_a_target_that_does_not_answer_is_refused_at_once(tmp_path: Path) -> Non
     text = BASKET.read_text().replace("stack: basket\n", "").replace(
         "${SHOP_PORT}", str(closed)).replace("${TOXIPROXY_PORT}", str(closed))
     target = tmp_path / "gone.yaml"
-    target.write_text(text.replace("${POSTGRES_PASSWORD}", "x").replace(
+    target.write_text(text.replace("${AUDIT_DB_PASSWORD}", "x").replace(
         "${POSTGRES_PORT}", "1").replace("${PAYMENTS_PORT}", "1").replace(
-        "${INVENTORY_PORT}", "1"))
+        "${INVENTORY_PORT}", "1").replace("${SERVICE_TOKEN}", "t"))
     started = time.monotonic()
     result = subprocess.run([*CLI, "gate", "--target", str(target), "--name",
                              "payments-hard-down", "--out", str(tmp_path / "out")],

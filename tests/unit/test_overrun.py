@@ -14,6 +14,7 @@ from demo_shop import reconcile, resilience
 from demo_shop.adapters.http import JsonHttp
 from demo_shop.checkout import CheckoutDeps, CheckoutFailed, checkout
 from demo_shop.domain import Charge, OrderStatus
+from demo_shop.errors import OutOfStock
 from demo_shop.reconcile import Reconciler
 from demo_shop.resilience import Deadline
 
@@ -203,3 +204,16 @@ def test_a_retried_order_parked_for_payment_is_paid_with_its_own_attempts_key(
     assert deps.orders.orders["o1"].status is OrderStatus.CONFIRMED
     assert [(c.idempotency_key, c.status) for c in deps.payments.charges.values()] == [
         ("o1:2", "captured")]
+
+
+def test_a_charge_found_on_a_retried_order_goes_back_when_the_stock_is_gone(
+        deps: CheckoutDeps) -> None:
+    checkout(deps, "cart1", "key1", GOOD, Deadline(5.0))  # o1, captured
+    order = deps.orders.orders["o1"]
+    order.status, order.stock_committed = OrderStatus.FAILED, False  # given up by mistake
+    deps.carts.carts["cart1"] = {"A": 2}
+    deps.inventory.stock["A"] = 0
+    with pytest.raises(OutOfStock):
+        checkout(deps, "cart1", "key1", GOOD, Deadline(5.0))
+    assert [c.status for c in deps.payments.charges.values()] == ["refunded"]
+    assert deps.orders.orders["o1"].status is OrderStatus.FAILED

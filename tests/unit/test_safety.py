@@ -85,3 +85,47 @@ def test_a_killed_gates_lanes_and_their_stacks_are_cleared_at_the_next_start(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_make_down_stops_a_killed_runners_load_and_clears_its_safeguard_journal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After kill -9 of a runner nothing of it ran: its Locust still runs and its safeguard
+    journal is on disk. `down` stops the one and removes the other, and says so."""
+    from chaos.shop import SAFEGUARD_JOURNAL
+
+    monkeypatch.setenv("CC_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("CC_TOXIPROXY_PORT", "9")  # no stack: nothing else to stop
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        record_process(tmp_path / "load.pid", sleeper.pid)
+        (tmp_path / SAFEGUARD_JOURNAL).write_text(json.dumps({"found_off": []}))
+        result = CliRunner().invoke(main, ["down"])
+        assert result.exit_code == 0, result.output
+        assert f"stopped leftover load (pid {sleeper.pid})" in result.output
+        assert "safeguard journal" in result.output
+        assert sleeper.wait(10) is not None  # terminated, not left to run
+        assert not (tmp_path / SAFEGUARD_JOURNAL).exists()
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+
+
+def test_a_process_is_recorded_the_moment_it_is_spawned(tmp_path: Path) -> None:
+    """Before its readiness wait: a wait that times out (or a harness killed in it) leaves
+    a process the state file names, so `down` stops it; nothing holds its port unknown."""
+    from chaos.errors import StackError
+    from chaos.stack.processes import ProcessTable, alive
+
+    (tmp_path / "logs").mkdir()
+    table = ProcessTable(tmp_path / "stack.json", tmp_path / "logs", 0.3, lambda _: None)
+    table.save([], {"shop": "reference"})
+    proc = table.spawn("slow", [sys.executable, "-c", "import time; time.sleep(60)"], 1)
+    try:
+        assert [p.pid for p in table.load()] == [proc.pid]
+        assert json.loads((tmp_path / "stack.json").read_text())["shop"] == "reference"
+        with pytest.raises(StackError, match="was not ready"):
+            table.wait(proc, lambda: False, "ready")
+        assert table.stop(table.load()) and not alive(proc)
+    finally:
+        if alive(proc):
+            table.stop([proc])
